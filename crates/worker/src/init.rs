@@ -1,0 +1,402 @@
+//! `tandem-init`: the small, single-threaded program that becomes a job.
+//!
+//! The daemon is multi-threaded, so it never forks into namespaces itself: it spawns this
+//! program (the `tandem-init` binary, or the daemon re-exec'ing itself with
+//! [`INIT_ARG`]) with the [protocol](crate::protocol) file descriptors. Two processes of it
+//! make up a job:
+//!
+//! * the **monitor**, in the daemon's PID namespace, is the worker's only child. It creates
+//!   the job's PID namespace, forks the init, and relays control bytes into signals for it.
+//!   On `K` or on EOF of the control pipe (the daemon went away) it SIGKILLs the init.
+//! * the **init** is PID 1 of the new namespace. It forks and execs the user's command,
+//!   reports exec success or the exact OS error, reaps every zombie, forwards stop signals
+//!   to the command's process group, and when the command ends it reports how and exits.
+//!   The kernel then kills everything left in the namespace (daemonized grandchildren
+//!   included) before the monitor sees the init exit, so "the monitor exited" means "no
+//!   process of the job is left".
+
+use crate::protocol::{
+    CONFIG_FD, CONTROL_FD, CONTROL_KILL, CONTROL_TERMINATE, EVENT_FD, ExitOutcome, InitConfig,
+    InitEvent,
+};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, killpg, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+use std::convert::Infallible;
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+/// First argument that makes a binary embedding the worker behave as `tandem-init`.
+pub const INIT_ARG: &str = "__tandem_init";
+
+/// `PATH` used to find the command when the job's environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Signals init handles through a signalfd instead of default dispositions.
+const HANDLED: [Signal; 5] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// Entry point of `tandem-init`. Never returns.
+pub fn main() -> ! {
+    for fd in [CONFIG_FD, EVENT_FD, CONTROL_FD] {
+        // SAFETY: only probes whether the descriptor number is open; nothing is dereferenced.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            eprintln!(
+                "tandem-init: file descriptor {fd} is not open; this program is started by the \
+                 tandem worker, not by hand"
+            );
+            std::process::exit(2);
+        }
+    }
+    // SAFETY: EVENT_FD was checked open above and nothing else in this process owns it.
+    let events = Events(unsafe { File::from_raw_fd(EVENT_FD) });
+    monitor(events)
+}
+
+/// Writes [`InitEvent`]s to the worker. Errors are ignored: if the worker is gone, the
+/// control pipe's EOF kills the job anyway.
+struct Events(File);
+
+impl Events {
+    fn send(&mut self, event: &InitEvent) {
+        if let Ok(mut line) = serde_json::to_vec(event) {
+            line.push(b'\n');
+            let _ = self.0.write_all(&line);
+        }
+    }
+
+    fn fail(&mut self, step: impl Into<String>, errno: Errno) -> ! {
+        self.send(&InitEvent::Failed {
+            step: step.into(),
+            errno: errno as i32,
+        });
+        std::process::exit(1)
+    }
+}
+
+fn monitor(mut events: Events) -> ! {
+    for fd in [EVENT_FD, CONTROL_FD] {
+        if let Err(e) = set_cloexec(fd) {
+            events.fail("set close-on-exec on init's descriptors", e);
+        }
+    }
+    let config = match read_config() {
+        Ok(config) => config,
+        Err(e) => events.fail(format!("read init config: {e}"), Errno::EINVAL),
+    };
+    // SAFETY: CONTROL_FD was checked open in main() and is owned by nobody else here.
+    let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+
+    let mut mask = SigSet::empty();
+    for sig in HANDLED {
+        mask.add(sig);
+    }
+    if let Err(e) = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None) {
+        events.fail("block signals", e);
+    }
+    let signals = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+    {
+        Ok(s) => s,
+        Err(e) => events.fail("create signalfd", e),
+    };
+
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+        let hint = if e == Errno::EPERM {
+            " (needs CAP_SYS_ADMIN: run the daemon as root)"
+        } else {
+            ""
+        };
+        events.fail(format!("create PID namespace{hint}"), e);
+    }
+
+    // SAFETY: this process is single-threaded (tandem-init never starts threads), so the
+    // child may run arbitrary code after fork.
+    match unsafe { fork() } {
+        Err(e) => events.fail("fork init", e),
+        Ok(ForkResult::Child) => {
+            drop(signals);
+            drop(control);
+            init(config, events, mask)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(events);
+            let _ = redirect_stdio_to_null();
+            monitor_loop(child, signals, control)
+        }
+    }
+}
+
+/// Relays control bytes and signals to the init until it has exited.
+fn monitor_loop(init: Pid, signals: SignalFd, control: OwnedFd) -> ! {
+    let mut control = Some(File::from(control));
+    loop {
+        let (sig_ready, ctl_ready) = {
+            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            if let Some(c) = &control {
+                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(Errno::EINTR) => continue,
+                Err(_) => (true, true),
+                Ok(_) => (ready(&fds[0]), fds.get(1).is_some_and(ready)),
+            }
+        };
+        if sig_ready {
+            while let Ok(Some(info)) = signals.read_signal() {
+                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                    continue;
+                };
+                if sig != Signal::SIGCHLD {
+                    let _ = kill(init, sig);
+                }
+            }
+            match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+                _ => std::process::exit(0),
+            }
+        }
+        if ctl_ready && let Some(c) = control.as_mut() {
+            let mut byte = [0u8; 1];
+            match c.read(&mut byte) {
+                Ok(1) if byte[0] == CONTROL_TERMINATE => {
+                    let _ = kill(init, Signal::SIGTERM);
+                }
+                Ok(1) if byte[0] != CONTROL_KILL => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // CONTROL_KILL, EOF (the worker is gone) or a broken pipe: kill the job.
+                _ => {
+                    let _ = kill(init, Signal::SIGKILL);
+                    control = None;
+                }
+            }
+        }
+    }
+}
+
+/// PID 1 of the job's namespace.
+fn init(config: InitConfig, mut events: Events, mask: SigSet) -> ! {
+    // If the monitor dies (only a SIGKILL can do that) the job must die with it. The
+    // monitor cannot have died before this line without the worker having killed it, in
+    // which case the worker also tears down the job by other means.
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        events.fail("set parent-death signal", e);
+    }
+    let signals = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+    {
+        Ok(s) => s,
+        Err(e) => events.fail("create signalfd", e),
+    };
+
+    let (err_read, err_write) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => events.fail("create exec status pipe", e),
+    };
+    // SAFETY: single-threaded process (see monitor()).
+    let main = match unsafe { fork() } {
+        Err(e) => events.fail("fork command", e),
+        Ok(ForkResult::Child) => {
+            drop(err_read);
+            drop(signals);
+            drop(events);
+            exec_command(&config, err_write)
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    drop(err_write);
+    let mut report = Vec::new();
+    let _ = File::from(err_read).read_to_end(&mut report);
+    if !report.is_empty() {
+        // The child wrote "<errno> <step>" and _exit'ed; reap it before reporting.
+        let _ = waitpid(main, None);
+        let text = String::from_utf8_lossy(&report);
+        let (errno, step) = text.split_once(' ').unwrap_or(("0", "start command"));
+        let errno = Errno::from_raw(errno.parse().unwrap_or(0));
+        events.fail(step.to_string(), errno);
+    }
+    events.send(&InitEvent::Running);
+    let _ = redirect_stdio_to_null();
+
+    let mut stop_delivered = false;
+    loop {
+        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => events.fail("poll signalfd", e),
+        }
+        let mut forward = Vec::new();
+        while let Ok(Some(info)) = signals.read_signal() {
+            // ssi_pid is 0 for senders outside this PID namespace: only the monitor may stop
+            // the job; processes of the job cannot signal their init.
+            if info.ssi_signo != Signal::SIGCHLD as u32
+                && info.ssi_pid == 0
+                && let Ok(sig) = Signal::try_from(info.ssi_signo as i32)
+            {
+                forward.push(sig);
+            }
+        }
+        // Reap before forwarding, so that a command which already exited on its own is
+        // reported as a natural exit even when a stop races it.
+        if let Some(outcome) = reap(main) {
+            events.send(&InitEvent::Exited {
+                outcome,
+                stop_delivered,
+            });
+            // Exiting as PID 1 makes the kernel SIGKILL every other process of the job.
+            std::process::exit(0);
+        }
+        for sig in forward {
+            if sig == Signal::SIGTERM {
+                if config.pty {
+                    // What a terminal hang-up would do: interactive shells ignore SIGTERM
+                    // but honour SIGHUP.
+                    let _ = killpg(main, Signal::SIGHUP);
+                }
+                stop_delivered = true;
+            }
+            let _ = killpg(main, sig);
+        }
+    }
+}
+
+/// Reaps every exited child; returns how `main` ended if it was among them.
+fn reap(main: Pid) -> Option<ExitOutcome> {
+    let mut outcome = None;
+    loop {
+        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == main => {
+                outcome = Some(ExitOutcome::Code(code))
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == main => {
+                outcome = Some(ExitOutcome::Signal(sig as i32))
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return outcome,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Runs in the forked child: becomes the user's command or reports why it could not.
+fn exec_command(config: &InitConfig, err_write: OwnedFd) -> ! {
+    let (step, errno) = match prepare_and_exec(config) {
+        Err(failure) => failure,
+        Ok(never) => match never {},
+    };
+    let mut pipe = File::from(err_write);
+    let _ = write!(pipe, "{} {}", errno as i32, step);
+    // SAFETY: _exit is always safe; it skips atexit handlers that belong to the parent.
+    unsafe { libc::_exit(127) }
+}
+
+fn prepare_and_exec(config: &InitConfig) -> Result<Infallible, (String, Errno)> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| ("unblock signals".to_string(), e))?;
+    for sig in Signal::iterator() {
+        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+            // SAFETY: installs the default disposition, which has no handler code to be
+            // unsafe about. Ignored signals would otherwise stay ignored across exec.
+            let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+        }
+    }
+    nix::unistd::setsid().map_err(|e| ("create session".to_string(), e))?;
+    if config.pty {
+        // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal), fd 0 is the slave.
+        let rc = unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+        if rc == -1 {
+            return Err(("set controlling terminal".to_string(), Errno::last()));
+        }
+    }
+    let cwd = config.cwd.as_deref().unwrap_or("/".as_ref());
+    nix::unistd::chdir(cwd).map_err(|e| (format!("change directory to {}", cwd.display()), e))?;
+
+    let cstring = |s: &str| CString::new(s).map_err(|_| (format!("argument {s:?}"), Errno::EINVAL));
+    let argv = config
+        .argv
+        .iter()
+        .map(|a| cstring(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = config
+        .env
+        .iter()
+        .map(|(k, v)| cstring(&format!("{k}={v}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let program = config.argv.first().map(String::as_str).unwrap_or_default();
+    let step = format!("exec {program}");
+    if program.contains('/') {
+        let path = cstring(program)?;
+        let Err(err) = nix::unistd::execve(&path, &argv, &env);
+        return Err((step, err));
+    }
+    let path_var = config
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
+    // execvpe(3) semantics: ENOENT/ENOTDIR mean "try the next directory"; EACCES is
+    // remembered; anything else is final.
+    let mut saw_eacces = false;
+    for dir in path_var.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = cstring(&format!("{dir}/{program}"))?;
+        let Err(err) = nix::unistd::execve(&candidate, &argv, &env);
+        match err {
+            Errno::ENOENT | Errno::ENOTDIR | Errno::ESTALE | Errno::ENODEV | Errno::ETIMEDOUT => {}
+            Errno::EACCES => saw_eacces = true,
+            other => return Err((step, other)),
+        }
+    }
+    let errno = if saw_eacces {
+        Errno::EACCES
+    } else {
+        Errno::ENOENT
+    };
+    Err((format!("{step} (searched PATH={path_var})"), errno))
+}
+
+fn read_config() -> std::io::Result<InitConfig> {
+    // SAFETY: CONFIG_FD was checked open in main() and nothing else owns it; the File
+    // closes it when dropped.
+    let mut file = unsafe { File::from_raw_fd(CONFIG_FD) };
+    let mut text = Vec::new();
+    file.read_to_end(&mut text)?;
+    serde_json::from_slice(&text).map_err(std::io::Error::other)
+}
+
+fn set_cloexec(fd: i32) -> Result<(), Errno> {
+    // SAFETY: fd was checked open by main() and outlives this call.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(drop)
+}
+
+fn ready(fd: &PollFd<'_>) -> bool {
+    fd.revents().is_some_and(|r| !r.is_empty())
+}
+
+/// Points stdin, stdout and stderr at /dev/null so this process no longer holds the
+/// job's output pipe or terminal open (readers see EOF when the command's side closes).
+fn redirect_stdio_to_null() -> std::io::Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(OsStr::from_bytes(b"/dev/null"))?;
+    for target in 0..3 {
+        // SAFETY: dup2 onto 0..2 replaces this process's stdio atomically; `null` stays
+        // valid for the duration of the call.
+        if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), target) } == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

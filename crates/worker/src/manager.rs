@@ -1,0 +1,627 @@
+//! [`JobManager`]: starts jobs through `tandem-init`, supervises them, and hands out their
+//! status and output.
+//!
+//! Per job there are three tasks, all owned by the job's supervisor:
+//! * the **supervisor** owns the monitor process (the only waiter on it), turns stop
+//!   requests into control bytes with a grace timer, and computes the final state;
+//! * the **output pump** copies the pipe or PTY master into the output log;
+//! * the **event reader** parses init's event lines.
+//!
+//! `start` runs in its own task, so a caller that gives up half-way (a dropped future)
+//! never leaves a half-started job behind.
+
+use crate::error::JobError;
+use crate::output_log::{self, CHUNK, DEFAULT_OUTPUT_CAP, LogWriter, OutputLog, OutputReader};
+use crate::protocol::{
+    CONTROL_KILL, CONTROL_TERMINATE, ExitOutcome, InitConfig, InitEvent, MAX_EVENT_LINE,
+};
+use crate::pty::PtyMaster;
+use crate::spec::{JobId, JobSpec, PtySize, check_size};
+use crate::status::{JobInfo, JobState, JobStatus};
+use crate::sys::{self, InitFds};
+use nix::fcntl::OFlag;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::pipe;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Default grace period between SIGTERM and SIGKILL when stopping a job.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long after the job's last process is gone the output pump may still drain. The
+/// PID namespace guarantees no process holds the output open by then; this bound only
+/// protects readers from a bug.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long to wait for the monitor after asking it to kill the job before SIGKILLing it
+/// directly.
+const KILL_FALLBACK: Duration = Duration::from_secs(5);
+
+/// How to run `tandem-init`.
+#[derive(Debug, Clone)]
+pub struct InitProgram {
+    /// Executable path.
+    pub program: PathBuf,
+    /// Arguments placed before nothing else (e.g. [`INIT_ARG`](crate::INIT_ARG) for a
+    /// daemon that re-executes itself).
+    pub args: Vec<OsString>,
+}
+
+impl InitProgram {
+    /// The standalone `tandem-init` binary at `path`.
+    pub fn binary(path: impl Into<PathBuf>) -> Self {
+        Self {
+            program: path.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// The running executable again, with [`INIT_ARG`](crate::INIT_ARG): for binaries
+    /// that call [`init::main`](crate::init::main) when they see that argument first.
+    pub fn reexec_self() -> Self {
+        Self {
+            program: PathBuf::from("/proc/self/exe"),
+            args: vec![crate::init::INIT_ARG.into()],
+        }
+    }
+}
+
+/// Settings of a [`JobManager`].
+#[derive(Debug, Clone)]
+pub struct JobManagerConfig {
+    /// Directory holding `jobs/<id>/output.log`; created if missing (mode 0700).
+    pub state_dir: PathBuf,
+    /// How to start `tandem-init`.
+    pub init: InitProgram,
+    /// Maximum bytes of output stored per job.
+    pub output_cap: u64,
+    /// How long `start` waits for init to report that the command runs.
+    pub start_timeout: Duration,
+}
+
+impl JobManagerConfig {
+    /// Defaults: 64 MiB output cap, 30 s start timeout.
+    pub fn new(state_dir: impl Into<PathBuf>, init: InitProgram) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            init,
+            output_cap: DEFAULT_OUTPUT_CAP,
+            start_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Runs and tracks jobs. Cheap to clone; all clones share the same jobs.
+#[derive(Debug, Clone)]
+pub struct JobManager {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Settings given at construction.
+    config: JobManagerConfig,
+    /// `state_dir/jobs`.
+    jobs_dir: PathBuf,
+    /// Every job by id. A std lock: held only for map lookups, never across `.await`.
+    jobs: RwLock<HashMap<JobId, Arc<Job>>>,
+}
+
+#[derive(Debug)]
+struct Job {
+    /// Its id.
+    id: JobId,
+    /// What it runs.
+    spec: Arc<JobSpec>,
+    /// Status as last set by `start` or the supervisor (output counters come from `log`).
+    status: watch::Sender<JobStatus>,
+    /// The output log readers are created from.
+    log: OutputLog,
+    /// The terminal, for PTY jobs.
+    pty: Option<Arc<PtyMaster>>,
+    /// Requests to the supervisor.
+    commands: mpsc::Sender<Command>,
+    /// The supervisor task; taken by `shutdown` to await it.
+    supervisor: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+enum Command {
+    Stop { grace: Duration },
+}
+
+impl JobManager {
+    /// Creates a manager keeping its files under `config.state_dir`.
+    pub fn new(config: JobManagerConfig) -> Result<Self, JobError> {
+        let jobs_dir = config.state_dir.join("jobs");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&jobs_dir)
+            .map_err(JobError::io(format!(
+                "create state directory {}",
+                jobs_dir.display()
+            )))?;
+        if !config.init.program.exists() {
+            return Err(JobError::Io {
+                context: format!("init program {}", config.init.program.display()),
+                error: io::Error::from(io::ErrorKind::NotFound),
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                jobs_dir,
+                jobs: RwLock::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Starts a job and returns its id once the command is running. If the command cannot
+    /// be exec'd (no such file, permission denied, bad working directory…) this returns
+    /// [`JobError::Start`] with the OS error and leaves nothing behind.
+    pub async fn start(&self, spec: JobSpec) -> Result<JobId, JobError> {
+        spec.validate().map_err(JobError::InvalidSpec)?;
+        let manager = self.clone();
+        // A task of its own: completes even if the caller stops polling.
+        tokio::spawn(async move { manager.launch(spec).await })
+            .await
+            .map_err(|e| JobError::Io {
+                context: "start task".into(),
+                error: io::Error::other(e),
+            })?
+    }
+
+    /// Asks a job to stop: SIGTERM to its process group (SIGHUP first on a terminal),
+    /// then, if it is still alive after `grace`, SIGKILL to every process of the job.
+    /// Returns the final status. Idempotent: stopping a stopping job keeps the earlier
+    /// deadline if it is sooner; stopping an ended job returns its status.
+    pub async fn stop(&self, id: JobId, grace: Duration) -> Result<JobStatus, JobError> {
+        let job = self.get(id)?;
+        // Fails only when the supervisor has finished, i.e. the job already ended.
+        let _ = job.commands.send(Command::Stop { grace }).await;
+        Ok(job.wait().await)
+    }
+
+    /// Current status of a job.
+    pub fn status(&self, id: JobId) -> Result<JobStatus, JobError> {
+        Ok(self.get(id)?.snapshot())
+    }
+
+    /// Spec and status of a job.
+    pub fn info(&self, id: JobId) -> Result<JobInfo, JobError> {
+        Ok(self.get(id)?.info())
+    }
+
+    /// Every job, oldest first.
+    pub fn list(&self) -> Vec<JobInfo> {
+        let jobs: Vec<Arc<Job>> = self.read_jobs().values().cloned().collect();
+        let mut infos: Vec<JobInfo> = jobs.iter().map(|j| j.info()).collect();
+        infos.sort_by_key(|i| i.status.created_at);
+        infos
+    }
+
+    /// A reader of the job's output from the first byte, following it live.
+    pub fn output(&self, id: JobId) -> Result<OutputReader, JobError> {
+        self.output_from(id, 0)
+    }
+
+    /// A reader of the job's output from byte `offset`.
+    pub fn output_from(&self, id: JobId, offset: u64) -> Result<OutputReader, JobError> {
+        Ok(self.get(id)?.log.reader(offset))
+    }
+
+    /// Waits until the job has ended; returns its final status.
+    pub async fn wait(&self, id: JobId) -> Result<JobStatus, JobError> {
+        Ok(self.get(id)?.wait().await)
+    }
+
+    /// Writes bytes to a PTY job's terminal, as if typed.
+    pub async fn write_input(&self, id: JobId, data: &[u8]) -> Result<(), JobError> {
+        let job = self.get(id)?;
+        let pty = job.pty.as_ref().ok_or(JobError::NoTerminal(id))?;
+        let mut ended = job.status.subscribe();
+        tokio::select! {
+            res = pty.write_all(data) => res.map_err(JobError::io("write to terminal")),
+            _ = ended.wait_for(|s| s.state.is_finished()) => Err(JobError::Ended(id)),
+        }
+    }
+
+    /// Resizes a PTY job's terminal (the job gets SIGWINCH).
+    pub fn resize(&self, id: JobId, size: PtySize) -> Result<(), JobError> {
+        check_size(size).map_err(JobError::InvalidSize)?;
+        let job = self.get(id)?;
+        let pty = job.pty.as_ref().ok_or(JobError::NoTerminal(id))?;
+        if job.status.borrow().state.is_finished() {
+            return Err(JobError::Ended(id));
+        }
+        pty.resize(size).map_err(JobError::io("resize terminal"))
+    }
+
+    /// Stops every job that is still running (each with `grace`) and waits for all
+    /// supervisors to finish.
+    pub async fn shutdown(&self, grace: Duration) {
+        let jobs: Vec<Arc<Job>> = self.read_jobs().values().cloned().collect();
+        let mut stops = tokio::task::JoinSet::new();
+        for job in jobs {
+            stops.spawn(async move {
+                let _ = job.commands.send(Command::Stop { grace }).await;
+                let handle = job.supervisor.lock().ok().and_then(|mut h| h.take());
+                if let Some(handle) = handle {
+                    let _ = handle.await;
+                }
+            });
+        }
+        while stops.join_next().await.is_some() {}
+    }
+
+    fn get(&self, id: JobId) -> Result<Arc<Job>, JobError> {
+        self.read_jobs()
+            .get(&id)
+            .cloned()
+            .ok_or(JobError::NotFound(id))
+    }
+
+    fn read_jobs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<JobId, Arc<Job>>> {
+        // A poisoned lock only means another thread panicked while holding it; the map
+        // itself is always consistent (single insert/remove operations).
+        self.inner
+            .jobs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_jobs(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<JobId, Arc<Job>>> {
+        self.inner
+            .jobs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn launch(self, spec: JobSpec) -> Result<JobId, JobError> {
+        let id = JobId::new_random();
+        let dir = self.inner.jobs_dir.join(id.to_string());
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(JobError::io(format!("create job directory {}", dir.display())))?;
+        match self.launch_in(id, spec, &dir).await {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                self.write_jobs().remove(&id);
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    async fn launch_in(&self, id: JobId, spec: JobSpec, dir: &Path) -> Result<(), JobError> {
+        let config = &self.inner.config;
+        let (writer, log) = output_log::create(&dir.join("output.log"), config.output_cap)
+            .map_err(JobError::io("create output log"))?;
+
+        let init_config = InitConfig {
+            argv: std::iter::once(spec.command.clone())
+                .chain(spec.args.iter().cloned())
+                .collect(),
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            cwd: spec.cwd.clone(),
+            pty: spec.pty.is_some(),
+        };
+
+        let (stdio, source, pty) = match spec.pty {
+            Some(size) => {
+                let (master, slave) =
+                    PtyMaster::open(size).map_err(JobError::io("open terminal"))?;
+                let master = Arc::new(master);
+                let stdio = [
+                    dup(&slave)?.into(),
+                    dup(&slave)?.into(),
+                    Stdio::from(slave),
+                ];
+                (stdio, Source::Pty(Arc::clone(&master)), Some(master))
+            }
+            None => {
+                let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                    .map_err(|e| JobError::io("create output pipe")(e.into()))?;
+                let stdio = [Stdio::null(), dup(&write)?.into(), Stdio::from(write)];
+                let read =
+                    pipe::Receiver::from_owned_fd(read).map_err(JobError::io("output pipe"))?;
+                (stdio, Source::Pipe(read), None)
+            }
+        };
+
+        let (events_read, events_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+            .map_err(|e| JobError::io("create event pipe")(e.into()))?;
+        let (control_read, control_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+            .map_err(|e| JobError::io("create control pipe")(e.into()))?;
+        let config_json = serde_json::to_vec(&init_config)
+            .map_err(|e| JobError::io("encode init config")(io::Error::other(e)))?;
+        let config_fd = sys::memfd_with("tandem-init-config", &config_json)
+            .map_err(JobError::io("create init config memfd"))?;
+
+        let (commands, command_rx) = mpsc::channel(8);
+        let job = Arc::new(Job {
+            id,
+            spec: Arc::new(spec),
+            status: watch::Sender::new(JobStatus::new(SystemTime::now())),
+            log,
+            pty,
+            commands,
+            supervisor: std::sync::Mutex::new(None),
+        });
+        self.write_jobs().insert(id, Arc::clone(&job));
+
+        let [stdin, stdout, stderr] = stdio;
+        let mut cmd = tokio::process::Command::new(&config.init.program);
+        cmd.args(&config.init.args)
+            .env_clear()
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr)
+            .kill_on_drop(true);
+        let init_fds = InitFds::new(&config_fd, &events_write, &control_read)
+            .map_err(JobError::io("prepare init descriptors"))?;
+        init_fds.install(&mut cmd);
+        let spawned = cmd.spawn();
+        // Close the daemon's copies right away: the slave / pipe write end (held by `cmd`)
+        // must only be open in the job, or readers would never see EOF.
+        drop(cmd);
+        drop((init_fds, config_fd, events_write, control_read));
+        let mut child = spawned.map_err(JobError::io(format!(
+            "spawn init program {}",
+            config.init.program.display()
+        )))?;
+
+        let pump = tokio::spawn(pump_output(source, writer));
+        let control = pipe::Sender::from_owned_fd(control_write)
+            .map_err(JobError::io("control pipe"))?;
+        let events_read =
+            pipe::Receiver::from_owned_fd(events_read).map_err(JobError::io("event pipe"))?;
+        let (event_tx, mut events) = mpsc::channel(4);
+        let event_reader = tokio::spawn(read_events(events_read, event_tx));
+
+        let failure = match tokio::time::timeout(config.start_timeout, events.recv()).await {
+            Ok(Some(InitEvent::Running)) => None,
+            Ok(Some(InitEvent::Failed { step, errno })) => Some(JobError::Start {
+                step,
+                error: io::Error::from_raw_os_error(errno),
+            }),
+            Ok(Some(other)) => Some(JobError::Start {
+                step: format!("init reported {other:?} before the command started"),
+                error: io::Error::from(io::ErrorKind::InvalidData),
+            }),
+            Ok(None) => Some(JobError::Start {
+                step: "init exited before the command started".into(),
+                error: io::Error::from(io::ErrorKind::UnexpectedEof),
+            }),
+            Err(_) => Some(JobError::Start {
+                step: format!(
+                    "init did not report within {:?}",
+                    config.start_timeout
+                ),
+                error: io::Error::from(io::ErrorKind::TimedOut),
+            }),
+        };
+        if let Some(error) = failure {
+            // Init exits by itself after a failure; the kill covers the timeout case.
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            drop(control);
+            let _ = event_reader.await;
+            let _ = tokio::time::timeout(DRAIN_LIMIT, pump).await;
+            return Err(error);
+        }
+        job.status.send_modify(|s| {
+            s.state = JobState::Running;
+            s.started_at = Some(SystemTime::now());
+        });
+        let supervisor = tokio::spawn(supervise(
+            Arc::clone(&job),
+            Supervised {
+                child,
+                events,
+                event_reader,
+                control,
+                commands: command_rx,
+                pump,
+            },
+        ));
+        if let Ok(mut slot) = job.supervisor.lock() {
+            *slot = Some(supervisor);
+        }
+        Ok(())
+    }
+}
+
+impl Job {
+    fn snapshot(&self) -> JobStatus {
+        let mut status = self.status.borrow().clone();
+        let log = self.log.state();
+        status.output_bytes = log.len;
+        status.output_dropped_bytes = log.dropped;
+        status
+    }
+
+    fn info(&self) -> JobInfo {
+        JobInfo {
+            id: self.id,
+            spec: Arc::clone(&self.spec),
+            status: self.snapshot(),
+        }
+    }
+
+    async fn wait(&self) -> JobStatus {
+        let mut rx = self.status.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|s| s.state.is_finished()).await;
+        self.snapshot()
+    }
+}
+
+fn dup(fd: &std::os::fd::OwnedFd) -> Result<std::os::fd::OwnedFd, JobError> {
+    fd.try_clone().map_err(JobError::io("duplicate descriptor"))
+}
+
+/// Where a job's output comes from.
+enum Source {
+    Pipe(pipe::Receiver),
+    Pty(Arc<PtyMaster>),
+}
+
+/// Copies output into the log until EOF (all writers closed / PTY hung up).
+async fn pump_output(mut source: Source, mut writer: LogWriter) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let read = match &mut source {
+            Source::Pipe(p) => p.read(&mut buf).await,
+            Source::Pty(m) => m.read(&mut buf).await,
+        };
+        match read {
+            Ok(0) => break,
+            Ok(n) => writer.append(buf[..n].to_vec()).await,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading job output failed");
+                break;
+            }
+        }
+    }
+    // Dropping the writer marks the log closed.
+}
+
+/// Forwards init's event lines until the pipe closes (init and monitor are gone).
+async fn read_events(pipe: pipe::Receiver, tx: mpsc::Sender<InitEvent>) {
+    let mut reader = BufReader::new(pipe).take(u64::MAX);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        reader.set_limit(MAX_EVENT_LINE as u64);
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) => return,
+            Ok(_) => match serde_json::from_slice::<InitEvent>(&line) {
+                Ok(event) => {
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "unparseable event from tandem-init"),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "reading events from tandem-init failed");
+                return;
+            }
+        }
+    }
+}
+
+/// What the supervisor owns besides the job.
+struct Supervised {
+    /// The monitor process: the only child of the daemon for this job.
+    child: tokio::process::Child,
+    /// Parsed init events after `Running`.
+    events: mpsc::Receiver<InitEvent>,
+    /// The task producing `events`.
+    event_reader: JoinHandle<()>,
+    /// Write end of the control pipe.
+    control: pipe::Sender,
+    /// Stop requests.
+    commands: mpsc::Receiver<Command>,
+    /// The output pump.
+    pump: JoinHandle<()>,
+}
+
+async fn supervise(job: Arc<Job>, mut s: Supervised) {
+    let mut exited: Option<(ExitOutcome, bool)> = None;
+    let mut stop_requested = false;
+    let mut kill_at: Option<Instant> = None;
+    let mut kill_sent = false;
+    let mut fallback_at: Option<Instant> = None;
+    let far = || Instant::now() + Duration::from_secs(86400 * 365);
+
+    let wait_result = loop {
+        tokio::select! {
+            res = s.child.wait() => break res,
+            Some(event) = s.events.recv() => {
+                if let InitEvent::Exited { outcome, stop_delivered } = event {
+                    exited = Some((outcome, stop_delivered));
+                }
+            }
+            Some(Command::Stop { grace }) = s.commands.recv() => {
+                if !stop_requested {
+                    stop_requested = true;
+                    tracing::debug!(job = %job.id, ?grace, "stopping job");
+                    let _ = s.control.write_all(&[CONTROL_TERMINATE]).await;
+                }
+                let deadline = Instant::now() + grace;
+                kill_at = Some(kill_at.map_or(deadline, |d| d.min(deadline)));
+            }
+            _ = tokio::time::sleep_until(kill_at.unwrap_or_else(far)), if kill_at.is_some() && !kill_sent => {
+                kill_sent = true;
+                tracing::debug!(job = %job.id, "grace period over, killing job");
+                let _ = s.control.write_all(&[CONTROL_KILL]).await;
+                fallback_at = Some(Instant::now() + KILL_FALLBACK);
+            }
+            _ = tokio::time::sleep_until(fallback_at.unwrap_or_else(far)), if fallback_at.is_some() => {
+                tracing::warn!(job = %job.id, "tandem-init did not exit after kill; killing it directly");
+                fallback_at = None;
+                let _ = s.child.start_kill();
+            }
+        }
+    };
+
+    // The monitor exits only after the init, and the init's exit makes the kernel kill
+    // and reap the rest of the namespace first: no process of the job is left now.
+    drop(s.control);
+    while let Some(event) = s.events.recv().await {
+        if let InitEvent::Exited {
+            outcome,
+            stop_delivered,
+        } = event
+        {
+            exited = Some((outcome, stop_delivered));
+        }
+    }
+    let _ = s.event_reader.await;
+    if tokio::time::timeout(DRAIN_LIMIT, &mut s.pump).await.is_err() {
+        tracing::warn!(job = %job.id, "output still open after the job ended; closing it");
+        s.pump.abort();
+    }
+
+    let state = match (exited, stop_requested) {
+        (Some((outcome, true)), true) => JobState::Stopped {
+            forced: false,
+            outcome,
+        },
+        (Some((ExitOutcome::Code(code), _)), _) => JobState::Exited { code },
+        (Some((ExitOutcome::Signal(signal), _)), _) => JobState::Signaled { signal },
+        (None, true) => JobState::Stopped {
+            forced: true,
+            outcome: ExitOutcome::Signal(libc::SIGKILL),
+        },
+        (None, false) => JobState::Failed {
+            reason: match wait_result {
+                Ok(status) => format!("tandem-init ended without reporting an exit ({status})"),
+                Err(e) => format!("waiting for tandem-init failed: {e}"),
+            },
+        },
+    };
+    tracing::debug!(job = %job.id, ?state, "job ended");
+    job.status.send_modify(|st| {
+        st.state = state;
+        st.ended_at = Some(SystemTime::now());
+    });
+}

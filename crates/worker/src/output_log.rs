@@ -1,0 +1,262 @@
+//! The output log of a job: an append-only file with one writer and any number of readers.
+//!
+//! The writer (the job's output pump) appends bytes and then publishes the new length on a
+//! `tokio::sync::watch` channel. A reader owns its offset, reads the file with `pread` in
+//! chunks of at most [`CHUNK`] bytes, and waits on the watch channel only when it has caught
+//! up. A watch channel remembers the latest version, so a reader that checks the length and
+//! then waits can never miss an append between the two (no lost wake-ups), and readers hold
+//! no queue of their own: memory per reader is one chunk at a time, however far behind it
+//! is. When the writer is closed (or dropped, e.g. on panic) readers drain what is left and
+//! end.
+
+use bytes::{Bytes, BytesMut};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Largest chunk a reader returns.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Default cap of a job's output log.
+pub const DEFAULT_OUTPUT_CAP: u64 = 64 * 1024 * 1024;
+
+/// What readers can see of a log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogState {
+    /// Bytes in the file (job output plus, once, the truncation marker).
+    pub len: u64,
+    /// Output bytes the job wrote beyond the cap, counted but not stored.
+    pub dropped: u64,
+    /// No more bytes will be appended.
+    pub closed: bool,
+}
+
+/// Shared, read-side handle of a log: hands out readers and the current state.
+#[derive(Debug, Clone)]
+pub(crate) struct OutputLog {
+    /// The log opened read-only once; readers share it and use `pread`, which does not
+    /// touch the file position, so they never interfere.
+    file: Arc<File>,
+    /// Length/closed as published by the writer.
+    state: watch::Receiver<LogState>,
+}
+
+/// The single writer of a log. Dropping it closes the log.
+#[derive(Debug)]
+pub(crate) struct LogWriter {
+    /// Append handle; moved into the blocking pool during each write.
+    file: Option<File>,
+    /// Maximum number of output bytes stored.
+    cap: u64,
+    /// Output bytes stored so far (excludes the marker).
+    stored: u64,
+    /// The truncation marker has been written.
+    marker_written: bool,
+    /// Publishes the state to readers.
+    state: watch::Sender<LogState>,
+}
+
+/// Creates a new, empty log at `path` (which must not exist) with the given cap.
+pub(crate) fn create(path: &Path, cap: u64) -> io::Result<(LogWriter, OutputLog)> {
+    let writer = File::options().append(true).create_new(true).open(path)?;
+    let reader = File::open(path)?;
+    let (tx, rx) = watch::channel(LogState::default());
+    Ok((
+        LogWriter {
+            file: Some(writer),
+            cap,
+            stored: 0,
+            marker_written: false,
+            state: tx,
+        },
+        OutputLog {
+            file: Arc::new(reader),
+            state: rx,
+        },
+    ))
+}
+
+impl OutputLog {
+    /// Current length, dropped count and closed flag.
+    pub(crate) fn state(&self) -> LogState {
+        *self.state.borrow()
+    }
+
+    /// A reader starting at byte `offset`.
+    pub(crate) fn reader(&self, offset: u64) -> OutputReader {
+        OutputReader {
+            file: Arc::clone(&self.file),
+            state: self.state.clone(),
+            offset,
+        }
+    }
+}
+
+impl LogWriter {
+    /// Appends `data` (as much as the cap allows; the first time the cap is hit a marker is
+    /// written and the rest counted as dropped) and publishes the new length. A failed
+    /// write (e.g. disk full) is logged and its bytes are counted as dropped: the job's
+    /// output keeps being drained either way, so the job never blocks on a full pipe.
+    pub(crate) async fn append(&mut self, data: Vec<u8>) {
+        let room = self.cap.saturating_sub(self.stored);
+        let keep = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let mut dropped = (data.len() - keep) as u64;
+        let mut bytes = data;
+        bytes.truncate(keep);
+        if dropped > 0 && !self.marker_written {
+            self.marker_written = true;
+            bytes.extend_from_slice(
+                format!(
+                    "\r\n[tandem: output limit of {} bytes reached; further output is dropped]\r\n",
+                    self.cap
+                )
+                .as_bytes(),
+            );
+        }
+        if !bytes.is_empty() {
+            match self.write(bytes).await {
+                Ok(written) => {
+                    self.stored += keep as u64;
+                    self.state.send_modify(|s| s.len += written);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "writing job output log failed; output dropped");
+                    dropped += keep as u64;
+                }
+            }
+        }
+        if dropped > 0 {
+            self.state.send_modify(|s| s.dropped += dropped);
+        }
+    }
+
+    /// Writes in the blocking pool (file IO must not stall the runtime's threads).
+    async fn write(&mut self, bytes: Vec<u8>) -> io::Result<u64> {
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("an earlier write of the output log failed"))?;
+        let (file, result) = tokio::task::spawn_blocking(move || {
+            let result = file.write_all(&bytes).map(|()| bytes.len() as u64);
+            (file, result)
+        })
+        .await
+        .map_err(io::Error::other)?;
+        if result.is_ok() {
+            self.file = Some(file);
+        }
+        result
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        self.state.send_modify(|s| s.closed = true);
+    }
+}
+
+/// Follows a job's output from an offset until the job has ended and everything is read.
+#[derive(Debug)]
+pub struct OutputReader {
+    /// Shared read-only handle of the log file.
+    file: Arc<File>,
+    /// The writer's published state; this reader's own "seen" version.
+    state: watch::Receiver<LogState>,
+    /// Next byte this reader returns.
+    offset: u64,
+}
+
+impl OutputReader {
+    /// Offset of the next byte [`next_chunk`](Self::next_chunk) returns.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next chunk of output (at most [`CHUNK`] bytes), waiting for the job to write
+    /// more if needed. `None` once the job has ended and every byte has been returned.
+    pub async fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        loop {
+            let state = *self.state.borrow_and_update();
+            if self.offset < state.len {
+                let want = (state.len - self.offset).min(CHUNK as u64) as usize;
+                let file = Arc::clone(&self.file);
+                let offset = self.offset;
+                let chunk = tokio::task::spawn_blocking(move || {
+                    let mut buf = BytesMut::zeroed(want);
+                    let n = file.read_at(&mut buf, offset)?;
+                    buf.truncate(n);
+                    Ok::<_, io::Error>(buf.freeze())
+                })
+                .await
+                .map_err(io::Error::other)??;
+                if chunk.is_empty() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "output log is shorter than its published length",
+                    ));
+                }
+                self.offset += chunk.len() as u64;
+                return Ok(Some(chunk));
+            }
+            if state.closed {
+                return Ok(None);
+            }
+            if self.state.changed().await.is_err() {
+                // The writer is gone; its Drop published `closed`, so the next pass
+                // drains what is left and ends.
+                if self.state.borrow().closed {
+                    continue;
+                }
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads everything until the end of the job's output.
+    pub async fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.next_chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readers_follow_and_end_after_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, log) = create(&dir.path().join("out.log"), 1 << 20).unwrap();
+        let mut early = log.reader(0);
+        let follower = tokio::spawn(async move { early.read_to_end().await.unwrap() });
+        w.append(b"hello ".to_vec()).await;
+        w.append(b"world".to_vec()).await;
+        drop(w);
+        assert_eq!(follower.await.unwrap(), b"hello world");
+        assert_eq!(log.reader(6).read_to_end().await.unwrap(), b"world");
+        assert_eq!(log.reader(100).read_to_end().await.unwrap(), b"");
+    }
+
+    #[tokio::test]
+    async fn cap_writes_one_marker_and_counts_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, log) = create(&dir.path().join("out.log"), 10).unwrap();
+        w.append(b"0123456".to_vec()).await;
+        w.append(b"789abc".to_vec()).await;
+        w.append(b"defg".to_vec()).await;
+        drop(w);
+        let text = String::from_utf8(log.reader(0).read_to_end().await.unwrap()).unwrap();
+        assert!(text.starts_with("0123456789\r\n[tandem: output limit of 10 bytes"));
+        assert_eq!(text.matches("output limit").count(), 1);
+        let state = log.state();
+        assert_eq!(state.dropped, 7);
+        assert_eq!(state.len, text.len() as u64);
+        assert!(state.closed);
+    }
+}

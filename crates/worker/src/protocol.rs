@@ -1,0 +1,76 @@
+//! The private protocol between the worker (in the daemon) and `tandem-init`.
+//!
+//! The worker starts `tandem-init` with three extra file descriptors:
+//!
+//! | fd | direction | content |
+//! |----|-----------|---------|
+//! | 3  | worker → init | [`InitConfig`] as JSON in a sealed memfd (no pipe, so no deadlock on large specs) |
+//! | 4  | init → worker | [`InitEvent`]s, one JSON object per line, each written with one `write(2)` |
+//! | 5  | worker → init | control bytes: [`CONTROL_TERMINATE`], [`CONTROL_KILL`]; EOF means kill |
+//!
+//! All three are close-on-exec inside init, so the user's command never sees them.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// File descriptor number of the config memfd in `tandem-init`.
+pub const CONFIG_FD: i32 = 3;
+/// File descriptor number of the event pipe (write end) in `tandem-init`.
+pub const EVENT_FD: i32 = 4;
+/// File descriptor number of the control pipe (read end) in `tandem-init`.
+pub const CONTROL_FD: i32 = 5;
+
+/// Control byte: send the job's process group SIGTERM (and SIGHUP first on a PTY).
+pub const CONTROL_TERMINATE: u8 = b'T';
+/// Control byte: kill the whole job now. EOF on the control pipe means the same, so a
+/// job never outlives the worker that started it.
+pub const CONTROL_KILL: u8 = b'K';
+
+/// Upper bound on one event line; init never writes more, the worker never buffers more.
+pub const MAX_EVENT_LINE: usize = 16 * 1024;
+
+/// Everything `tandem-init` needs to set up and run one job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitConfig {
+    /// Program and arguments (`argv[0]` is looked up in `PATH` if it has no `/`).
+    pub argv: Vec<String>,
+    /// The complete environment of the command.
+    pub env: Vec<(String, String)>,
+    /// Working directory of the command; `/` when unset.
+    pub cwd: Option<PathBuf>,
+    /// Whether stdin/stdout/stderr are a terminal that must become the controlling TTY.
+    pub pty: bool,
+}
+
+/// How the job's main process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitOutcome {
+    /// It called `exit` with this code.
+    Code(i32),
+    /// A signal with this number killed it.
+    Signal(i32),
+}
+
+/// What init reports, in order: `Running` or `Failed` once, then `Exited` once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum InitEvent {
+    /// The command was exec'd successfully.
+    Running,
+    /// Setting up or exec'ing the command failed; nothing of the job keeps running.
+    Failed {
+        /// What init was doing, e.g. `exec /bin/nope`.
+        step: String,
+        /// The OS error number.
+        errno: i32,
+    },
+    /// The main process ended; init is about to exit and take every other process with it.
+    Exited {
+        /// How it ended.
+        outcome: ExitOutcome,
+        /// True when a stop signal reached the main process while it was still alive,
+        /// i.e. the stop (not a natural exit) may have ended it.
+        stop_delivered: bool,
+    },
+}

@@ -1,0 +1,190 @@
+//! What a job is asked to run: [`JobSpec`], and the ids jobs get.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Unguessable id of a job: a random (v4) UUID from the OS CSPRNG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(uuid::Uuid);
+
+impl JobId {
+    /// A fresh random id.
+    pub fn new_random() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// Size of a job's terminal in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PtySize {
+    /// Number of rows (lines), at least 1.
+    pub rows: u16,
+    /// Number of columns, at least 1.
+    pub cols: u16,
+}
+
+impl Default for PtySize {
+    fn default() -> Self {
+        Self { rows: 24, cols: 80 }
+    }
+}
+
+/// Everything needed to start a job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Program to run; looked up in the job's `PATH` (or a standard one) if it has no `/`.
+    pub command: String,
+    /// Arguments after the program name.
+    pub args: Vec<String>,
+    /// The complete environment of the job: nothing is inherited from the daemon.
+    pub env: BTreeMap<String, String>,
+    /// Absolute working directory; `/` when unset.
+    pub cwd: Option<PathBuf>,
+    /// Run on a terminal of this initial size (stdin, stdout and stderr are the terminal).
+    /// Without one, stdin is `/dev/null` and stdout and stderr share one pipe.
+    pub pty: Option<PtySize>,
+    /// Who started the job; opaque to the worker, used by the API for authorization.
+    pub owner: String,
+    /// Free-form labels (e.g. the session or task a job belongs to).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl JobSpec {
+    /// A spec running `command` with `args`, no environment, no terminal.
+    pub fn new<I, S>(command: impl Into<String>, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            command: command.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds one environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn cwd(mut self, cwd: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(cwd.into());
+        self
+    }
+
+    /// Runs the job on a terminal of the given size.
+    pub fn pty(mut self, size: PtySize) -> Self {
+        self.pty = Some(size);
+        self
+    }
+
+    /// Sets the owner.
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Checks the spec for input the kernel would reject or misread, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.command.is_empty() {
+            return Err("command: must not be empty".into());
+        }
+        if self.command.contains('\0') {
+            return Err("command: contains a NUL byte".into());
+        }
+        if let Some(i) = self.args.iter().position(|a| a.contains('\0')) {
+            return Err(format!("args[{i}]: contains a NUL byte"));
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                return Err(format!(
+                    "env: invalid variable name {k:?} (must be non-empty, without '=' or NUL)"
+                ));
+            }
+            if v.contains('\0') {
+                return Err(format!("env.{k}: value contains a NUL byte"));
+            }
+        }
+        if let Some(cwd) = &self.cwd
+            && !cwd.is_absolute()
+        {
+            return Err(format!(
+                "cwd: must be an absolute path, got {:?}",
+                cwd.display()
+            ));
+        }
+        if let Some(size) = self.pty {
+            check_size(size).map_err(|e| format!("pty: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Rejects a zero-sized terminal.
+pub(crate) fn check_size(size: PtySize) -> Result<(), String> {
+    if size.rows == 0 || size.cols == 0 {
+        return Err(format!(
+            "terminal size must be at least 1x1, got {}x{}",
+            size.cols, size.rows
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_field() {
+        assert!(JobSpec::new("true", [""; 0]).validate().is_ok());
+        let cases = [
+            (JobSpec::new("", [""; 0]), "command"),
+            (JobSpec::new("echo", ["a\0b"]), "args[0]"),
+            (JobSpec::new("env", [""; 0]).env("A=B", "x"), "env"),
+            (JobSpec::new("pwd", [""; 0]).cwd("rel/dir"), "cwd"),
+            (
+                JobSpec::new("sh", [""; 0]).pty(PtySize { rows: 0, cols: 80 }),
+                "pty",
+            ),
+        ];
+        for (spec, field) in cases {
+            let err = spec.validate().unwrap_err();
+            assert!(err.starts_with(field), "{err:?} should name {field}");
+        }
+    }
+
+    #[test]
+    fn ids_are_random_and_round_trip() {
+        let a = JobId::new_random();
+        assert_ne!(a, JobId::new_random());
+        assert_eq!(a.to_string().parse::<JobId>().unwrap(), a);
+        assert!("not-an-id".parse::<JobId>().is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! The daemon side's direct system calls: PTY pairs, descriptor plumbing for
+//! `tandem-init`, and the `pre_exec` hook. Every `unsafe` of the worker outside
+//! [`init`](crate::init) lives here.
+//!
+//! The daemon is multi-threaded and other threads may spawn processes at any moment, so
+//! every descriptor is created close-on-exec atomically (`O_CLOEXEC`, `TIOCGPTPEER`,
+//! `F_DUPFD_CLOEXEC`); a descriptor that were inheritable even briefly could leak one job's
+//! terminal or pipe into another job.
+
+use crate::protocol::{CONFIG_FD, CONTROL_FD, EVENT_FD};
+use crate::spec::PtySize;
+use nix::fcntl::OFlag;
+use nix::pty::{grantpt, posix_openpt, unlockpt};
+use std::io::{self, Seek, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+/// Opens a PTY pair of the given size: `(master, slave)`, both close-on-exec, the master
+/// non-blocking.
+///
+/// Not `openpty(3)`: it returns inheritable descriptors, which is a leak in a
+/// multi-threaded spawner. `TIOCGPTPEER` opens the slave from the master without a path
+/// lookup (no race with a reused `/dev/pts/N`).
+pub(crate) fn open_pty(size: PtySize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    // SAFETY: posix_openpt returned a valid, owned descriptor; we take over ownership.
+    let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes the open flags as an integer and returns a new descriptor.
+    let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    if slave < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the ioctl returned a fresh descriptor that nothing else owns.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    set_winsize(master.as_fd(), size)?;
+    nix::fcntl::fcntl(
+        master.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(OFlag::O_RDWR | OFlag::O_NONBLOCK),
+    )?;
+    Ok((master, slave))
+}
+
+/// Sets a terminal's size (on the master, the kernel then sends SIGWINCH to the
+/// terminal's foreground process group).
+pub(crate) fn set_winsize(fd: impl AsFd, size: PtySize) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a `struct winsize` from the pointer, which is valid here.
+    let rc = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A close-on-exec memfd holding `bytes`, positioned at 0.
+pub(crate) fn memfd_with(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    file.rewind()?;
+    Ok(file.into())
+}
+
+/// Descriptors handed to `tandem-init` as fds 3, 4 and 5.
+pub(crate) struct InitFds {
+    /// Duplicates numbered ≥ 10 so that the `dup2` calls in the child cannot clobber one
+    /// another's source; close-on-exec, so only the `dup2` targets survive exec.
+    high: [OwnedFd; 3],
+}
+
+impl InitFds {
+    pub(crate) fn new(config: &OwnedFd, events: &OwnedFd, control: &OwnedFd) -> io::Result<Self> {
+        Ok(Self {
+            high: [dup_high(config)?, dup_high(events)?, dup_high(control)?],
+        })
+    }
+
+    /// Installs the `pre_exec` hook that gives the child its own session and moves the
+    /// descriptors into place. The descriptors must stay open until `spawn` returns, so
+    /// the caller keeps `self` alive until then.
+    pub(crate) fn install(&self, cmd: &mut tokio::process::Command) {
+        let moves: [(RawFd, RawFd); 3] = [
+            (self.high[0].as_raw_fd(), CONFIG_FD),
+            (self.high[1].as_raw_fd(), EVENT_FD),
+            (self.high[2].as_raw_fd(), CONTROL_FD),
+        ];
+        let hook = move || {
+            // Runs between fork and exec in a copy of a multi-threaded process: only
+            // async-signal-safe calls, no allocation.
+            // SAFETY: setsid and dup2 are async-signal-safe and take plain integers.
+            unsafe {
+                // Own session and process group: the daemon's terminal (e.g. Ctrl-C in
+                // the example) never signals jobs directly.
+                if libc::setsid() == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                for (from, to) in moves {
+                    if libc::dup2(from, to) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+            }
+            Ok(())
+        };
+        // SAFETY: the hook only performs async-signal-safe system calls (see above).
+        unsafe {
+            cmd.pre_exec(hook);
+        }
+    }
+}
+
+fn dup_high(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor (≥ 10) that we own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if new == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptor from fcntl, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Registers an owned descriptor with the tokio reactor.
+pub(crate) fn register_async(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an OwnedFd is a valid open descriptor, and AsyncFd keeps ownership of it (we
+    // never swap the inner value), so it stays open and the same for the AsyncFd's life.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(io::Error::from)
+}
