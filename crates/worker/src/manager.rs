@@ -230,6 +230,9 @@ impl JobManager {
         let job = self.get(id)?;
         let pty = job.pty.as_ref().ok_or(JobError::NoTerminal(id))?;
         let mut ended = job.status.subscribe();
+        if ended.borrow_and_update().state.is_finished() {
+            return Err(JobError::Ended(id));
+        }
         tokio::select! {
             res = pty.write_all(data) => res.map_err(JobError::io("write to terminal")),
             _ = ended.wait_for(|s| s.state.is_finished()) => Err(JobError::Ended(id)),
@@ -293,7 +296,10 @@ impl JobManager {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
-            .map_err(JobError::io(format!("create job directory {}", dir.display())))?;
+            .map_err(JobError::io(format!(
+                "create job directory {}",
+                dir.display()
+            )))?;
         match self.launch_in(id, spec, &dir).await {
             Ok(()) => Ok(id),
             Err(e) => {
@@ -327,11 +333,7 @@ impl JobManager {
                 let (master, slave) =
                     PtyMaster::open(size).map_err(JobError::io("open terminal"))?;
                 let master = Arc::new(master);
-                let stdio = [
-                    dup(&slave)?.into(),
-                    dup(&slave)?.into(),
-                    Stdio::from(slave),
-                ];
+                let stdio = [dup(&slave)?.into(), dup(&slave)?.into(), Stdio::from(slave)];
                 (stdio, Source::Pty(Arc::clone(&master)), Some(master))
             }
             None => {
@@ -387,8 +389,8 @@ impl JobManager {
         )))?;
 
         let pump = tokio::spawn(pump_output(source, writer));
-        let control = pipe::Sender::from_owned_fd(control_write)
-            .map_err(JobError::io("control pipe"))?;
+        let control =
+            pipe::Sender::from_owned_fd(control_write).map_err(JobError::io("control pipe"))?;
         let events_read =
             pipe::Receiver::from_owned_fd(events_read).map_err(JobError::io("event pipe"))?;
         let (event_tx, mut events) = mpsc::channel(4);
@@ -409,10 +411,7 @@ impl JobManager {
                 error: io::Error::from(io::ErrorKind::UnexpectedEof),
             }),
             Err(_) => Some(JobError::Start {
-                step: format!(
-                    "init did not report within {:?}",
-                    config.start_timeout
-                ),
+                step: format!("init did not report within {:?}", config.start_timeout),
                 error: io::Error::from(io::ErrorKind::TimedOut),
             }),
         };
@@ -427,6 +426,7 @@ impl JobManager {
         }
         job.status.send_modify(|s| {
             s.state = JobState::Running;
+            s.pid = child.id();
             s.started_at = Some(SystemTime::now());
         });
         let supervisor = tokio::spawn(supervise(
@@ -596,7 +596,10 @@ async fn supervise(job: Arc<Job>, mut s: Supervised) {
         }
     }
     let _ = s.event_reader.await;
-    if tokio::time::timeout(DRAIN_LIMIT, &mut s.pump).await.is_err() {
+    if tokio::time::timeout(DRAIN_LIMIT, &mut s.pump)
+        .await
+        .is_err()
+    {
         tracing::warn!(job = %job.id, "output still open after the job ended; closing it");
         s.pump.abort();
     }

@@ -259,4 +259,38 @@ mod tests {
         assert_eq!(state.len, text.len() as u64);
         assert!(state.closed);
     }
+
+    #[tokio::test]
+    async fn dropped_readers_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, log) = create(&dir.path().join("out.log"), 1 << 20).unwrap();
+        w.append(b"x".to_vec()).await;
+        let (parked_tx, mut parked) = tokio::sync::mpsc::channel(100);
+        let followers: Vec<_> = (0..100)
+            .map(|_| {
+                let mut r = log.reader(0);
+                let parked_tx = parked_tx.clone();
+                tokio::spawn(async move {
+                    let first = r.next_chunk().await;
+                    let _ = parked_tx.send(()).await;
+                    // Parks on the watch channel: the log stays open.
+                    (first, r.next_chunk().await)
+                })
+            })
+            .collect();
+        for _ in 0..100 {
+            parked.recv().await.unwrap();
+        }
+        for f in &followers {
+            f.abort();
+        }
+        for f in followers {
+            assert!(f.await.unwrap_err().is_cancelled());
+        }
+        assert_eq!(
+            w.state.receiver_count(),
+            1,
+            "only the log's own receiver is left"
+        );
+    }
 }

@@ -52,6 +52,10 @@ impl JobState {
 pub struct JobStatus {
     /// Current state.
     pub state: JobState,
+    /// Host pid of the job's `tandem-init` monitor (the worker's child for this job).
+    /// For operators' eyes: the worker never signals pids, and after the job ends the
+    /// number may belong to another process.
+    pub pid: Option<u32>,
     /// When `start` was called.
     pub created_at: SystemTime,
     /// When the command was exec'd.
@@ -68,6 +72,7 @@ impl JobStatus {
     pub(crate) fn new(now: SystemTime) -> Self {
         Self {
             state: JobState::Starting,
+            pid: None,
             created_at: now,
             started_at: None,
             ended_at: None,

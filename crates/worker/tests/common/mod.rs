@@ -1,0 +1,123 @@
+//! Shared helpers for the worker's integration tests. These tests run real jobs and need
+//! root (a PID namespace per job); they fail loudly without it.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+use tandem_worker::{InitProgram, JobId, JobManager, JobManagerConfig, JobSpec, OutputReader};
+
+/// Panics with a clear message unless the test runs as root.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: jobs run in their own PID namespace (run `sudo cargo test`)"
+    );
+}
+
+/// A manager with a temporary state dir, using the `tandem-init` binary of this package.
+pub fn manager() -> (JobManager, tempfile::TempDir) {
+    manager_with(|_| {})
+}
+
+/// Like [`manager`], with a chance to adjust the config.
+pub fn manager_with(adjust: impl FnOnce(&mut JobManagerConfig)) -> (JobManager, tempfile::TempDir) {
+    require_root();
+    let dir = tempfile::tempdir().expect("temp state dir");
+    let mut config = JobManagerConfig::new(
+        dir.path(),
+        InitProgram::binary(env!("CARGO_BIN_EXE_tandem-init")),
+    );
+    adjust(&mut config);
+    (JobManager::new(config).expect("job manager"), dir)
+}
+
+/// A `sh -c SCRIPT` spec with a standard PATH.
+pub fn sh(script: &str) -> JobSpec {
+    JobSpec::new("/bin/sh", ["-c", script]).env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+}
+
+/// Fails the test instead of hanging it when `fut` takes longer than `secs`.
+pub async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: did not finish within {secs} s"),
+    }
+}
+
+/// Reads output until `needle` has appeared; returns everything read so far.
+pub async fn read_until(reader: &mut OutputReader, needle: &str) -> String {
+    let mut seen = Vec::new();
+    within(30, &format!("waiting for {needle:?} in output"), async {
+        loop {
+            if String::from_utf8_lossy(&seen).contains(needle) {
+                return;
+            }
+            match reader.next_chunk().await.expect("read output") {
+                Some(chunk) => seen.extend_from_slice(&chunk),
+                None => panic!(
+                    "output ended before {needle:?} appeared: {:?}",
+                    String::from_utf8_lossy(&seen)
+                ),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// All of a job's output, as text.
+pub async fn output_text(manager: &JobManager, id: JobId) -> String {
+    let mut reader = manager.output(id).expect("output reader");
+    let bytes = within(60, "reading output to the end", reader.read_to_end())
+        .await
+        .expect("read output");
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Host pids of processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Asserts that `pid`, once a child of this process, is gone (reaped, not a zombie).
+pub fn assert_reaped(pid: u32) {
+    if let Some((_, state)) = children_of_this_process()
+        .into_iter()
+        .find(|(p, _)| *p == pid)
+    {
+        panic!("job monitor {pid} is still a child of the test (state {state})");
+    }
+}
+
+/// Pids of this process's children (zombies included).
+pub fn children_of_this_process() -> Vec<(u32, char)> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after the command name, which is in parentheses and may contain spaces.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split(' ');
+            let state = fields.next()?.chars().next()?;
+            let ppid: u32 = fields.next()?.parse().ok()?;
+            (ppid == me).then_some((pid, state))
+        })
+        .collect()
+}
+
+/// A marker unique to one test run, to find a job's processes in the host's /proc.
+pub fn unique_marker(name: &str) -> String {
+    format!("tandem-test-{name}-{}", JobId::new_random())
+}

@@ -1,0 +1,64 @@
+//! A command that cannot be exec'd makes `start` fail with the OS error, not a job that
+//! "exited 127", and leaves nothing behind.
+
+mod common;
+use common::*;
+use std::io::ErrorKind;
+use std::os::unix::fs::PermissionsExt;
+use tandem_worker::{JobError, JobSpec};
+
+fn assert_nothing_left(manager: &tandem_worker::JobManager, state: &std::path::Path) {
+    assert!(manager.list().is_empty(), "failed job must not be listed");
+    let left: Vec<_> = std::fs::read_dir(state.join("jobs")).unwrap().collect();
+    assert!(left.is_empty(), "job directory left behind: {left:?}");
+    let children = children_of_this_process();
+    assert!(children.is_empty(), "processes left behind: {children:?}");
+}
+
+#[tokio::test]
+async fn exec_failures_are_reported_by_start() {
+    let (manager, state) = manager();
+
+    let err = manager
+        .start(JobSpec::new("/no/such/binary", [""; 0]))
+        .await
+        .unwrap_err();
+    let JobError::Start { step, error } = &err else {
+        panic!("expected a start error, got {err:?}")
+    };
+    assert_eq!(error.kind(), ErrorKind::NotFound, "{err}");
+    assert!(step.contains("/no/such/binary"), "{err}");
+
+    let err = manager
+        .start(JobSpec::new("no-such-command-anywhere", [""; 0]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, JobError::Start { error, step } if error.kind() == ErrorKind::NotFound && step.contains("PATH")),
+        "{err}"
+    );
+
+    let script = state.path().join("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = manager
+        .start(JobSpec::new(script.to_str().unwrap(), [""; 0]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, JobError::Start { error, .. } if error.kind() == ErrorKind::PermissionDenied),
+        "{err}"
+    );
+
+    let err = manager
+        .start(sh("true").cwd("/no/such/dir"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, JobError::Start { step, error } if step.contains("change directory") && error.kind() == ErrorKind::NotFound),
+        "{err}"
+    );
+    assert!(err.to_string().contains("/no/such/dir"), "{err}");
+
+    assert_nothing_left(&manager, state.path());
+}

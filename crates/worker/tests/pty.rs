@@ -1,0 +1,103 @@
+//! PTY jobs: a real terminal (echo, controlling TTY), input, resize with SIGWINCH, and EOF
+//! when the job ends.
+
+mod common;
+use common::*;
+use tandem_worker::{JobError, JobSpec, JobState, PtySize};
+
+#[tokio::test]
+async fn terminal_echoes_input_and_resize_reaches_the_child() {
+    let (manager, _dir) = manager();
+    let script = "trap 'echo got-winch' WINCH; echo size=$(stty size); \
+                  read line; echo \"line=$line\"; echo size=$(stty size)";
+    let spec = JobSpec::new("/bin/bash", ["-c", script])
+        .env("PATH", "/usr/bin:/bin")
+        .pty(PtySize { rows: 24, cols: 80 });
+    let id = manager.start(spec).await.unwrap();
+    let mut out = manager.output(id).unwrap();
+    read_until(&mut out, "size=24 80").await;
+
+    manager
+        .resize(
+            id,
+            PtySize {
+                rows: 40,
+                cols: 120,
+            },
+        )
+        .unwrap();
+    manager.write_input(id, b"hello\n").await.unwrap();
+    let rest = read_until(&mut out, "size=40 120").await;
+    // The terminal echoed the typed line (with CRLF from the line discipline), the child
+    // read it, got SIGWINCH, and sees the new size.
+    assert!(rest.contains("hello\r\n"), "{rest:?}");
+    assert!(rest.contains("line=hello"), "{rest:?}");
+    assert!(rest.contains("got-winch"), "{rest:?}");
+
+    // EIO on the master after exit is the end of output, not an error.
+    assert!(out.read_to_end().await.is_ok());
+    let status = within(30, "wait", manager.wait(id)).await.unwrap();
+    assert_eq!(status.state, JobState::Exited { code: 0 });
+    assert!(matches!(
+        manager.write_input(id, b"x").await,
+        Err(JobError::Ended(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_terminal_is_the_controlling_tty() {
+    let (manager, _dir) = manager();
+    // /dev/tty opens the controlling terminal (ENXIO without one): the line only reaches
+    // the output if the job's terminal is its controlling TTY.
+    let spec =
+        sh("tty; { echo via-controlling-tty >/dev/tty; } >/dev/null 2>&1").pty(PtySize::default());
+    let id = manager.start(spec).await.unwrap();
+    let text = output_text(&manager, id).await;
+    assert!(text.starts_with("/dev/pts/"), "{text:?}");
+    assert!(text.contains("via-controlling-tty"), "{text:?}");
+    assert_eq!(
+        manager.wait(id).await.unwrap().state,
+        JobState::Exited { code: 0 }
+    );
+}
+
+#[tokio::test]
+async fn stop_hangs_up_an_interactive_shell() {
+    let (manager, _dir) = manager();
+    // An interactive bash ignores SIGTERM; the stop's SIGHUP ends it without escalation.
+    let spec = JobSpec::new("/bin/bash", ["--norc", "-i"])
+        .env("PS1", "prompt$ ")
+        .pty(PtySize::default());
+    let id = manager.start(spec).await.unwrap();
+    read_until(&mut manager.output(id).unwrap(), "prompt$ ").await;
+    let status = within(
+        30,
+        "stop",
+        manager.stop(id, std::time::Duration::from_secs(20)),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(status.state, JobState::Stopped { forced: false, .. }),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn terminal_calls_on_a_pipe_job_are_refused() {
+    let (manager, _dir) = manager();
+    let id = manager.start(sh("exec sleep 1000")).await.unwrap();
+    assert!(matches!(
+        manager.write_input(id, b"x").await,
+        Err(JobError::NoTerminal(_))
+    ));
+    assert!(matches!(
+        manager.resize(id, PtySize::default()),
+        Err(JobError::NoTerminal(_))
+    ));
+    assert!(matches!(
+        manager.resize(id, PtySize { rows: 0, cols: 0 }),
+        Err(JobError::InvalidSize(_))
+    ));
+    manager.stop(id, std::time::Duration::ZERO).await.unwrap();
+}
