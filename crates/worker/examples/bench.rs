@@ -90,7 +90,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let size = 256u64 << 20;
     let t = Instant::now();
     let id = manager
-        .start(spec("/usr/bin/head", &["-c", &size.to_string(), "/dev/zero"]))
+        .start(spec(
+            "/usr/bin/head",
+            &["-c", &size.to_string(), "/dev/zero"],
+        ))
         .await?;
     let mut reader = manager.output(id)?;
     let mut got = 0u64;

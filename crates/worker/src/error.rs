@@ -30,6 +30,12 @@ pub enum JobError {
     /// A terminal size was out of range.
     #[error("invalid terminal size: {0}")]
     InvalidSize(String),
+    /// This process lacks a privilege jobs need; the message names it.
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
+    /// The worker's environment is unusable (cgroups, state directory, init program…).
+    #[error("worker setup: {0}")]
+    Setup(String),
     /// A file or system operation of the worker itself failed.
     #[error("{context}: {error}")]
     Io {

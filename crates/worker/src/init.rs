@@ -8,9 +8,12 @@
 //! * the **monitor**, in the daemon's PID namespace, is the worker's only child. It creates
 //!   the job's PID namespace, forks the init, and relays control bytes into signals for it.
 //!   On `K` or on EOF of the control pipe (the daemon went away) it SIGKILLs the init.
-//! * the **init** is PID 1 of the new namespace. It forks and execs the user's command,
-//!   reports exec success or the exact OS error, reaps every zombie, forwards stop signals
-//!   to the command's process group, and when the command ends it reports how and exits.
+//! * the **init** is PID 1 of the new namespace. It creates the job's other namespaces and
+//!   root filesystem ([`crate::sandbox`]), allocates the job's terminal in the job's own
+//!   devpts instance and sends its master to the worker, locks itself down (seccomp,
+//!   capabilities), then forks and execs the user's command, reports exec success or the
+//!   exact OS error, reaps every zombie, forwards stop signals to the command's process
+//!   group, and when the command ends it reports how and exits.
 //!   The kernel then kills everything left in the namespace (daemonized grandchildren
 //!   included) before the monitor sees the init exit, so "the monitor exited" means "no
 //!   process of the job is left".
@@ -25,13 +28,14 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, killpg, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use std::convert::Infallible;
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::io::{IoSlice, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 /// First argument that makes a binary embedding the worker behave as `tandem-init`.
@@ -62,20 +66,36 @@ pub fn main() -> ! {
         }
     }
     // SAFETY: EVENT_FD was checked open above and nothing else in this process owns it.
-    let events = Events(unsafe { File::from_raw_fd(EVENT_FD) });
+    let events = Events(unsafe { OwnedFd::from_raw_fd(EVENT_FD) });
     monitor(events)
 }
 
-/// Writes [`InitEvent`]s to the worker. Errors are ignored: if the worker is gone, the
-/// control pipe's EOF kills the job anyway.
-struct Events(File);
+/// Sends [`InitEvent`]s to the worker, one per seqpacket message. Errors are ignored: if
+/// the worker is gone, the control pipe's EOF kills the job anyway.
+struct Events(OwnedFd);
 
 impl Events {
     fn send(&mut self, event: &InitEvent) {
-        if let Ok(mut line) = serde_json::to_vec(event) {
-            line.push(b'\n');
-            let _ = self.0.write_all(&line);
-        }
+        self.send_with_fd(event, None);
+    }
+
+    fn send_with_fd(&mut self, event: &InitEvent, fd: Option<BorrowedFd<'_>>) {
+        let Ok(message) = serde_json::to_vec(event) else {
+            return;
+        };
+        let fds = fd.map(|f| [f.as_raw_fd()]);
+        let cmsgs: Vec<ControlMessage<'_>> = fds
+            .as_ref()
+            .map(|f| ControlMessage::ScmRights(f))
+            .into_iter()
+            .collect();
+        let _ = sendmsg::<UnixAddr>(
+            self.0.as_raw_fd(),
+            &[IoSlice::new(&message)],
+            &cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        );
     }
 
     fn fail(&mut self, step: impl Into<String>, errno: Errno) -> ! {
@@ -190,7 +210,7 @@ fn monitor_loop(init: Pid, signals: SignalFd, control: OwnedFd) -> ! {
 fn init(config: InitConfig, mut events: Events, mask: SigSet) -> ! {
     // If the monitor dies (only a SIGKILL can do that) the job must die with it. The
     // monitor cannot have died before this line without the worker having killed it, in
-    // which case the worker also tears down the job by other means.
+    // which case the worker also kills the job's cgroup.
     if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
         events.fail("set parent-death signal", e);
     }
@@ -199,6 +219,27 @@ fn init(config: InitConfig, mut events: Events, mask: SigSet) -> ! {
         Ok(s) => s,
         Err(e) => events.fail("create signalfd", e),
     };
+    if let Err((step, e)) = crate::sandbox::enter(&config) {
+        events.fail(step, e);
+    }
+    // The terminal comes from the job's own devpts instance, so that `tty`, `ttyname` and
+    // programs that check them work inside; the worker gets the master.
+    let terminal = match config.pty {
+        None => None,
+        Some(size) => match crate::sys::open_pty(size) {
+            Ok((master, slave)) => {
+                events.send_with_fd(&InitEvent::Terminal, Some(master.as_fd()));
+                Some(slave)
+            }
+            Err(e) => events.fail(
+                "open the job's terminal",
+                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            ),
+        },
+    };
+    if let Err((step, e)) = crate::sandbox::lock_down() {
+        events.fail(step, e);
+    }
 
     let (err_read, err_write) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
         Ok(p) => p,
@@ -211,11 +252,14 @@ fn init(config: InitConfig, mut events: Events, mask: SigSet) -> ! {
             drop(err_read);
             drop(signals);
             drop(events);
-            exec_command(&config, err_write)
+            exec_command(&config, terminal, err_write)
         }
         Ok(ForkResult::Parent { child }) => child,
     };
     drop(err_write);
+    // Only the command holds the terminal now: when it and its children are gone, the
+    // worker reads EIO (end of output) from the master.
+    drop(terminal);
     let mut report = Vec::new();
     let _ = File::from(err_read).read_to_end(&mut report);
     if !report.is_empty() {
@@ -259,7 +303,7 @@ fn init(config: InitConfig, mut events: Events, mask: SigSet) -> ! {
         }
         for sig in forward {
             if sig == Signal::SIGTERM {
-                if config.pty {
+                if config.pty.is_some() {
                     // What a terminal hang-up would do: interactive shells ignore SIGTERM
                     // but honour SIGHUP.
                     let _ = killpg(main, Signal::SIGHUP);
@@ -289,8 +333,8 @@ fn reap(main: Pid) -> Option<ExitOutcome> {
 }
 
 /// Runs in the forked child: becomes the user's command or reports why it could not.
-fn exec_command(config: &InitConfig, err_write: OwnedFd) -> ! {
-    let (step, errno) = match prepare_and_exec(config) {
+fn exec_command(config: &InitConfig, terminal: Option<OwnedFd>, err_write: OwnedFd) -> ! {
+    let (step, errno) = match prepare_and_exec(config, terminal) {
         Err(failure) => failure,
         Ok(never) => match never {},
     };
@@ -300,7 +344,10 @@ fn exec_command(config: &InitConfig, err_write: OwnedFd) -> ! {
     unsafe { libc::_exit(127) }
 }
 
-fn prepare_and_exec(config: &InitConfig) -> Result<Infallible, (String, Errno)> {
+fn prepare_and_exec(
+    config: &InitConfig,
+    terminal: Option<OwnedFd>,
+) -> Result<Infallible, (String, Errno)> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(|e| ("unblock signals".to_string(), e))?;
     for sig in Signal::iterator() {
@@ -311,7 +358,14 @@ fn prepare_and_exec(config: &InitConfig) -> Result<Infallible, (String, Errno)> 
         }
     }
     nix::unistd::setsid().map_err(|e| ("create session".to_string(), e))?;
-    if config.pty {
+    if let Some(slave) = terminal {
+        for target in 0..3 {
+            // SAFETY: dup2 onto 0..2 with a valid source descriptor.
+            if unsafe { libc::dup2(slave.as_raw_fd(), target) } == -1 {
+                return Err(("attach the terminal".to_string(), Errno::last()));
+            }
+        }
+        drop(slave);
         // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal), fd 0 is the slave.
         let rc = unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
         if rc == -1 {

@@ -6,23 +6,30 @@
 //! * Every job runs under `tandem-init` ([`init`]): the job's init is PID 1 of its own PID
 //!   namespace, so stopping a job (or the job's command ending) takes every process of the
 //!   job with it, daemonized grandchildren included.
+//! * Every job is isolated: its own PID, mount, network, UTS, IPC and cgroup namespaces, a
+//!   copy-on-write root (overlay over the host's `/` or a rootfs directory), cgroup limits
+//!   (v1 or v2) on CPU, memory, pids and disk IO, a seccomp filter and a reduced capability
+//!   set. This needs root.
 //!
 //! The worker knows nothing of gRPC, SSH or YAML; those crates are its clients.
 #![warn(missing_docs)]
 
+mod cgroup;
 mod error;
 pub mod init;
 mod manager;
 mod output_log;
 pub mod protocol;
 mod pty;
+mod sandbox;
 mod spec;
 mod status;
 mod sys;
 
+pub use cgroup::{CgroupVersion, DeviceNumber, Limits, ResourceUsage};
 pub use error::JobError;
 pub use init::INIT_ARG;
 pub use manager::{DEFAULT_STOP_GRACE, InitProgram, JobManager, JobManagerConfig};
 pub use output_log::{CHUNK, DEFAULT_OUTPUT_CAP, OutputReader};
-pub use spec::{JobId, JobSpec, PtySize};
+pub use spec::{BindMount, JobId, JobSpec, PtySize, TmpfsMount};
 pub use status::{ExitOutcome, JobInfo, JobState, JobStatus};

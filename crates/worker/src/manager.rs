@@ -10,25 +10,28 @@
 //! `start` runs in its own task, so a caller that gives up half-way (a dropped future)
 //! never leaves a half-started job behind.
 
+use crate::cgroup::{self, Backend, CgroupVersion, DeviceNumber, Group};
 use crate::error::JobError;
 use crate::output_log::{self, CHUNK, DEFAULT_OUTPUT_CAP, LogWriter, OutputLog, OutputReader};
 use crate::protocol::{
-    CONTROL_KILL, CONTROL_TERMINATE, ExitOutcome, InitConfig, InitEvent, MAX_EVENT_LINE,
+    CONTROL_KILL, CONTROL_TERMINATE, ExitOutcome, InitConfig, InitEvent, MAX_EVENT, RootfsConfig,
 };
 use crate::pty::PtyMaster;
-use crate::spec::{JobId, JobSpec, PtySize, check_size};
+use crate::spec::{JobId, JobSpec, PtySize, check_overlay_path, check_size};
 use crate::status::{JobInfo, JobState, JobStatus};
 use crate::sys::{self, InitFds};
 use nix::fcntl::OFlag;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -86,16 +89,31 @@ pub struct JobManagerConfig {
     pub output_cap: u64,
     /// How long `start` waits for init to report that the command runs.
     pub start_timeout: Duration,
+    /// Which cgroup version to use.
+    pub cgroup_version: CgroupVersion,
+    /// Name of the cgroup, under the daemon's own, holding the job cgroups. Leftovers in it
+    /// (from a crashed daemon) are killed and removed when the manager is created.
+    pub cgroup_parent: String,
+    /// Block device node (e.g. `/dev/vda`) for disk IO limits; by default the disk under
+    /// the state dir.
+    pub io_device: Option<PathBuf>,
+    /// Host paths hidden from jobs (e.g. the certificates). The state dir always is.
+    pub hide_paths: Vec<PathBuf>,
 }
 
 impl JobManagerConfig {
-    /// Defaults: 64 MiB output cap, 30 s start timeout.
+    /// Defaults: 64 MiB output cap, 30 s start timeout, cgroup version detected, job
+    /// cgroups under `<own cgroup>/tandem`.
     pub fn new(state_dir: impl Into<PathBuf>, init: InitProgram) -> Self {
         Self {
             state_dir: state_dir.into(),
             init,
             output_cap: DEFAULT_OUTPUT_CAP,
             start_timeout: Duration::from_secs(30),
+            cgroup_version: CgroupVersion::Auto,
+            cgroup_parent: "tandem".into(),
+            io_device: None,
+            hide_paths: Vec::new(),
         }
     }
 }
@@ -110,8 +128,14 @@ pub struct JobManager {
 struct Inner {
     /// Settings given at construction.
     config: JobManagerConfig,
+    /// The state dir, canonical (it is hidden inside jobs by this path).
+    state_dir: PathBuf,
     /// `state_dir/jobs`.
     jobs_dir: PathBuf,
+    /// The cgroup backend (v1 or v2) detected at construction.
+    cgroups: Box<dyn Backend>,
+    /// The disk that IO limits apply to, resolved on first use.
+    io_device: OnceLock<Result<DeviceNumber, String>>,
     /// Every job by id. A std lock: held only for map lookups, never across `.await`.
     jobs: RwLock<HashMap<JobId, Arc<Job>>>,
 }
@@ -124,10 +148,14 @@ struct Job {
     spec: Arc<JobSpec>,
     /// Status as last set by `start` or the supervisor (output counters come from `log`).
     status: watch::Sender<JobStatus>,
+    /// The job's directory in the state dir.
+    dir: PathBuf,
     /// The output log readers are created from.
     log: OutputLog,
-    /// The terminal, for PTY jobs.
-    pty: Option<Arc<PtyMaster>>,
+    /// The job's cgroup; destroyed by the supervisor once the job is gone.
+    cgroup: Arc<dyn Group>,
+    /// The terminal of a PTY job, set when init sends its master.
+    pty: OnceLock<Arc<PtyMaster>>,
     /// Requests to the supervisor.
     commands: mpsc::Sender<Command>,
     /// The supervisor task; taken by `shutdown` to await it.
@@ -140,7 +168,10 @@ enum Command {
 }
 
 impl JobManager {
-    /// Creates a manager keeping its files under `config.state_dir`.
+    /// Creates a manager keeping its files under `config.state_dir`, detects the cgroup
+    /// setup, and (as root) removes what a crashed predecessor left: job cgroups under
+    /// `config.cgroup_parent` and the jobs' overlay directories. Works without root;
+    /// `start` then refuses with [`JobError::NotPermitted`].
     pub fn new(config: JobManagerConfig) -> Result<Self, JobError> {
         let jobs_dir = config.state_dir.join("jobs");
         std::fs::DirBuilder::new()
@@ -151,24 +182,75 @@ impl JobManager {
                 "create state directory {}",
                 jobs_dir.display()
             )))?;
+        let state_dir = std::fs::canonicalize(&config.state_dir).map_err(JobError::io(format!(
+            "resolve state directory {}",
+            config.state_dir.display()
+        )))?;
+        check_overlay_path(&state_dir)
+            .map_err(|e| JobError::Setup(format!("state directory: {e}")))?;
         if !config.init.program.exists() {
-            return Err(JobError::Io {
-                context: format!("init program {}", config.init.program.display()),
-                error: io::Error::from(io::ErrorKind::NotFound),
-            });
+            return Err(JobError::Setup(format!(
+                "init program {} does not exist",
+                config.init.program.display()
+            )));
         }
-        Ok(Self {
+        let cgroups = cgroup::backend(config.cgroup_version, &config.cgroup_parent)
+            .map_err(|e| JobError::Setup(format!("cgroups: {e}")))?;
+        let jobs_dir = state_dir.join("jobs");
+        let manager = Self {
             inner: Arc::new(Inner {
                 config,
+                state_dir,
                 jobs_dir,
+                cgroups,
+                io_device: OnceLock::new(),
                 jobs: RwLock::new(HashMap::new()),
             }),
-        })
+        };
+        if nix::unistd::geteuid().is_root() {
+            manager.clean_up_after_crash();
+        }
+        Ok(manager)
     }
 
-    /// Starts a job and returns its id once the command is running. If the command cannot
-    /// be exec'd (no such file, permission denied, bad working directory…) this returns
-    /// [`JobError::Start`] with the OS error and leaves nothing behind.
+    /// The cgroup version in use (1 or 2).
+    pub fn cgroup_version(&self) -> u8 {
+        self.inner.cgroups.version()
+    }
+
+    /// The directories job cgroups are created in, `<own cgroup>/<cgroup_parent>` (one
+    /// per hierarchy on v1). A job's cgroup is the job id below each.
+    pub fn cgroup_parent_paths(&self) -> Vec<PathBuf> {
+        self.inner.cgroups.parent_paths()
+    }
+
+    /// Kills and removes leftover job cgroups and overlay directories. Runs before any job
+    /// of this manager exists, so everything found is a leftover.
+    fn clean_up_after_crash(&self) {
+        for group in self.inner.cgroups.stale() {
+            tracing::warn!(cgroup = ?group.paths(), "removing a job cgroup left by an earlier run");
+            for _ in 0..100 {
+                if group.is_empty().unwrap_or(true) {
+                    break;
+                }
+                let _ = group.kill_all();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if let Err(e) = group.remove() {
+                tracing::warn!(cgroup = ?group.paths(), error = %e, "cannot remove stale cgroup");
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.inner.jobs_dir) {
+            for entry in entries.flatten() {
+                remove_sandbox_dirs(&entry.path());
+            }
+        }
+    }
+
+    /// Starts a job in its sandbox and returns its id once the command is running. If the
+    /// command cannot be exec'd (not in the rootfs, permission denied, bad working
+    /// directory…) or the sandbox cannot be built, this returns [`JobError::Start`] with
+    /// the OS error and leaves nothing behind (no cgroup, no mount, no state dir).
     pub async fn start(&self, spec: JobSpec) -> Result<JobId, JobError> {
         spec.validate().map_err(JobError::InvalidSpec)?;
         let manager = self.clone();
@@ -228,7 +310,7 @@ impl JobManager {
     /// Writes bytes to a PTY job's terminal, as if typed.
     pub async fn write_input(&self, id: JobId, data: &[u8]) -> Result<(), JobError> {
         let job = self.get(id)?;
-        let pty = job.pty.as_ref().ok_or(JobError::NoTerminal(id))?;
+        let pty = job.terminal()?;
         let mut ended = job.status.subscribe();
         if ended.borrow_and_update().state.is_finished() {
             return Err(JobError::Ended(id));
@@ -243,7 +325,7 @@ impl JobManager {
     pub fn resize(&self, id: JobId, size: PtySize) -> Result<(), JobError> {
         check_size(size).map_err(JobError::InvalidSize)?;
         let job = self.get(id)?;
-        let pty = job.pty.as_ref().ok_or(JobError::NoTerminal(id))?;
+        let pty = job.terminal()?;
         if job.status.borrow().state.is_finished() {
             return Err(JobError::Ended(id));
         }
@@ -291,6 +373,18 @@ impl JobManager {
     }
 
     async fn launch(self, spec: JobSpec) -> Result<JobId, JobError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(JobError::NotPermitted(format!(
+                "jobs run in their own namespaces, cgroups and overlay root filesystem, which \
+                 needs root (CAP_SYS_ADMIN); this process runs as uid {}",
+                nix::unistd::geteuid()
+            )));
+        }
+        let io_device = if spec.limits.has_io() {
+            Some(self.io_device().map_err(JobError::InvalidSpec)?)
+        } else {
+            None
+        };
         let id = JobId::new_random();
         let dir = self.inner.jobs_dir.join(id.to_string());
         std::fs::DirBuilder::new()
@@ -300,21 +394,66 @@ impl JobManager {
                 "create job directory {}",
                 dir.display()
             )))?;
-        match self.launch_in(id, spec, &dir).await {
+        let cgroup: Arc<dyn Group> =
+            match self
+                .inner
+                .cgroups
+                .create(&id.to_string(), &spec.limits, io_device)
+            {
+                Ok(group) => Arc::from(group),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(JobError::Setup(format!("cgroup: {e}")));
+                }
+            };
+        match self.launch_in(id, spec, &dir, Arc::clone(&cgroup)).await {
             Ok(()) => Ok(id),
             Err(e) => {
                 self.write_jobs().remove(&id);
+                if let Err(err) = cgroup::destroy(cgroup.as_ref()).await {
+                    tracing::warn!(job = %id, error = %err, "cannot remove the cgroup of a failed start");
+                }
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(e)
             }
         }
     }
 
-    async fn launch_in(&self, id: JobId, spec: JobSpec, dir: &Path) -> Result<(), JobError> {
+    fn io_device(&self) -> Result<DeviceNumber, String> {
+        self.inner
+            .io_device
+            .get_or_init(|| match &self.inner.config.io_device {
+                Some(node) => cgroup::block_device_node(node),
+                None => cgroup::block_device_of(&self.inner.state_dir),
+            })
+            .clone()
+    }
+
+    async fn launch_in(
+        &self,
+        id: JobId,
+        spec: JobSpec,
+        dir: &Path,
+        cgroup: Arc<dyn Group>,
+    ) -> Result<(), JobError> {
         let config = &self.inner.config;
         let (writer, log) = output_log::create(&dir.join("output.log"), config.output_cap)
             .map_err(JobError::io("create output log"))?;
-
+        let rootfs = RootfsConfig {
+            lower: spec.rootfs.clone().unwrap_or_else(|| PathBuf::from("/")),
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            mount_point: dir.join("rootfs"),
+            hide: std::iter::once(self.inner.state_dir.clone())
+                .chain(config.hide_paths.iter().cloned())
+                .collect(),
+            binds: spec.binds.clone(),
+            tmpfs: spec.tmpfs.clone(),
+        };
+        for d in [&rootfs.upper, &rootfs.work, &rootfs.mount_point] {
+            std::fs::create_dir(d).map_err(JobError::io(format!("create {}", d.display())))?;
+        }
+        let id_text = id.to_string();
         let init_config = InitConfig {
             argv: std::iter::once(spec.command.clone())
                 .chain(spec.args.iter().cloned())
@@ -325,29 +464,28 @@ impl JobManager {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             cwd: spec.cwd.clone(),
-            pty: spec.pty.is_some(),
+            pty: spec.pty,
+            hostname: spec
+                .hostname
+                .clone()
+                .unwrap_or_else(|| format!("job-{}", &id_text[..8])),
+            rootfs,
         };
 
-        let (stdio, source, pty) = match spec.pty {
-            Some(size) => {
-                let (master, slave) =
-                    PtyMaster::open(size).map_err(JobError::io("open terminal"))?;
-                let master = Arc::new(master);
-                let stdio = [dup(&slave)?.into(), dup(&slave)?.into(), Stdio::from(slave)];
-                (stdio, Source::Pty(Arc::clone(&master)), Some(master))
-            }
-            None => {
-                let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-                    .map_err(|e| JobError::io("create output pipe")(e.into()))?;
-                let stdio = [Stdio::null(), dup(&write)?.into(), Stdio::from(write)];
-                let read =
-                    pipe::Receiver::from_owned_fd(read).map_err(JobError::io("output pipe"))?;
-                (stdio, Source::Pipe(read), None)
-            }
+        // A PTY job's terminal is created by init inside the job; without one, stdout and
+        // stderr share one pipe (merged in order) and stdin is /dev/null.
+        let (stdio, pipe_source) = if spec.pty.is_some() {
+            ([Stdio::null(), Stdio::null(), Stdio::null()], None)
+        } else {
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                .map_err(|e| JobError::io("create output pipe")(e.into()))?;
+            let stdio = [Stdio::null(), dup(&write)?.into(), Stdio::from(write)];
+            let read = pipe::Receiver::from_owned_fd(read).map_err(JobError::io("output pipe"))?;
+            (stdio, Some(read))
         };
 
-        let (events_read, events_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-            .map_err(|e| JobError::io("create event pipe")(e.into()))?;
+        let (events_ours, events_init) =
+            sys::event_socket().map_err(JobError::io("create event socket"))?;
         let (control_read, control_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
             .map_err(|e| JobError::io("create control pipe")(e.into()))?;
         let config_json = serde_json::to_vec(&init_config)
@@ -360,8 +498,10 @@ impl JobManager {
             id,
             spec: Arc::new(spec),
             status: watch::Sender::new(JobStatus::new(SystemTime::now())),
+            dir: dir.to_path_buf(),
             log,
-            pty,
+            cgroup,
+            pty: OnceLock::new(),
             commands,
             supervisor: std::sync::Mutex::new(None),
         });
@@ -375,55 +515,102 @@ impl JobManager {
             .stdout(stdout)
             .stderr(stderr)
             .kill_on_drop(true);
-        let init_fds = InitFds::new(&config_fd, &events_write, &control_read)
+        let init_fds = InitFds::new(&config_fd, &events_init, &control_read)
             .map_err(JobError::io("prepare init descriptors"))?;
-        init_fds.install(&mut cmd);
+        init_fds.install(&mut cmd, job.cgroup.procs_files());
         let spawned = cmd.spawn();
-        // Close the daemon's copies right away: the slave / pipe write end (held by `cmd`)
-        // must only be open in the job, or readers would never see EOF.
+        // Close the daemon's copies right away: the pipe's write end (held by `cmd`) must
+        // only be open in the job, or readers would never see EOF.
         drop(cmd);
-        drop((init_fds, config_fd, events_write, control_read));
+        drop((init_fds, config_fd, events_init, control_read));
         let mut child = spawned.map_err(JobError::io(format!(
             "spawn init program {}",
             config.init.program.display()
         )))?;
 
-        let pump = tokio::spawn(pump_output(source, writer));
+        let mut writer = Some(writer);
+        let mut pump = pipe_source.map(|p| {
+            tokio::spawn(pump_output(
+                Source::Pipe(p),
+                writer.take().expect("writer unused"),
+            ))
+        });
         let control =
             pipe::Sender::from_owned_fd(control_write).map_err(JobError::io("control pipe"))?;
-        let events_read =
-            pipe::Receiver::from_owned_fd(events_read).map_err(JobError::io("event pipe"))?;
+        let events_ours = sys::register_async(events_ours).map_err(JobError::io("event socket"))?;
         let (event_tx, mut events) = mpsc::channel(4);
-        let event_reader = tokio::spawn(read_events(events_read, event_tx));
+        let event_reader = tokio::spawn(read_events(events_ours, event_tx));
 
-        let failure = match tokio::time::timeout(config.start_timeout, events.recv()).await {
-            Ok(Some(InitEvent::Running)) => None,
-            Ok(Some(InitEvent::Failed { step, errno })) => Some(JobError::Start {
-                step,
-                error: io::Error::from_raw_os_error(errno),
-            }),
-            Ok(Some(other)) => Some(JobError::Start {
-                step: format!("init reported {other:?} before the command started"),
-                error: io::Error::from(io::ErrorKind::InvalidData),
-            }),
-            Ok(None) => Some(JobError::Start {
-                step: "init exited before the command started".into(),
-                error: io::Error::from(io::ErrorKind::UnexpectedEof),
-            }),
-            Err(_) => Some(JobError::Start {
+        let failure = tokio::time::timeout(config.start_timeout, async {
+            loop {
+                match events.recv().await {
+                    Some((InitEvent::Terminal, fds)) => {
+                        let (Some(master), Some(writer)) = (fds.into_iter().next(), writer.take())
+                        else {
+                            return Some(JobError::Start {
+                                step: "receive the job's terminal".into(),
+                                error: io::Error::from(io::ErrorKind::InvalidData),
+                            });
+                        };
+                        let master = match PtyMaster::new(master) {
+                            Ok(m) => Arc::new(m),
+                            Err(error) => {
+                                return Some(JobError::Start {
+                                    step: "register the job's terminal".into(),
+                                    error,
+                                });
+                            }
+                        };
+                        let _ = job.pty.set(Arc::clone(&master));
+                        pump = Some(tokio::spawn(pump_output(Source::Pty(master), writer)));
+                    }
+                    Some((InitEvent::Running, _)) => return None,
+                    Some((InitEvent::Failed { step, errno }, _)) => {
+                        return Some(JobError::Start {
+                            step,
+                            error: io::Error::from_raw_os_error(errno),
+                        });
+                    }
+                    Some((other, _)) => {
+                        return Some(JobError::Start {
+                            step: format!("init reported {other:?} before the command started"),
+                            error: io::Error::from(io::ErrorKind::InvalidData),
+                        });
+                    }
+                    None => {
+                        return Some(JobError::Start {
+                            step: "init exited before the command started".into(),
+                            error: io::Error::from(io::ErrorKind::UnexpectedEof),
+                        });
+                    }
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Some(JobError::Start {
                 step: format!("init did not report within {:?}", config.start_timeout),
                 error: io::Error::from(io::ErrorKind::TimedOut),
-            }),
-        };
+            })
+        });
         if let Some(error) = failure {
-            // Init exits by itself after a failure; the kill covers the timeout case.
+            // Init exits by itself after a failure; the kills cover the timeout case.
+            let _ = job.cgroup.kill_all();
             let _ = child.start_kill();
             let _ = child.wait().await;
             drop(control);
             let _ = event_reader.await;
-            let _ = tokio::time::timeout(DRAIN_LIMIT, pump).await;
+            if let Some(pump) = pump {
+                let _ = tokio::time::timeout(DRAIN_LIMIT, pump).await;
+            }
             return Err(error);
         }
+        let Some(pump) = pump else {
+            return Err(JobError::Start {
+                step: "init started a terminal job without sending its terminal".into(),
+                error: io::Error::from(io::ErrorKind::InvalidData),
+            });
+        };
         job.status.send_modify(|s| {
             s.state = JobState::Running;
             s.pid = child.id();
@@ -453,7 +640,14 @@ impl Job {
         let log = self.log.state();
         status.output_bytes = log.len;
         status.output_dropped_bytes = log.dropped;
+        if status.state == JobState::Running {
+            status.usage = Some(self.cgroup.usage());
+        }
         status
+    }
+
+    fn terminal(&self) -> Result<&Arc<PtyMaster>, JobError> {
+        self.pty.get().ok_or(JobError::NoTerminal(self.id))
     }
 
     fn info(&self) -> JobInfo {
@@ -503,23 +697,29 @@ async fn pump_output(mut source: Source, mut writer: LogWriter) {
     // Dropping the writer marks the log closed.
 }
 
-/// Forwards init's event lines until the pipe closes (init and monitor are gone).
-async fn read_events(pipe: pipe::Receiver, tx: mpsc::Sender<InitEvent>) {
-    let mut reader = BufReader::new(pipe).take(u64::MAX);
-    let mut line = Vec::new();
+/// Forwards init's events (and the descriptors sent with them) until every sender has
+/// closed the socket (init and monitor are gone).
+async fn read_events(socket: AsyncFd<OwnedFd>, tx: mpsc::Sender<(InitEvent, Vec<OwnedFd>)>) {
+    let mut buf = vec![0u8; MAX_EVENT];
     loop {
-        line.clear();
-        reader.set_limit(MAX_EVENT_LINE as u64);
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) => return,
-            Ok(_) => match serde_json::from_slice::<InitEvent>(&line) {
+        let received = match socket.readable().await {
+            Ok(mut guard) => match guard.try_io(|s| sys::recv_event(s.get_ref(), &mut buf)) {
+                Ok(result) => result,
+                Err(_would_block) => continue,
+            },
+            Err(e) => Err(e),
+        };
+        match received {
+            Ok((0, fds)) if fds.is_empty() => return,
+            Ok((n, fds)) => match serde_json::from_slice::<InitEvent>(&buf[..n]) {
                 Ok(event) => {
-                    if tx.send(event).await.is_err() {
+                    if tx.send((event, fds)).await.is_err() {
                         return;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "unparseable event from tandem-init"),
             },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 tracing::warn!(error = %e, "reading events from tandem-init failed");
                 return;
@@ -533,7 +733,7 @@ struct Supervised {
     /// The monitor process: the only child of the daemon for this job.
     child: tokio::process::Child,
     /// Parsed init events after `Running`.
-    events: mpsc::Receiver<InitEvent>,
+    events: mpsc::Receiver<(InitEvent, Vec<OwnedFd>)>,
     /// The task producing `events`.
     event_reader: JoinHandle<()>,
     /// Write end of the control pipe.
@@ -548,14 +748,14 @@ async fn supervise(job: Arc<Job>, mut s: Supervised) {
     let mut exited: Option<(ExitOutcome, bool)> = None;
     let mut stop_requested = false;
     let mut kill_at: Option<Instant> = None;
-    let mut kill_sent = false;
+    let mut killed = false;
     let mut fallback_at: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86400 * 365);
 
     let wait_result = loop {
         tokio::select! {
             res = s.child.wait() => break res,
-            Some(event) = s.events.recv() => {
+            Some((event, _)) = s.events.recv() => {
                 if let InitEvent::Exited { outcome, stop_delivered } = event {
                     exited = Some((outcome, stop_delivered));
                 }
@@ -569,10 +769,14 @@ async fn supervise(job: Arc<Job>, mut s: Supervised) {
                 let deadline = Instant::now() + grace;
                 kill_at = Some(kill_at.map_or(deadline, |d| d.min(deadline)));
             }
-            _ = tokio::time::sleep_until(kill_at.unwrap_or_else(far)), if kill_at.is_some() && !kill_sent => {
-                kill_sent = true;
+            _ = tokio::time::sleep_until(kill_at.unwrap_or_else(far)), if kill_at.is_some() && !killed => {
+                killed = true;
                 tracing::debug!(job = %job.id, "grace period over, killing job");
                 let _ = s.control.write_all(&[CONTROL_KILL]).await;
+                // The cgroup is the authoritative list of the job's processes.
+                if let Err(e) = job.cgroup.kill_all() {
+                    tracing::warn!(job = %job.id, error = %e, "killing the job's cgroup failed");
+                }
                 fallback_at = Some(Instant::now() + KILL_FALLBACK);
             }
             _ = tokio::time::sleep_until(fallback_at.unwrap_or_else(far)), if fallback_at.is_some() => {
@@ -584,9 +788,10 @@ async fn supervise(job: Arc<Job>, mut s: Supervised) {
     };
 
     // The monitor exits only after the init, and the init's exit makes the kernel kill
-    // and reap the rest of the namespace first: no process of the job is left now.
+    // and reap the rest of the namespace first: no process of the job should be left now.
+    // The cgroup makes sure of it.
     drop(s.control);
-    while let Some(event) = s.events.recv().await {
+    while let Some((event, _)) = s.events.recv().await {
         if let InitEvent::Exited {
             outcome,
             stop_delivered,
@@ -603,11 +808,22 @@ async fn supervise(job: Arc<Job>, mut s: Supervised) {
         tracing::warn!(job = %job.id, "output still open after the job ended; closing it");
         s.pump.abort();
     }
+    let usage = job.cgroup.usage();
+    if let Err(e) = cgroup::destroy(job.cgroup.as_ref()).await {
+        tracing::warn!(job = %job.id, error = %e, "cannot remove the job's cgroup");
+    }
+    remove_sandbox_dirs(&job.dir);
 
+    let oom = usage.oom_kills > 0
+        && !killed
+        && matches!(exited, None | Some((ExitOutcome::Signal(libc::SIGKILL), _)));
     let state = match (exited, stop_requested) {
         (Some((outcome, true)), true) => JobState::Stopped {
             forced: false,
             outcome,
+        },
+        _ if oom => JobState::OomKilled {
+            memory_peak_bytes: usage.memory_peak_bytes,
         },
         (Some((ExitOutcome::Code(code), _)), _) => JobState::Exited { code },
         (Some((ExitOutcome::Signal(signal), _)), _) => JobState::Signaled { signal },
@@ -625,6 +841,19 @@ async fn supervise(job: Arc<Job>, mut s: Supervised) {
     tracing::debug!(job = %job.id, ?state, "job ended");
     job.status.send_modify(|st| {
         st.state = state;
+        st.usage = Some(usage);
         st.ended_at = Some(SystemTime::now());
     });
+}
+
+/// Removes a job's overlay directories (its writes); the output log stays.
+fn remove_sandbox_dirs(job_dir: &Path) {
+    for name in ["upper", "work", "rootfs"] {
+        let path = job_dir.join(name);
+        if let Err(e) = std::fs::remove_dir_all(&path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove job directory");
+        }
+    }
 }

@@ -5,11 +5,12 @@
 //! | fd | direction | content |
 //! |----|-----------|---------|
 //! | 3  | worker → init | [`InitConfig`] as JSON in a sealed memfd (no pipe, so no deadlock on large specs) |
-//! | 4  | init → worker | [`InitEvent`]s, one JSON object per line, each written with one `write(2)` |
+//! | 4  | init → worker | [`InitEvent`]s: a `SOCK_SEQPACKET` socket, one JSON object per message; the PTY master travels with [`InitEvent::Terminal`] as `SCM_RIGHTS` |
 //! | 5  | worker → init | control bytes: [`CONTROL_TERMINATE`], [`CONTROL_KILL`]; EOF means kill |
 //!
 //! All three are close-on-exec inside init, so the user's command never sees them.
 
+use crate::spec::{BindMount, PtySize, TmpfsMount};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -26,8 +27,8 @@ pub const CONTROL_TERMINATE: u8 = b'T';
 /// job never outlives the worker that started it.
 pub const CONTROL_KILL: u8 = b'K';
 
-/// Upper bound on one event line; init never writes more, the worker never buffers more.
-pub const MAX_EVENT_LINE: usize = 16 * 1024;
+/// Upper bound on one event message; init never writes more, the worker never reads more.
+pub const MAX_EVENT: usize = 16 * 1024;
 
 /// Everything `tandem-init` needs to set up and run one job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,8 +39,33 @@ pub struct InitConfig {
     pub env: Vec<(String, String)>,
     /// Working directory of the command; `/` when unset.
     pub cwd: Option<PathBuf>,
-    /// Whether stdin/stdout/stderr are a terminal that must become the controlling TTY.
-    pub pty: bool,
+    /// Run on a terminal of this size. Init allocates it in the job's own devpts instance
+    /// (so `tty` and `ttyname` work inside) and sends the master to the worker.
+    pub pty: Option<PtySize>,
+    /// Host name in the job's UTS namespace.
+    pub hostname: String,
+    /// The job's root filesystem.
+    pub rootfs: RootfsConfig,
+}
+
+/// How init builds the job's copy-on-write root.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RootfsConfig {
+    /// Read-only lower layer: the host's `/` or a rootfs directory.
+    pub lower: PathBuf,
+    /// Overlay upper directory (the job's writes), in the job's state dir.
+    pub upper: PathBuf,
+    /// Overlay work directory, next to `upper`.
+    pub work: PathBuf,
+    /// Where the overlay is mounted before `pivot_root`.
+    pub mount_point: PathBuf,
+    /// Host paths hidden inside the job under an empty read-only tmpfs (the state dir,
+    /// the certificates…), when they exist in the lower layer.
+    pub hide: Vec<PathBuf>,
+    /// Host directories or files bind-mounted into the job.
+    pub binds: Vec<BindMount>,
+    /// Size-limited tmpfs mounts.
+    pub tmpfs: Vec<TmpfsMount>,
 }
 
 /// How the job's main process ended.
@@ -52,10 +78,13 @@ pub enum ExitOutcome {
     Signal(i32),
 }
 
-/// What init reports, in order: `Running` or `Failed` once, then `Exited` once.
+/// What init reports, in order: `Terminal` (PTY jobs), then `Running` or `Failed` once,
+/// then `Exited` once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum InitEvent {
+    /// The PTY master is attached to this message as `SCM_RIGHTS`.
+    Terminal,
     /// The command was exec'd successfully.
     Running,
     /// Setting up or exec'ing the command failed; nothing of the job keeps running.

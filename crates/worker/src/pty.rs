@@ -17,16 +17,12 @@ pub(crate) struct PtyMaster {
 }
 
 impl PtyMaster {
-    /// Opens a PTY pair; returns the master and the slave for the job's stdio.
-    pub(crate) fn open(size: PtySize) -> io::Result<(Self, OwnedFd)> {
-        let (master, slave) = sys::open_pty(size)?;
-        Ok((
-            Self {
-                fd: sys::register_async(master)?,
-                input: tokio::sync::Mutex::new(()),
-            },
-            slave,
-        ))
+    /// Wraps the (non-blocking) master that init sent.
+    pub(crate) fn new(master: OwnedFd) -> io::Result<Self> {
+        Ok(Self {
+            fd: sys::register_async(master)?,
+            input: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Reads output. `Ok(0)` at the end: Linux reports EIO on the master once every slave

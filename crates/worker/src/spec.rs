@@ -1,8 +1,10 @@
 //! What a job is asked to run: [`JobSpec`], and the ids jobs get.
 
+use crate::cgroup::Limits;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -46,8 +48,28 @@ impl Default for PtySize {
     }
 }
 
+/// A host file or directory made visible inside the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    /// Absolute host path.
+    pub source: PathBuf,
+    /// Absolute path inside the job (created if missing).
+    pub target: PathBuf,
+    /// Mount read-only.
+    pub read_only: bool,
+}
+
+/// A size-limited tmpfs inside the job (e.g. a small `/data` a task fills up).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsMount {
+    /// Absolute path inside the job (created if missing).
+    pub target: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+}
+
 /// Everything needed to start a job.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
     /// Program to run; looked up in the job's `PATH` (or a standard one) if it has no `/`.
     pub command: String,
@@ -64,6 +86,17 @@ pub struct JobSpec {
     pub owner: String,
     /// Free-form labels (e.g. the session or task a job belongs to).
     pub labels: BTreeMap<String, String>,
+    /// CPU, memory, pids and disk IO limits.
+    pub limits: Limits,
+    /// Lower layer of the job's copy-on-write root: a directory holding a root filesystem.
+    /// `None` uses the host's `/` (read-only underneath; writes go to the job's own layer).
+    pub rootfs: Option<PathBuf>,
+    /// Host name inside the job; default: `job-` and the first 8 characters of its id.
+    pub hostname: Option<String>,
+    /// Bind mounts from the host.
+    pub binds: Vec<BindMount>,
+    /// tmpfs mounts.
+    pub tmpfs: Vec<TmpfsMount>,
 }
 
 impl JobSpec {
@@ -101,6 +134,36 @@ impl JobSpec {
     /// Sets the owner.
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = owner.into();
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Adds a bind mount.
+    pub fn bind(
+        mut self,
+        source: impl Into<PathBuf>,
+        target: impl Into<PathBuf>,
+        read_only: bool,
+    ) -> Self {
+        self.binds.push(BindMount {
+            source: source.into(),
+            target: target.into(),
+            read_only,
+        });
+        self
+    }
+
+    /// Adds a tmpfs mount of `size` bytes.
+    pub fn tmpfs(mut self, target: impl Into<PathBuf>, size: u64) -> Self {
+        self.tmpfs.push(TmpfsMount {
+            target: target.into(),
+            size,
+        });
         self
     }
 
@@ -142,8 +205,80 @@ impl JobSpec {
         if let Some(size) = self.pty {
             check_size(size).map_err(|e| format!("pty: {e}"))?;
         }
+        self.limits.validate()?;
+        if let Some(rootfs) = &self.rootfs {
+            check_overlay_path(rootfs).map_err(|e| format!("rootfs: {e}"))?;
+            if !rootfs.is_dir() {
+                return Err(format!(
+                    "rootfs: {} is not a directory on this host",
+                    rootfs.display()
+                ));
+            }
+        }
+        if let Some(name) = &self.hostname {
+            let valid = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !valid {
+                return Err(format!(
+                    "hostname: {name:?} must be 1-64 characters of letters, digits, '-' and '.'"
+                ));
+            }
+        }
+        for (i, bind) in self.binds.iter().enumerate() {
+            if !bind.source.is_absolute() || !bind.source.exists() {
+                return Err(format!(
+                    "binds[{i}].source: {} must be an existing absolute host path",
+                    bind.source.display()
+                ));
+            }
+            check_target(&bind.target).map_err(|e| format!("binds[{i}].target: {e}"))?;
+        }
+        for (i, tmpfs) in self.tmpfs.iter().enumerate() {
+            check_target(&tmpfs.target).map_err(|e| format!("tmpfs[{i}].target: {e}"))?;
+            if tmpfs.size < 4096 {
+                return Err(format!(
+                    "tmpfs[{i}].size: {} bytes is below the minimum of 4096",
+                    tmpfs.size
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+/// A mount target inside the job: absolute, not `/`, no `..`.
+fn check_target(path: &Path) -> Result<(), String> {
+    use std::path::Component;
+    if !path.is_absolute() || path.parent().is_none() {
+        return Err(format!(
+            "{} must be an absolute path below /",
+            path.display()
+        ));
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("{} must not contain '..'", path.display()));
+    }
+    Ok(())
+}
+
+/// overlayfs takes its layers as `key=path,…` with `:` separating lower layers, so those
+/// characters cannot appear in the paths.
+pub(crate) fn check_overlay_path(path: &Path) -> Result<(), String> {
+    let s = path
+        .to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", path.display()))?;
+    if !path.is_absolute() {
+        return Err(format!("{s} must be an absolute path"));
+    }
+    if s.contains([',', ':', '\\']) {
+        return Err(format!(
+            "{s} must not contain ',', ':' or '\\' (overlayfs syntax)"
+        ));
+    }
+    Ok(())
 }
 
 /// Rejects a zero-sized terminal.

@@ -1,5 +1,6 @@
 //! The state machine of a job and the status snapshot callers see.
 
+use crate::cgroup::ResourceUsage;
 use crate::spec::{JobId, JobSpec};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -32,6 +33,11 @@ pub enum JobState {
         forced: bool,
         /// How the main process ended (on `forced`, always SIGKILL).
         outcome: ExitOutcome,
+    },
+    /// The kernel's OOM killer killed the job for exceeding its memory limit.
+    OomKilled {
+        /// Peak memory of the job, where the cgroup version reports it.
+        memory_peak_bytes: Option<u64>,
     },
     /// The job could not run or its supervision broke; the reason says why.
     Failed {
@@ -66,6 +72,8 @@ pub struct JobStatus {
     pub output_bytes: u64,
     /// Output bytes dropped because the log reached its cap.
     pub output_dropped_bytes: u64,
+    /// Resources used: live while running, final once ended (`None` while starting).
+    pub usage: Option<ResourceUsage>,
 }
 
 impl JobStatus {
@@ -78,6 +86,7 @@ impl JobStatus {
             ended_at: None,
             output_bytes: 0,
             output_dropped_bytes: 0,
+            usage: None,
         }
     }
 }

@@ -82,20 +82,29 @@ impl InitFds {
         })
     }
 
-    /// Installs the `pre_exec` hook that gives the child its own session and moves the
-    /// descriptors into place. The descriptors must stay open until `spawn` returns, so
-    /// the caller keeps `self` alive until then.
-    pub(crate) fn install(&self, cmd: &mut tokio::process::Command) {
+    /// Installs the `pre_exec` hook that joins the job's cgroups (writing `0` to each
+    /// pre-opened `cgroup.procs`, so nothing of the job ever runs unlimited), gives the
+    /// child its own session and moves the descriptors into place. The descriptors must
+    /// stay open until `spawn` returns, so the caller keeps `self` and `cgroup_procs`
+    /// alive until then.
+    pub(crate) fn install(&self, cmd: &mut tokio::process::Command, cgroup_procs: &[OwnedFd]) {
         let moves: [(RawFd, RawFd); 3] = [
             (self.high[0].as_raw_fd(), CONFIG_FD),
             (self.high[1].as_raw_fd(), EVENT_FD),
             (self.high[2].as_raw_fd(), CONTROL_FD),
         ];
+        let joins: Vec<RawFd> = cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect();
         let hook = move || {
             // Runs between fork and exec in a copy of a multi-threaded process: only
-            // async-signal-safe calls, no allocation.
-            // SAFETY: setsid and dup2 are async-signal-safe and take plain integers.
+            // async-signal-safe calls, no allocation (iterating the Vec does not allocate).
+            // SAFETY: write, setsid and dup2 are async-signal-safe and take plain
+            // integers and a valid one-byte buffer.
             unsafe {
+                for &fd in &joins {
+                    if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 // Own session and process group: the daemon's terminal (e.g. Ctrl-C in
                 // the example) never signals jobs directly.
                 if libc::setsid() == -1 {
@@ -131,4 +140,47 @@ pub(crate) fn register_async(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd
     // SAFETY: an OwnedFd is a valid open descriptor, and AsyncFd keeps ownership of it (we
     // never swap the inner value), so it stays open and the same for the AsyncFd's life.
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(io::Error::from)
+}
+
+/// A `SOCK_SEQPACKET` pair for init's events: `(worker end, init end)`, close-on-exec.
+pub(crate) fn event_socket() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?)
+}
+
+/// Receives one event message and the descriptors attached to it (close-on-exec).
+/// `Ok((0, []))` is EOF: every sender has closed its end.
+pub(crate) fn recv_event(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<UnixAddr>(
+        fd.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+    )?;
+    let mut fds = Vec::new();
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            // SAFETY: SCM_RIGHTS installed these descriptors in this process just now;
+            // nothing else owns them.
+            fds.extend(raw.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+        }
+    }
+    if msg
+        .flags
+        .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "event from tandem-init was truncated",
+        ));
+    }
+    Ok((msg.bytes, fds))
 }

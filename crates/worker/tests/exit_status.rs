@@ -34,12 +34,14 @@ async fn signal_deaths_are_reported() {
 
 #[tokio::test]
 async fn environment_is_explicit_and_cwd_is_honoured() {
-    let (manager, dir) = manager();
+    let (manager, _fixture) = manager();
     let spec = JobSpec::new("/usr/bin/env", [""; 0])
         .env("ONLY", "this")
-        .cwd(dir.path());
+        .cwd("/usr/share");
     let id = manager.start(spec).await.unwrap();
     assert_eq!(output_text(&manager, id).await, "ONLY=this\n");
+    let id = manager.start(sh("pwd").cwd("/usr/share")).await.unwrap();
+    assert_eq!(output_text(&manager, id).await, "/usr/share\n");
 
     let id = manager
         .start(sh("pwd; cat; echo cat-exited"))

@@ -19,14 +19,16 @@ async fn digest(mut reader: OutputReader) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_concurrent_readers_get_byte_identical_output() {
-    let (manager, dir) = manager();
-    let written = dir.path().join("written");
-    // 50 MiB of random bytes, a copy of exactly what the process wrote kept by tee.
-    let script = format!(
-        "echo go; head -c 52428800 /dev/urandom | tee {}",
-        written.display()
-    );
-    let id = manager.start(sh(&script)).await.unwrap();
+    let (manager, _fixture) = manager();
+    let shared = tempfile::tempdir().unwrap();
+    let written = shared.path().join("written");
+    // 50 MiB of random bytes, a copy of exactly what the process wrote kept by tee in a
+    // directory bind-mounted from the host.
+    let script = "echo go; head -c 52428800 /dev/urandom | tee /shared/written";
+    let id = manager
+        .start(sh(script).bind(shared.path(), "/shared", false))
+        .await
+        .unwrap();
     let mut readers = Vec::new();
     for _ in 0..5 {
         readers.push(tokio::spawn(digest(manager.output(id).unwrap())));

@@ -15,20 +15,58 @@ pub fn require_root() {
 }
 
 /// A manager with a temporary state dir, using the `tandem-init` binary of this package.
-pub fn manager() -> (JobManager, tempfile::TempDir) {
+pub fn manager() -> (JobManager, Fixture) {
     manager_with(|_| {})
 }
 
 /// Like [`manager`], with a chance to adjust the config.
-pub fn manager_with(adjust: impl FnOnce(&mut JobManagerConfig)) -> (JobManager, tempfile::TempDir) {
+pub fn manager_with(adjust: impl FnOnce(&mut JobManagerConfig)) -> (JobManager, Fixture) {
     require_root();
     let dir = tempfile::tempdir().expect("temp state dir");
     let mut config = JobManagerConfig::new(
         dir.path(),
         InitProgram::binary(env!("CARGO_BIN_EXE_tandem-init")),
     );
+    // Each test's manager has its own parent cgroup: managers clean up leftovers in theirs
+    // at creation, which must not hit another test's running jobs.
+    config.cgroup_parent = format!("tandem-test-{}", JobId::new_random());
     adjust(&mut config);
-    (JobManager::new(config).expect("job manager"), dir)
+    let manager = JobManager::new(config).expect("job manager");
+    let fixture = Fixture {
+        state: dir,
+        cgroup_parents: manager.cgroup_parent_paths(),
+    };
+    (manager, fixture)
+}
+
+/// Test resources: the state dir, and the test's parent cgroups (removed on drop).
+pub struct Fixture {
+    /// The manager's state directory (hidden inside jobs).
+    pub state: tempfile::TempDir,
+    /// `<own cgroup>/<test parent>` per hierarchy.
+    pub cgroup_parents: Vec<std::path::PathBuf>,
+}
+
+impl Fixture {
+    /// The state directory.
+    pub fn path(&self) -> &std::path::Path {
+        self.state.path()
+    }
+
+    /// True if any cgroup directory of job `id` exists.
+    pub fn cgroup_exists(&self, id: JobId) -> bool {
+        self.cgroup_parents
+            .iter()
+            .any(|p| p.join(id.to_string()).exists())
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for p in &self.cgroup_parents {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
 }
 
 /// A `sh -c SCRIPT` spec with a standard PATH.
