@@ -7,7 +7,8 @@
 //! cgroup namespaces; a capability bounding set without CAP_SYS_ADMIN, CAP_SYS_MODULE,
 //! CAP_MKNOD, CAP_DAC_READ_SEARCH and the like; a seccomp filter refusing the system calls
 //! that reach the host kernel's global state (mount, modules, kexec, bpf, keyrings, new
-//! namespaces…); and a non-dumpable init that the job cannot ptrace.
+//! namespaces…). init itself runs under the same filter and capabilities (and is
+//! non-dumpable), so a job process that manages to ptrace it gains nothing.
 
 mod net;
 pub(crate) mod rootfs;
@@ -71,7 +72,8 @@ pub(crate) fn lock_down() -> Result<(), Failure> {
     // no_new_privs: setuid programs (sudo, su) keep working within the bounding set.
     seccomp::install().map_err(step(|| "install the seccomp filter".into()))?;
     drop_capabilities().map_err(step(|| "drop capabilities".into()))?;
-    // Non-dumpable: processes of the job (even with CAP_SYS_PTRACE) cannot ptrace init.
+    // Non-dumpable: only CAP_SYS_PTRACE holders may ptrace init, and it holds nothing
+    // more than they do.
     // SAFETY: plain prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } == -1 {
         return Err(("make init non-dumpable".into(), Errno::last()));

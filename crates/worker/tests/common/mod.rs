@@ -22,7 +22,12 @@ pub fn manager() -> (JobManager, Fixture) {
 /// Like [`manager`], with a chance to adjust the config.
 pub fn manager_with(adjust: impl FnOnce(&mut JobManagerConfig)) -> (JobManager, Fixture) {
     require_root();
-    let dir = tempfile::tempdir().expect("temp state dir");
+    // Under /var/tmp, not /tmp: /tmp is a fresh tmpfs inside jobs anyway, so only a state
+    // dir on the root filesystem shows that the state dir is hidden from jobs.
+    let dir = tempfile::Builder::new()
+        .prefix("tandem-test-")
+        .tempdir_in("/var/tmp")
+        .expect("temp state dir");
     let mut config = JobManagerConfig::new(
         dir.path(),
         InitProgram::binary(env!("CARGO_BIN_EXE_tandem-init")),
@@ -62,9 +67,28 @@ impl Fixture {
 }
 
 impl Drop for Fixture {
+    /// A test that ends while a job's supervisor is still finishing (the runtime is torn
+    /// down with the test) leaves that job's cgroup behind, as a crashed daemon would; its
+    /// processes are being killed (the monitor is killed on drop). Remove what is left.
     fn drop(&mut self) {
-        for p in &self.cgroup_parents {
-            let _ = std::fs::remove_dir(p);
+        for parent in &self.cgroup_parents {
+            for attempt in 0..200 {
+                let children: Vec<_> = std::fs::read_dir(parent)
+                    .map(|d| {
+                        d.flatten()
+                            .filter(|e| e.path().is_dir())
+                            .map(|e| e.path())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for child in &children {
+                    let _ = std::fs::remove_dir(child);
+                }
+                if std::fs::remove_dir(parent).is_ok() || !parent.exists() || attempt == 199 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 }
