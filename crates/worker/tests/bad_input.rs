@@ -179,20 +179,28 @@ async fn bad_rootfs_mounts_and_commands_fail_cleanly() {
     assert_clean(&manager, &fixture);
 }
 
-/// Re-runs this test binary as `nobody` for the case below.
+/// Re-runs this test binary as `nobody` for the case below. The binaries are copied to a
+/// world-readable directory first: the checkout may be under a directory `nobody` cannot
+/// enter.
 #[test]
 fn starting_a_job_without_root_says_what_is_missing() {
     require_root();
+    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    let state = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        state.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let test_exe = dir.path().join("bad_input");
+    let init = dir.path().join("tandem-init");
+    std::fs::copy(std::env::current_exe().unwrap(), &test_exe).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_tandem-init"), &init).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = std::process::Command::new(&test_exe)
         .args(["--exact", "as_nobody", "--nocapture", "--ignored"])
-        .env("TANDEM_TEST_STATE", state.path())
+        .env("TANDEM_TEST_STATE", &state)
+        .env("TANDEM_TEST_INIT", &init)
+        .current_dir(dir.path())
         .uid(65534)
         .gid(65534)
         .output()
@@ -208,10 +216,11 @@ fn starting_a_job_without_root_says_what_is_missing() {
 #[ignore = "run by starting_a_job_without_root_says_what_is_missing as uid 65534"]
 async fn as_nobody() {
     let state = std::env::var("TANDEM_TEST_STATE").expect("started by the root test");
+    let init = std::env::var("TANDEM_TEST_INIT").expect("started by the root test");
     assert!(!nix::unistd::geteuid().is_root());
     let manager = JobManager::new(tandem_worker::JobManagerConfig::new(
         state,
-        tandem_worker::InitProgram::binary(env!("CARGO_BIN_EXE_tandem-init")),
+        tandem_worker::InitProgram::binary(init),
     ))
     .expect("a manager works without root");
     let err = manager.start(sh("true")).await.unwrap_err();
