@@ -45,27 +45,55 @@ async fn memory_limit_ends_in_oom_killed_with_the_peak() {
 #[tokio::test]
 async fn a_job_started_while_another_is_ooming_is_unaffected() {
     let (manager, _fixture) = manager();
-    // Keeps hitting its limit: each python is OOM-killed, the loop starts another (on v2
-    // with memory.oom.group the first OOM ends the whole job instead).
-    let hog =
-        sh("echo hogging; while :; do python3 -c \"x = bytearray(b'x') * (256 << 20)\"; done")
-            .limits(Limits {
-                memory: Some(32 * MIB),
-                ..Limits::default()
-            });
-    let hog = manager.start(hog).await.unwrap();
-    read_until(&mut manager.output(hog).unwrap(), "hogging").await;
-    let calm = manager.start(sh("seq 1 100000 | tail -n 1")).await.unwrap();
-    let status = within(60, "calm job", manager.wait(calm)).await.unwrap();
-    assert_eq!(status.state, JobState::Exited { code: 0 });
-    assert_eq!(output_text(&manager, calm).await, "100000\n");
-    let hog_status = within(30, "stop hog", manager.stop(hog, Duration::ZERO))
-        .await
-        .unwrap();
-    assert!(
-        hog_status.usage.unwrap().oom_kills >= 1,
-        "the hog should have been OOM-killed: {hog_status:?}"
-    );
+    // Half a core: the CPU-limit test runs beside this one and must not be starved.
+    let limits = Limits {
+        memory: Some(32 * MIB),
+        cpu: Some(0.5),
+        ..Limits::default()
+    };
+    let alloc = "python3 -c \"x = bytearray(b'x') * (256 << 20)\"";
+    if manager.cgroup_version() == 1 {
+        // v1 kills one process per OOM: this hog keeps OOMing, one python after another,
+        // and says so after each kill (exit status 137 = SIGKILL).
+        let hog = sh(&format!("while :; do {alloc}; echo killed-$?; done")).limits(limits);
+        let hog = manager.start(hog).await.unwrap();
+        read_until(&mut manager.output(hog).unwrap(), "killed-137").await;
+        let calm = manager.start(sh("seq 1 100000 | tail -n 1")).await.unwrap();
+        let status = within(60, "calm job", manager.wait(calm)).await.unwrap();
+        assert_eq!(status.state, JobState::Exited { code: 0 });
+        assert_eq!(output_text(&manager, calm).await, "100000\n");
+        let hog_status = within(30, "stop hog", manager.stop(hog, Duration::ZERO))
+            .await
+            .unwrap();
+        assert!(hog_status.usage.unwrap().oom_kills >= 1, "{hog_status:?}");
+    } else {
+        // v2 kills the whole job on its first OOM (memory.oom.group): keep the calm job
+        // running across the hog's OOM instead; it waits on a FIFO the test opens after.
+        let shared = tempfile::tempdir().unwrap();
+        let fifo = shared.path().join("go");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let calm = manager
+            .start(
+                sh("seq 1 100000 > /tmp/n; echo ready; read x < /shared/go; tail -n 1 /tmp/n")
+                    .bind(shared.path(), "/shared", false),
+            )
+            .await
+            .unwrap();
+        read_until(&mut manager.output(calm).unwrap(), "ready").await;
+        let hog = manager.start(sh(alloc).limits(limits)).await.unwrap();
+        let hog_status = within(60, "hog", manager.wait(hog)).await.unwrap();
+        assert!(
+            matches!(hog_status.state, JobState::OomKilled { .. }),
+            "{hog_status:?}"
+        );
+        tokio::task::spawn_blocking(move || std::fs::write(fifo, "go\n"))
+            .await
+            .unwrap()
+            .unwrap();
+        let status = within(60, "calm job", manager.wait(calm)).await.unwrap();
+        assert_eq!(status.state, JobState::Exited { code: 0 });
+        assert!(output_text(&manager, calm).await.ends_with("100000\n"));
+    }
 }
 
 #[tokio::test]
@@ -78,6 +106,8 @@ async fn pids_limit_contains_a_fork_bomb_and_the_job_still_stops() {
     .env("PATH", "/usr/bin:/bin")
     .limits(Limits {
         pids: Some(20),
+        // Half a core: the CPU-limit test runs beside this one and must not be starved.
+        cpu: Some(0.5),
         ..Limits::default()
     });
     let id = manager.start(spec).await.unwrap();
