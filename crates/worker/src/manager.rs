@@ -349,6 +349,47 @@ impl JobManager {
         while stops.join_next().await.is_some() {}
     }
 
+    /// Kills every running job at once (SIGKILL through its cgroup) without waiting. For
+    /// emergencies and for tearing down a runtime that will not get to run the jobs'
+    /// supervisors (e.g. at the end of a test); `shutdown` is the orderly way.
+    pub fn abort_all(&self) {
+        let jobs: Vec<Arc<Job>> = self.read_jobs().values().cloned().collect();
+        for job in jobs {
+            if !job.status.borrow().state.is_finished()
+                && let Err(e) = job.cgroup.kill_all()
+            {
+                tracing::warn!(job = %job.id, error = %e, "killing the job's cgroup failed");
+            }
+        }
+    }
+
+    /// Removes the job cgroups still present under this manager's parent cgroup and the
+    /// parent itself, blocking up to `timeout` for killed processes to disappear. Pairs
+    /// with [`abort_all`](Self::abort_all) when supervisors will not run any more.
+    pub fn remove_cgroups_blocking(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        for parent in self.inner.cgroups.parent_paths() {
+            loop {
+                let children: Vec<PathBuf> = std::fs::read_dir(&parent)
+                    .map(|d| {
+                        d.flatten()
+                            .map(|e| e.path())
+                            .filter(|p| p.is_dir())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for child in &children {
+                    let _ = std::fs::remove_dir(child);
+                }
+                let gone = std::fs::remove_dir(&parent).is_ok() || !parent.exists();
+                if gone || std::time::Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
     fn get(&self, id: JobId) -> Result<Arc<Job>, JobError> {
         self.read_jobs()
             .get(&id)

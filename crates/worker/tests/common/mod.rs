@@ -40,16 +40,19 @@ pub fn manager_with(adjust: impl FnOnce(&mut JobManagerConfig)) -> (JobManager, 
     let fixture = Fixture {
         state: dir,
         cgroup_parents: manager.cgroup_parent_paths(),
+        manager: manager.clone(),
     };
     (manager, fixture)
 }
 
-/// Test resources: the state dir, and the test's parent cgroups (removed on drop).
+/// Test resources: the state dir and the manager's cgroups (removed on drop).
 pub struct Fixture {
     /// The manager's state directory (hidden inside jobs).
     pub state: tempfile::TempDir,
     /// `<own cgroup>/<test parent>` per hierarchy.
     pub cgroup_parents: Vec<std::path::PathBuf>,
+    /// The manager, to kill what a test leaves running.
+    manager: JobManager,
 }
 
 impl Fixture {
@@ -67,29 +70,11 @@ impl Fixture {
 }
 
 impl Drop for Fixture {
-    /// A test that ends while a job's supervisor is still finishing (the runtime is torn
-    /// down with the test) leaves that job's cgroup behind, as a crashed daemon would; its
-    /// processes are being killed (the monitor is killed on drop). Remove what is left.
+    /// A test that ends with jobs still running drops its runtime with them (as a crashed
+    /// daemon would): kill them now and remove the cgroups their supervisors cannot.
     fn drop(&mut self) {
-        for parent in &self.cgroup_parents {
-            for attempt in 0..200 {
-                let children: Vec<_> = std::fs::read_dir(parent)
-                    .map(|d| {
-                        d.flatten()
-                            .filter(|e| e.path().is_dir())
-                            .map(|e| e.path())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for child in &children {
-                    let _ = std::fs::remove_dir(child);
-                }
-                if std::fs::remove_dir(parent).is_ok() || !parent.exists() || attempt == 199 {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
+        self.manager.abort_all();
+        self.manager.remove_cgroups_blocking(Duration::from_secs(5));
     }
 }
 

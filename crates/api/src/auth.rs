@@ -1,0 +1,230 @@
+//! Who is calling, and what they may call: the identity from the client certificate and
+//! the per-RPC permission table, checked for every request in one tower layer before any
+//! service sees it. Paths without an entry are refused (deny by default).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tandem_pki::Role;
+use tonic::Status;
+
+/// The caller, from the verified client certificate: CN = user, OU = role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Certificate CN.
+    pub user: String,
+    /// Certificate OU, if it names a tandem role.
+    pub role: Option<Role>,
+}
+
+impl Identity {
+    /// Admins see and manage every job.
+    pub fn is_admin(&self) -> bool {
+        self.role == Some(Role::Admin)
+    }
+
+    /// Whether this caller may see a job owned by `owner`.
+    pub fn may_see(&self, owner: &str) -> bool {
+        self.is_admin() || self.user == owner
+    }
+}
+
+/// Per-connection information attached to every request.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The verified caller.
+    pub identity: Arc<Identity>,
+    /// The client's address.
+    pub remote: SocketAddr,
+}
+
+/// Who may call an RPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Admins and interviewers; the service scopes what interviewers see to their own.
+    AnyRole,
+    /// Admins only.
+    AdminOnly,
+}
+
+/// Every RPC the server answers and who may call it. The test `every_rpc_has_an_entry`
+/// checks this against the service descriptors.
+pub const PERMISSIONS: &[(&str, Access)] = &[
+    ("/tandem.v1.JobService/Start", Access::AnyRole),
+    ("/tandem.v1.JobService/Stop", Access::AnyRole),
+    ("/tandem.v1.JobService/Status", Access::AnyRole),
+    ("/tandem.v1.JobService/List", Access::AnyRole),
+    ("/tandem.v1.JobService/Logs", Access::AnyRole),
+    ("/tandem.v1.JobService/Attach", Access::AnyRole),
+    ("/grpc.health.v1.Health/Check", Access::AnyRole),
+    ("/grpc.health.v1.Health/Watch", Access::AnyRole),
+    (
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        Access::AdminOnly,
+    ),
+    (
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        Access::AdminOnly,
+    ),
+];
+
+/// Decides whether `peer` may call `path`.
+pub fn check(path: &str, peer: Option<&PeerInfo>) -> Result<(), Status> {
+    let Some(peer) = peer else {
+        return Err(Status::unauthenticated("no verified client certificate"));
+    };
+    let identity = &peer.identity;
+    let Some(role) = identity.role else {
+        return Err(Status::permission_denied(format!(
+            "certificate of {:?} has no tandem role (its OU must be `admin` or `interviewer`)",
+            identity.user
+        )));
+    };
+    match PERMISSIONS.iter().find(|(p, _)| *p == path) {
+        None => Err(Status::permission_denied(format!(
+            "{path} is not an RPC of this server"
+        ))),
+        Some((_, Access::AdminOnly)) if role != Role::Admin => Err(Status::permission_denied(
+            format!("{path} is for admins; {:?} is an {role}", identity.user),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Tower layer applying [`check`] to every request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PermissionLayer;
+
+impl<S> tower::Layer<S> for PermissionLayer {
+    type Service = PermissionService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        PermissionService { inner }
+    }
+}
+
+/// The service [`PermissionLayer`] wraps around the router.
+#[derive(Debug, Clone)]
+pub struct PermissionService<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for PermissionService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Default + Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<
+        S::Future,
+        std::future::Ready<Result<http::Response<ResBody>, S::Error>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let peer = req.extensions().get::<PeerInfo>();
+        match check(req.uri().path(), peer) {
+            Ok(()) => futures_util::future::Either::Left(self.inner.call(req)),
+            Err(status) => {
+                if let Some(peer) = peer {
+                    tracing::info!(
+                        user = %peer.identity.user,
+                        remote = %peer.remote,
+                        path = req.uri().path(),
+                        "permission denied"
+                    );
+                }
+                futures_util::future::Either::Right(std::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn every_rpc_has_an_entry() {
+        let sets = [
+            tandem_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ];
+        let mut paths = Vec::new();
+        for bytes in sets {
+            let set = prost_types::FileDescriptorSet::decode(bytes).unwrap();
+            for file in set.file {
+                for service in &file.service {
+                    for method in &service.method {
+                        paths.push(format!(
+                            "/{}.{}/{}",
+                            file.package(),
+                            service.name(),
+                            method.name()
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(paths.len() >= 8, "{paths:?}");
+        for path in &paths {
+            assert!(
+                PERMISSIONS.iter().any(|(p, _)| p == path),
+                "{path} has no entry in PERMISSIONS"
+            );
+        }
+        for (p, _) in PERMISSIONS {
+            assert!(paths.contains(&p.to_string()), "stale entry {p}");
+        }
+    }
+
+    fn peer(user: &str, role: Option<Role>) -> PeerInfo {
+        PeerInfo {
+            identity: Arc::new(Identity {
+                user: user.into(),
+                role,
+            }),
+            remote: "127.0.0.1:1".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn roles_are_enforced() {
+        let start = "/tandem.v1.JobService/Start";
+        let reflect = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+        let admin = peer("root", Some(Role::Admin));
+        let alice = peer("alice", Some(Role::Interviewer));
+        let nobody = peer("eve", None);
+        assert!(check(start, Some(&admin)).is_ok());
+        assert!(check(start, Some(&alice)).is_ok());
+        assert_eq!(
+            check(start, Some(&nobody)).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            check(start, None).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        assert!(check(reflect, Some(&admin)).is_ok());
+        assert_eq!(
+            check(reflect, Some(&alice)).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            check("/tandem.v1.JobService/Nope", Some(&admin))
+                .unwrap_err()
+                .code(),
+            tonic::Code::PermissionDenied
+        );
+        assert!(alice.identity.may_see("alice") && !alice.identity.may_see("bob"));
+        assert!(admin.identity.may_see("bob"));
+    }
+}

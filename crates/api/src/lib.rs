@@ -1,0 +1,100 @@
+//! tandem's gRPC API: the services (jobs, health, reflection) over the worker, served on
+//! mutual TLS (TLS 1.3 only, client certificates from the tandem CA; CN = user, OU = role),
+//! with one permission table checked for every RPC.
+//!
+//! The server takes a bound listener and a shutdown future (tests run it on port 0).
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod convert;
+pub mod jobs;
+mod streams;
+pub mod tls;
+
+use std::future::Future;
+use std::sync::Arc;
+use tandem_proto::v1::job_service_server::JobServiceServer;
+use tandem_worker::JobManager;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+pub use auth::{Identity, PeerInfo};
+pub use streams::StreamTracker;
+
+/// The API server: configure, then [`serve`](Self::serve).
+pub struct Server {
+    /// The worker the services drive.
+    manager: JobManager,
+    /// TLS configuration (see [`tls::server_config`]).
+    tls: Arc<rustls::ServerConfig>,
+    /// Live stream counter.
+    streams: StreamTracker,
+    /// Health reporter: SERVING for the job service once serving.
+    health: tonic_health::server::HealthReporter,
+}
+
+impl Server {
+    /// A server for `manager` with the given TLS configuration.
+    pub fn new(manager: JobManager, tls: Arc<rustls::ServerConfig>) -> Self {
+        Self {
+            manager,
+            tls,
+            streams: StreamTracker::default(),
+            health: tonic_health::server::HealthReporter::new(),
+        }
+    }
+
+    /// The health reporter, for the daemon to mark other parts (SSH, tasks) ready.
+    pub fn health(&self) -> tonic_health::server::HealthReporter {
+        self.health.clone()
+    }
+
+    /// Watches the number of live Logs/Attach streams.
+    pub fn stream_count(&self) -> watch::Receiver<usize> {
+        self.streams.watch()
+    }
+
+    /// Serves until `shutdown` completes: then stops accepting, ends live streams with
+    /// UNAVAILABLE, and waits for in-flight calls to finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (conn_tx, conn_rx) = mpsc::channel(64);
+        let accept = tokio::spawn(tls::accept_loop(
+            listener,
+            self.tls,
+            conn_tx,
+            stop_rx.clone(),
+        ));
+        self.health
+            .set_serving::<JobServiceServer<jobs::Jobs>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tandem_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .expect("the embedded descriptor sets are valid (checked by every_rpc_has_an_entry)");
+        let jobs = jobs::Jobs::new(self.manager, self.streams, stop_rx.clone());
+        let mut stop_signal = stop_rx.clone();
+        let result = tonic::transport::Server::builder()
+            .layer(auth::PermissionLayer)
+            .add_service(tonic_health::pb::health_server::HealthServer::new(
+                tonic_health::server::HealthService::from_health_reporter(self.health),
+            ))
+            .add_service(reflection)
+            .add_service(JobServiceServer::new(jobs))
+            .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
+                shutdown.await;
+                tracing::info!("API server shutting down");
+                let _ = stop_tx.send(true);
+                let _ = stop_signal.wait_for(|s| *s).await;
+            })
+            .await;
+        let _ = accept.await;
+        result
+    }
+}

@@ -1,0 +1,757 @@
+//! `tandem`: the command-line client of tandemd.
+//!
+//! Runs, watches and stops jobs over tandemd's gRPC API (mutual TLS with a client
+//! certificate), attaches to job terminals, and makes the certificates that the API needs.
+//! Every command prints text for people or, with `-o json`, one JSON document for
+//! scripts. Exit status: 0 success, 1 the server refused or could not be reached (the
+//! reason on stderr as `tandem: …`), 2 a usage error.
+#![warn(missing_docs)]
+
+mod attach;
+mod certs;
+mod output;
+mod size;
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Parser, Subcommand};
+use tandem_client::{ClientError, ClientTls};
+use tandem_proto::v1::job_service_client::JobServiceClient;
+use tandem_proto::v1::{
+    JobStatusRequest, Limits, ListJobsRequest, LogsRequest, StartJobRequest, StopJobRequest,
+};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::attach::AttachEnd;
+use crate::certs::RoleArg;
+use crate::output::{Format, JobView};
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tandem",
+    version,
+    propagate_version = true,
+    about = "Run and share isolated Linux jobs on a tandemd server",
+    long_about = "Run and share isolated Linux jobs on a tandemd server.\n\n\
+        Talks to tandemd over mutual TLS: the client certificate names the user and the role. \
+        Make certificates with `tandem certs init` first.\n\n\
+        Exit status: 0 success, 1 the server said no or could not be reached, 2 usage error.",
+    after_help = "Examples:\n  \
+        tandem certs init\n  \
+        id=$(tandem job start --memory 512M -- sh -c 'echo hello; sleep 60')\n  \
+        tandem job logs -f \"$id\"\n  \
+        tandem job stop \"$id\"\n  \
+        tandem -o json job list"
+)]
+struct Cli {
+    /// Connection and output options, valid with every command.
+    #[command(flatten)]
+    global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options of every command.
+#[derive(Debug, Args)]
+struct Global {
+    /// tandemd's address
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        hide_env_values = true,
+        env = "TANDEM_SERVER",
+        default_value = "127.0.0.1:50051",
+        value_name = "HOST:PORT"
+    )]
+    server: String,
+    /// Directory with ca.crt and the user's NAME.crt / NAME.key
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        hide_env_values = true,
+        env = "TANDEM_CERTS_DIR",
+        default_value = "certs",
+        value_name = "DIR"
+    )]
+    certs_dir: PathBuf,
+    /// Whose certificate to use from the certificates directory
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        hide_env_values = true,
+        env = "TANDEM_USER",
+        default_value = "admin",
+        value_name = "NAME"
+    )]
+    user: String,
+    /// Client certificate [default: DIR/NAME.crt]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    cert: Option<PathBuf>,
+    /// Client private key [default: DIR/NAME.key]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    key: Option<PathBuf>,
+    /// CA certificate the server's certificate must be signed by [default: DIR/ca.crt]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    ca: Option<PathBuf>,
+    /// Output format: text (for people) or json (one JSON document, for scripts)
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        help_heading = "Global options",
+        hide_possible_values = true,
+        value_enum,
+        default_value_t = Format::Text,
+        value_name = "FORMAT"
+    )]
+    output: Format,
+}
+
+impl Global {
+    /// The certificate files to connect with: the directory's files for the user, each
+    /// replaced by an explicit `--cert`, `--key` or `--ca`.
+    fn tls(&self) -> ClientTls {
+        let mut tls = ClientTls::from_dir(&self.certs_dir, &self.user);
+        if let Some(cert) = &self.cert {
+            tls.cert = cert.clone();
+        }
+        if let Some(key) = &self.key {
+            tls.key = key.clone();
+        }
+        if let Some(ca) = &self.ca {
+            tls.ca = ca.clone();
+        }
+        tls
+    }
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start, inspect, follow, attach to and stop jobs
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Make the certificates for mutual TLS (local files, no server needed)
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Ask the server whether it is serving (exit status 0 only when it is)
+    Health,
+}
+
+/// `tandem job …`.
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Start a job; prints only its id
+    #[command(after_help = "Examples:\n  \
+        tandem job start -- sh -c 'echo hello'\n  \
+        tandem job start --cpu 0.5 --memory 512M --pids 100 --io-write 10M/s -- make -j4\n  \
+        id=$(tandem job start --tty --env TERM=xterm -- bash) && tandem job attach \"$id\"")]
+    Start(StartArgs),
+    /// Show one job's status
+    Status {
+        /// The job's id
+        id: String,
+    },
+    /// List the jobs you may see (all jobs for admins), oldest first
+    List,
+    /// Stop a job (SIGTERM, then SIGKILL after the grace period) and print its final state
+    Stop {
+        /// The job's id
+        id: String,
+        /// Time between SIGTERM and SIGKILL (e.g. 500ms, 10s, 1m)
+        #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+        grace: Duration,
+    },
+    /// Print a job's output (stdout and stderr merged, or the terminal's bytes) as is
+    #[command(
+        long_about = "Print a job's output (stdout and stderr merged, or the terminal's bytes).\n\n\
+            The bytes are written to stdout exactly as received, without decoration, whatever \
+            --output says. The exit status is 0 whatever state the job ended in."
+    )]
+    Logs {
+        /// The job's id
+        id: String,
+        /// Keep printing new output until the job ends
+        #[arg(short, long)]
+        follow: bool,
+        /// Start at this byte of the output
+        #[arg(long, default_value_t = 0, value_name = "BYTES")]
+        offset: u64,
+    },
+    /// Use a terminal job's terminal interactively; Ctrl-] detaches
+    #[command(
+        long_about = "Use a terminal job's terminal interactively (jobs started with --tty).\n\n\
+            The job's output so far is replayed, so the screen is redrawn. Keys go to the job \
+            (Ctrl-C included); Ctrl-] detaches and leaves the job running. When the job ends, \
+            its final state is printed on stderr."
+    )]
+    Attach {
+        /// The job's id
+        id: String,
+    },
+}
+
+/// `tandem job start` options.
+#[derive(Debug, Args)]
+struct StartArgs {
+    /// CPU limit in cores (0.5 = half a core)
+    #[arg(long, value_parser = parse_cpu, value_name = "CORES", help_heading = "Limits")]
+    cpu: Option<f64>,
+    /// Memory limit (e.g. 512M, 1.5G, 1000MB); swap is capped too
+    #[arg(long, value_parser = size::parse_size, allow_hyphen_values = true, value_name = "SIZE", help_heading = "Limits")]
+    memory: Option<u64>,
+    /// Limit on processes and threads
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pids: Option<u64>,
+    /// Disk read bandwidth limit (e.g. 10M/s)
+    #[arg(long, value_parser = size::parse_rate, allow_hyphen_values = true, value_name = "SIZE/s", help_heading = "Limits")]
+    io_read: Option<u64>,
+    /// Disk write bandwidth limit (e.g. 10M/s)
+    #[arg(long, value_parser = size::parse_rate, allow_hyphen_values = true, value_name = "SIZE/s", help_heading = "Limits")]
+    io_write: Option<u64>,
+    /// Disk read operations per second limit
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    io_read_iops: Option<u64>,
+    /// Disk write operations per second limit
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    io_write_iops: Option<u64>,
+    /// Run on a terminal the size of this one (24x80 without one); sets TERM=xterm-256color unless --env TERM=… is given
+    #[arg(long)]
+    tty: bool,
+    /// Environment variable of the job (repeatable); the job inherits nothing else
+    #[arg(long = "env", short = 'e', value_parser = parse_key_value, value_name = "KEY=VALUE")]
+    env: Vec<(String, String)>,
+    /// Label of the job (repeatable)
+    #[arg(long = "label", short = 'l', value_parser = parse_key_value, value_name = "KEY=VALUE")]
+    labels: Vec<(String, String)>,
+    /// Absolute working directory inside the job [default: /]
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// Host name inside the job [default: job-<first 8 characters of the id>]
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+    /// The program (looked up in PATH) and its arguments; put them after `--`
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// `tandem certs …`.
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Make a new CA, the server certificate and the admin client certificate
+    #[command(long_about = "Make a new CA (ca.crt, ca.key), the server certificate \
+        (server.crt, server.key) for the given host names and addresses, and the first \
+        client certificate (admin.crt, admin.key). Existing files are kept unless --force \
+        is given; with --force, certificates issued by the old CA stop working.")]
+    Init {
+        /// Directory to write to [default: the --certs-dir directory]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Host names and IP addresses the server certificate is valid for
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "localhost,127.0.0.1",
+            value_name = "HOST,..."
+        )]
+        hosts: Vec<String>,
+        /// Replace existing files
+        #[arg(long)]
+        force: bool,
+        /// Days the CA certificate is valid
+        #[arg(long, default_value_t = tandem_pki::Validity::default().ca_days, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+        ca_days: u32,
+        /// Days the server and admin certificates are valid
+        #[arg(long, default_value_t = tandem_pki::Validity::default().leaf_days, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+        days: u32,
+    },
+    /// Issue a client certificate NAME.crt / NAME.key signed by the CA
+    Issue {
+        /// The user name (the certificate's CN): A-Z a-z 0-9 . _ -
+        name: String,
+        /// What the user may do
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Directory with the CA [default: the --certs-dir directory]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Replace existing files
+        #[arg(long)]
+        force: bool,
+        /// Days the certificate is valid (never beyond the CA's expiry)
+        #[arg(long, default_value_t = tandem_pki::Validity::default().leaf_days, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+        days: u32,
+    },
+}
+
+/// Parses a CPU limit: a positive number of cores.
+fn parse_cpu(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(cores) if cores.is_finite() && cores > 0.0 => Ok(cores),
+        _ => Err("expected a positive number of cores, e.g. 0.5 or 2".to_string()),
+    }
+}
+
+/// Parses `KEY=VALUE` (the value may be empty or contain `=`; the key may not be empty).
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        Some(_) => Err("the key before '=' is empty (expected KEY=VALUE)".to_string()),
+        None => Err("no '=' in it (expected KEY=VALUE)".to_string()),
+    }
+}
+
+/// Parses a duration such as `10s`, `1m30s` or `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 500ms, 10s, 1m30s)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tandem: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        // A closed stdout (`tandem job logs ID | head`) is not worth a complaint.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tandem: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether `err` is, or was caused by, writing to a closed pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Runs a parsed command.
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
+    match cli.command {
+        Command::Certs(command) => run_certs(&global, command),
+        Command::Health => run_health(&global).await,
+        Command::Job(command) => run_job(&global, command).await,
+    }
+}
+
+/// `tandem certs …`.
+fn run_certs(global: &Global, command: CertsCommand) -> anyhow::Result<ExitCode> {
+    let written = match command {
+        CertsCommand::Init {
+            dir,
+            hosts,
+            force,
+            ca_days,
+            days,
+        } => {
+            let validity = tandem_pki::Validity {
+                ca_days,
+                leaf_days: days,
+            };
+            let dir = dir.unwrap_or_else(|| global.certs_dir.clone());
+            certs::init(&dir, &hosts, force, validity)?
+        }
+        CertsCommand::Issue {
+            name,
+            role,
+            dir,
+            force,
+            days,
+        } => {
+            let validity = tandem_pki::Validity {
+                leaf_days: days,
+                ..tandem_pki::Validity::default()
+            };
+            let dir = dir.unwrap_or_else(|| global.certs_dir.clone());
+            certs::issue(&dir, &name, role, force, validity)?
+        }
+    };
+    print(&certs::render(&written, global.output)?)?;
+    if global.output == Format::Text {
+        eprintln!("{}", written.hint);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tandem health`.
+async fn run_health(global: &Global) -> anyhow::Result<ExitCode> {
+    let channel = connect(global).await?;
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map_err(|s| status_error(global, &s))?
+        .into_inner();
+    let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
+    let name = status.as_str_name();
+    match global.output {
+        Format::Text => print(&format!("{name}\n"))?,
+        Format::Json => print(&output::json(&serde_json::json!({ "status": name }))?)?,
+    }
+    Ok(if status == ServingStatus::Serving {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `tandem job …`.
+async fn run_job(global: &Global, command: JobCommand) -> anyhow::Result<ExitCode> {
+    let mut client = JobServiceClient::new(connect(global).await?);
+    let status_err = |s: tonic::Status| status_error(global, &s);
+    match command {
+        JobCommand::Start(args) => {
+            let request = start_request(args, attach::terminal_size);
+            let id = client
+                .start(request)
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .job_id;
+            match global.output {
+                Format::Text => print(&format!("{id}\n"))?,
+                Format::Json => print(&output::json(&serde_json::json!({ "id": id }))?)?,
+            }
+        }
+        JobCommand::Status { id } => {
+            let job = client
+                .status(JobStatusRequest { job_id: id })
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .job;
+            let job = job.context("the server's answer holds no job")?;
+            match global.output {
+                Format::Text => print(&output::status_text(&job))?,
+                Format::Json => print(&output::json(&JobView::from(&job))?)?,
+            }
+        }
+        JobCommand::List => {
+            let jobs = client
+                .list(ListJobsRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .jobs;
+            match global.output {
+                Format::Text => print(&output::list_text(&jobs))?,
+                Format::Json => {
+                    let views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
+                    print(&output::json(&views)?)?
+                }
+            }
+        }
+        JobCommand::Stop { id, grace } => {
+            let grace = prost_types::Duration::try_from(grace)
+                .map_err(|_| anyhow!("--grace {grace:?} is too long"))?;
+            let job = client
+                .stop(StopJobRequest {
+                    job_id: id,
+                    grace: Some(grace),
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .job;
+            let job = job.context("the server's answer holds no job")?;
+            match global.output {
+                Format::Text => print(&format!("{}\n", output::summary(&job)))?,
+                Format::Json => print(&output::json(&JobView::from(&job))?)?,
+            }
+        }
+        JobCommand::Logs { id, follow, offset } => {
+            let mut stream = client
+                .logs(LogsRequest {
+                    job_id: id,
+                    offset,
+                    follow,
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            let mut stdout = io::stdout().lock();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(status_err)?;
+                stdout.write_all(&chunk.data)?;
+                stdout.flush()?;
+            }
+        }
+        JobCommand::Attach { id } => {
+            match attach::attach(&mut client, &global.server, &id).await? {
+                AttachEnd::Ended(job) => {
+                    eprintln!("tandem: job {id} ended: {}", output::summary(&job));
+                }
+                AttachEnd::Detached => eprintln!(
+                    "tandem: detached from job {id}; it keeps running (`tandem job attach {id}` to return)"
+                ),
+                AttachEnd::Interrupted => {
+                    eprintln!("tandem: detached from job {id}; it keeps running")
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The request for `tandem job start`; `terminal_size` asks the local terminal's size
+/// (only called with `--tty`).
+fn start_request(
+    args: StartArgs,
+    terminal_size: impl FnOnce() -> Option<tandem_proto::v1::TerminalSize>,
+) -> StartJobRequest {
+    let limits = Limits {
+        cpu_cores: args.cpu,
+        memory_bytes: args.memory,
+        pids: args.pids,
+        io_read_bytes_per_second: args.io_read,
+        io_write_bytes_per_second: args.io_write,
+        io_read_ops_per_second: args.io_read_iops,
+        io_write_ops_per_second: args.io_write_iops,
+    };
+    let mut env: HashMap<String, String> = args.env.into_iter().collect();
+    let terminal = args.tty.then(|| {
+        env.entry("TERM".to_string())
+            .or_insert_with(|| "xterm-256color".to_string());
+        terminal_size().unwrap_or(attach::DEFAULT_SIZE)
+    });
+    let mut command = args.command.into_iter();
+    StartJobRequest {
+        // clap requires at least one CMD value, so there is always a first one.
+        command: command.next().unwrap_or_default(),
+        args: command.collect(),
+        env,
+        working_dir: args.workdir.unwrap_or_default(),
+        limits: (limits != Limits::default()).then_some(limits),
+        terminal,
+        labels: args.labels.into_iter().collect(),
+        hostname: args.hostname.unwrap_or_default(),
+    }
+}
+
+/// Connects to the server with the configured certificates.
+async fn connect(global: &Global) -> anyhow::Result<Channel> {
+    let config = tandem_client::client_config(&global.tls()).map_err(|e| {
+        let hint = match &e {
+            ClientError::Pki(tandem_pki::PkiError::Io { error, .. })
+                if error.kind() == io::ErrorKind::NotFound =>
+            {
+                " (make certificates with `tandem certs init`, or choose them with \
+                 --certs-dir and --user, or --cert, --key and --ca)"
+            }
+            _ => "",
+        };
+        anyhow!("{e}{hint}")
+    })?;
+    tandem_client::connect(&global.server, config)
+        .await
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// A failed call as an error with a human message.
+fn status_error(global: &Global, status: &tonic::Status) -> anyhow::Error {
+    anyhow!(tandem_client::describe_status(&global.server, status))
+}
+
+/// Writes `text` to stdout and flushes it.
+fn print(text: &str) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tandem").chain(args.iter().copied()))
+    }
+
+    fn start_args(args: &[&str]) -> StartArgs {
+        match parse(args).map(|cli| cli.command) {
+            Ok(Command::Job(JobCommand::Start(start))) => start,
+            other => panic!("not a job start: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn start_builds_the_request() {
+        let args = start_args(&[
+            "job",
+            "start",
+            "--memory",
+            "512M",
+            "--cpu",
+            "0.5",
+            "--io-write",
+            "10M/s",
+            "--env",
+            "A=1=2",
+            "-e",
+            "B=",
+            "--label",
+            "task=x",
+            "--workdir",
+            "/tmp",
+            "--",
+            "sh",
+            "-c",
+            "echo hi",
+        ]);
+        let request = start_request(args, || panic!("no terminal wanted"));
+        assert_eq!(request.command, "sh");
+        assert_eq!(request.args, ["-c", "echo hi"]);
+        assert_eq!(request.env["A"], "1=2");
+        assert_eq!(request.env["B"], "");
+        assert_eq!(request.labels["task"], "x");
+        assert_eq!(request.working_dir, "/tmp");
+        assert_eq!(request.terminal, None);
+        let limits = request.limits.unwrap();
+        assert_eq!(limits.memory_bytes, Some(512 << 20));
+        assert_eq!(limits.cpu_cores, Some(0.5));
+        assert_eq!(limits.io_write_bytes_per_second, Some(10 << 20));
+        assert_eq!(limits.pids, None);
+    }
+
+    #[test]
+    fn start_without_limits_or_dashes() {
+        let args = start_args(&["job", "start", "ls", "-la", "/"]);
+        let request = start_request(args, || None);
+        assert_eq!(request.command, "ls");
+        assert_eq!(request.args, ["-la", "/"]);
+        assert_eq!(request.limits, None);
+        assert!(request.env.is_empty());
+    }
+
+    #[test]
+    fn tty_size_and_term() {
+        let request = start_request(start_args(&["job", "start", "--tty", "bash"]), || None);
+        assert_eq!(request.terminal, Some(attach::DEFAULT_SIZE));
+        assert_eq!(request.env["TERM"], "xterm-256color");
+        let request = start_request(
+            start_args(&["job", "start", "--tty", "--env", "TERM=vt100", "bash"]),
+            || {
+                Some(tandem_proto::v1::TerminalSize {
+                    rows: 50,
+                    cols: 132,
+                })
+            },
+        );
+        assert_eq!(
+            request.terminal,
+            Some(tandem_proto::v1::TerminalSize {
+                rows: 50,
+                cols: 132
+            })
+        );
+        assert_eq!(request.env["TERM"], "vt100");
+    }
+
+    #[test]
+    fn usage_errors() {
+        for args in [
+            &["job", "start", "--memory", "12X", "sh"][..],
+            &["job", "start", "--memory", "-1M", "sh"],
+            &["job", "start", "--memory=", "sh"],
+            &["job", "start", "--io-read", "fast", "sh"],
+            &["job", "start", "--env", "NOEQUALS", "sh"],
+            &["job", "start", "--label", "=v", "sh"],
+            &["job", "start", "--cpu", "0", "sh"],
+            &["job", "start"],
+            &["job", "stop", "x", "--grace", "soon"],
+            &["certs", "issue", "bob", "--role", "root"],
+            &["certs", "init", "--days", "0"],
+            &["-o", "yaml", "job", "list"],
+        ] {
+            let err = parse(args).expect_err(&args.join(" "));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert_ne!(err.kind(), ErrorKind::DisplayHelp);
+        }
+        let err = parse(&["job", "start", "--memory", "12X", "sh"]).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("--memory"), "{message}");
+        assert!(message.contains("12X"), "{message}");
+    }
+
+    #[test]
+    fn global_flags_anywhere() {
+        let cli = parse(&[
+            "job", "list", "-o", "json", "--server", "h:1", "--user", "bob",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.output, Format::Json);
+        assert_eq!(cli.global.server, "h:1");
+        let tls = cli.global.tls();
+        assert_eq!(tls.cert, PathBuf::from("certs/bob.crt"));
+        assert_eq!(tls.ca, PathBuf::from("certs/ca.crt"));
+        let cli = parse(&["--cert", "/x.crt", "--certs-dir", "/d", "job", "list"]).unwrap();
+        let tls = cli.global.tls();
+        assert_eq!(tls.cert, PathBuf::from("/x.crt"));
+        assert_eq!(tls.key, PathBuf::from("/d/admin.key"));
+    }
+
+    #[test]
+    fn stop_grace() {
+        match parse(&["job", "stop", "abc", "--grace", "1m30s"])
+            .unwrap()
+            .command
+        {
+            Command::Job(JobCommand::Stop { id, grace }) => {
+                assert_eq!(id, "abc");
+                assert_eq!(grace, Duration::from_secs(90));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
