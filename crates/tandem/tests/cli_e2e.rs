@@ -38,7 +38,10 @@ async fn start_status_follow_stop_through_the_cli() {
     let out = run(start).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let id = text(&out.stdout).trim().to_string();
-    assert!(id.parse::<tandem_worker::JobId>().is_ok(), "stdout is only the id: {id:?}");
+    assert!(
+        id.parse::<tandem_worker::JobId>().is_ok(),
+        "stdout is only the id: {id:?}"
+    );
 
     let mut status = tandem(&server, "alice");
     status.args(["-o", "json", "job", "status", &id]);
@@ -61,11 +64,18 @@ async fn start_status_follow_stop_through_the_cli() {
     stop.args(["job", "stop", &id, "--grace", "2s"]);
     let out = run(stop).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("stopped"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("stopped"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = follower.await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(out.stdout, b"hello\nerr\n", "logs -f prints the raw output exactly");
+    assert_eq!(
+        out.stdout, b"hello\nerr\n",
+        "logs -f prints the raw output exactly"
+    );
 
     let mut list = tandem(&server, "alice");
     list.args(["--output", "json", "job", "list"]);
@@ -80,7 +90,11 @@ async fn start_status_follow_stop_through_the_cli() {
     status.args(["job", "status", &id]);
     let out = run(status).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("NotFound"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("NotFound"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,10 +136,19 @@ async fn usage_and_connection_errors_are_human() {
     assert!(!err.contains("Error {"), "no Debug dumps: {err}");
 
     let mut no_certs = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    no_certs
-        .env_clear()
-        .args(["--server", &server.server(), "--certs-dir", "/nonexistent", "job", "list"]);
+    no_certs.env_clear().args([
+        "--server",
+        &server.server(),
+        "--certs-dir",
+        "/nonexistent",
+        "job",
+        "list",
+    ]);
     let out = run(no_certs).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("/nonexistent/ca.crt"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/ca.crt"),
+        "{}",
+        text(&out.stderr)
+    );
 }
