@@ -10,9 +10,13 @@ use tandem_worker::JobState;
 /// A script that starts a daemon (double fork + setsid, stdout still open) whose command
 /// line carries `marker`, waits until it runs, then runs `then`.
 fn daemonizing_script(marker: &str, then: &str) -> String {
+    // The daemon is the only process with an argument that *starts* with ": MARKER" (see
+    // `daemon_pids`); the job's main shell only contains it in the middle of its script.
+    // It then blocks opening a FIFO nobody writes, without ever forking (a fork would be a
+    // second process with the same command line for a moment).
     format!(
-        "dir=$(mktemp -d); mkfifo $dir/up; \
-         (setsid sh -c ': {marker}; echo daemon-up > '$dir/up'; while :; do sleep 1; done' &); \
+        "dir=$(mktemp -d); mkfifo $dir/up $dir/never; \
+         (setsid sh -c ': {marker}; echo daemon-up > '$dir/up'; read x < '$dir/never &); \
          read x < $dir/up; echo daemon-started; {then}"
     )
 }
@@ -27,7 +31,7 @@ async fn stop_kills_daemonized_grandchildren() {
         .unwrap();
     read_until(&mut manager.output(id).unwrap(), "daemon-started").await;
     assert_eq!(
-        processes_with(&marker).len(),
+        daemon_pids(&marker).len(),
         1,
         "the daemon should be running"
     );
@@ -40,7 +44,7 @@ async fn stop_kills_daemonized_grandchildren() {
         "{status:?}"
     );
     assert_eq!(
-        processes_with(&marker),
+        daemon_pids(&marker),
         Vec::<u32>::new(),
         "daemon survived stop"
     );
@@ -61,9 +65,14 @@ async fn natural_exit_kills_grandchildren_and_readers_end() {
     let status = manager.wait(id).await.unwrap();
     assert_eq!(status.state, JobState::Exited { code: 4 });
     assert_eq!(
-        processes_with(&marker),
+        daemon_pids(&marker),
         Vec::<u32>::new(),
         "daemon survived exit"
     );
     assert_reaped(status.pid.expect("pid"));
+}
+
+/// Host pids of the daemon started by [`daemonizing_script`].
+fn daemon_pids(marker: &str) -> Vec<u32> {
+    processes_with(&format!("\0: {marker};"))
 }
