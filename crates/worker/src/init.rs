@@ -20,7 +20,7 @@
 
 use crate::protocol::{
     CONFIG_FD, CONTROL_FD, CONTROL_KILL, CONTROL_TERMINATE, EVENT_FD, ExitOutcome, InitConfig,
-    InitEvent,
+    InitEvent, JOIN_FD,
 };
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
@@ -44,14 +44,25 @@ pub const INIT_ARG: &str = "__tandem_init";
 /// `PATH` used to find the command when the job's environment has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Signals init handles through a signalfd instead of default dispositions.
-const HANDLED: [Signal; 5] = [
+/// Signals init handles through a signalfd instead of default dispositions. SIGUSR1 from
+/// the monitor means "kill the command now" (join mode, where killing the init alone would
+/// leave the command running in the sandbox).
+const HANDLED: [Signal; 6] = [
     Signal::SIGCHLD,
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
     Signal::SIGQUIT,
+    Signal::SIGUSR1,
 ];
+
+/// Namespaces a joining command enters (all of the sandbox's).
+const JOINED: CloneFlags = CloneFlags::CLONE_NEWPID
+    .union(CloneFlags::CLONE_NEWNS)
+    .union(CloneFlags::CLONE_NEWNET)
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWIPC)
+    .union(CloneFlags::CLONE_NEWCGROUP);
 
 /// Entry point of `tandem-init`. Never returns.
 pub fn main() -> ! {
@@ -133,7 +144,28 @@ fn monitor(mut events: Events) -> ! {
         Err(e) => events.fail("create signalfd", e),
     };
 
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+    let join = config.sandbox.is_none();
+    if join {
+        // SAFETY: only probes whether the descriptor number is open.
+        if unsafe { libc::fcntl(JOIN_FD, libc::F_GETFD) } == -1 {
+            events.fail(
+                "join a sandbox: its init's pidfd (fd 6) is missing",
+                Errno::EBADF,
+            );
+        }
+        // SAFETY: JOIN_FD was checked open in main() (join mode) and nothing else owns it.
+        let target = unsafe { OwnedFd::from_raw_fd(JOIN_FD) };
+        // Entering the PID namespace applies to children: the init forked below lives
+        // there. The rest (mount, network, …) applies to this process and is inherited.
+        if let Err(e) = nix::sched::setns(&target, JOINED) {
+            let why = if e == Errno::ESRCH {
+                " (the sandbox has ended)"
+            } else {
+                ""
+            };
+            events.fail(format!("enter the sandbox's namespaces{why}"), e);
+        }
+    } else if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
         let hint = if e == Errno::EPERM {
             " (needs CAP_SYS_ADMIN: run the daemon as root)"
         } else {
@@ -152,16 +184,45 @@ fn monitor(mut events: Events) -> ! {
             init(config, events, mask)
         }
         Ok(ForkResult::Parent { child }) => {
+            if !join {
+                // Later jobs join this sandbox through a pidfd of its init. Opened here, by
+                // the init's parent, before the init can have been reaped: it cannot refer
+                // to a recycled pid.
+                match pidfd_open(child) {
+                    Ok(pidfd) => events.send_with_fd(&InitEvent::Sandbox, Some(pidfd.as_fd())),
+                    Err(e) => {
+                        let _ = kill(child, Signal::SIGKILL);
+                        events.fail("open a pidfd of the sandbox's init", e);
+                    }
+                }
+            }
             drop(events);
             let _ = redirect_stdio_to_null();
-            monitor_loop(child, signals, control)
+            monitor_loop(child, signals, control, join)
         }
     }
 }
 
+fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a fresh descriptor owned by nothing else (pidfds are close-on-exec).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// Relays control bytes and signals to the init until it has exited.
-fn monitor_loop(init: Pid, signals: SignalFd, control: OwnedFd) -> ! {
+fn monitor_loop(init: Pid, signals: SignalFd, control: OwnedFd, join: bool) -> ! {
     let mut control = Some(File::from(control));
+    // Killing a sandbox's init takes its whole PID namespace with it. A joined init is not
+    // PID 1 of anything: it is told to kill its command instead.
+    let kill_signal = if join {
+        Signal::SIGUSR1
+    } else {
+        Signal::SIGKILL
+    };
     loop {
         let (sig_ready, ctl_ready) = {
             let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
@@ -198,7 +259,7 @@ fn monitor_loop(init: Pid, signals: SignalFd, control: OwnedFd) -> ! {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 // CONTROL_KILL, EOF (the worker is gone) or a broken pipe: kill the job.
                 _ => {
-                    let _ = kill(init, Signal::SIGKILL);
+                    let _ = kill(init, kill_signal);
                     control = None;
                 }
             }
@@ -219,7 +280,9 @@ fn init(config: InitConfig, mut events: Events, mask: SigSet) -> ! {
         Ok(s) => s,
         Err(e) => events.fail("create signalfd", e),
     };
-    if let Err((step, e)) = crate::sandbox::enter(&config) {
+    if let Some(sandbox) = &config.sandbox
+        && let Err((step, e)) = crate::sandbox::enter(sandbox)
+    {
         events.fail(step, e);
     }
     // The terminal comes from the job's own devpts instance, so that `tty`, `ttyname` and
@@ -241,35 +304,12 @@ fn init(config: InitConfig, mut events: Events, mask: SigSet) -> ! {
         events.fail(step, e);
     }
 
-    let (err_read, err_write) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
-        Ok(p) => p,
-        Err(e) => events.fail("create exec status pipe", e),
+    let main = if config.argv.is_empty() {
+        // A sandbox without a command: it holds until stopped; commands join it later.
+        None
+    } else {
+        Some(start_command(&config, terminal, &signals, &mut events))
     };
-    // SAFETY: single-threaded process (see monitor()).
-    let main = match unsafe { fork() } {
-        Err(e) => events.fail("fork command", e),
-        Ok(ForkResult::Child) => {
-            drop(err_read);
-            drop(signals);
-            drop(events);
-            exec_command(&config, terminal, err_write)
-        }
-        Ok(ForkResult::Parent { child }) => child,
-    };
-    drop(err_write);
-    // Only the command holds the terminal now: when it and its children are gone, the
-    // worker reads EIO (end of output) from the master.
-    drop(terminal);
-    let mut report = Vec::new();
-    let _ = File::from(err_read).read_to_end(&mut report);
-    if !report.is_empty() {
-        // The child wrote "<errno> <step>" and _exit'ed; reap it before reporting.
-        let _ = waitpid(main, None);
-        let text = String::from_utf8_lossy(&report);
-        let (errno, step) = text.split_once(' ').unwrap_or(("0", "start command"));
-        let errno = Errno::from_raw(errno.parse().unwrap_or(0));
-        events.fail(step.to_string(), errno);
-    }
     events.send(&InitEvent::Running);
     let _ = redirect_stdio_to_null();
 
@@ -293,7 +333,13 @@ fn init(config: InitConfig, mut events: Events, mask: SigSet) -> ! {
         }
         // Reap before forwarding, so that a command which already exited on its own is
         // reported as a natural exit even when a stop races it.
-        if let Some(outcome) = reap(main) {
+        let reaped = reap(main);
+        let finished = match main {
+            Some(_) => reaped.main,
+            // Holding: done once stopped and every process of the sandbox is gone.
+            None => (stop_delivered && reaped.none_left).then_some(ExitOutcome::Code(0)),
+        };
+        if let Some(outcome) = finished {
             events.send(&InitEvent::Exited {
                 outcome,
                 stop_delivered,
@@ -302,31 +348,109 @@ fn init(config: InitConfig, mut events: Events, mask: SigSet) -> ! {
             std::process::exit(0);
         }
         for sig in forward {
-            if sig == Signal::SIGTERM {
-                if config.pty.is_some() {
-                    // What a terminal hang-up would do: interactive shells ignore SIGTERM
-                    // but honour SIGHUP.
-                    let _ = killpg(main, Signal::SIGHUP);
-                }
+            let sig = if sig == Signal::SIGUSR1 {
+                Signal::SIGKILL
+            } else {
+                sig
+            };
+            if sig == Signal::SIGTERM || sig == Signal::SIGKILL {
                 stop_delivered = true;
             }
-            let _ = killpg(main, sig);
+            match main {
+                Some(main) => {
+                    if sig == Signal::SIGTERM && config.pty.is_some() {
+                        // What a terminal hang-up would do: interactive shells ignore
+                        // SIGTERM but honour SIGHUP.
+                        let _ = killpg(main, Signal::SIGHUP);
+                    }
+                    let _ = killpg(main, sig);
+                }
+                // Holding init of a sandbox: every other process of the namespace.
+                None => {
+                    let _ = kill(Pid::from_raw(-1), sig);
+                }
+            }
+        }
+        if main.is_none() && stop_delivered && reap(None).none_left {
+            events.send(&InitEvent::Exited {
+                outcome: ExitOutcome::Code(0),
+                stop_delivered,
+            });
+            std::process::exit(0);
         }
     }
 }
 
-/// Reaps every exited child; returns how `main` ended if it was among them.
-fn reap(main: Pid) -> Option<ExitOutcome> {
-    let mut outcome = None;
+/// Forks and execs the command; returns its pid once exec succeeded, or reports the OS
+/// error and exits.
+fn start_command(
+    config: &InitConfig,
+    terminal: Option<OwnedFd>,
+    signals: &SignalFd,
+    events: &mut Events,
+) -> Pid {
+    let (err_read, err_write) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => events.fail("create exec status pipe", e),
+    };
+    // SAFETY: single-threaded process (see monitor()).
+    let main = match unsafe { fork() } {
+        Err(e) => events.fail("fork command", e),
+        Ok(ForkResult::Child) => {
+            drop(err_read);
+            // The child must not keep init's descriptors: close the signalfd and the event
+            // socket (exec would close them too, being close-on-exec).
+            let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(signals));
+            let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(&events.0));
+            exec_command(config, terminal, err_write)
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    drop(err_write);
+    // Only the command holds the terminal now: when it and its children are gone, the
+    // worker reads EIO (end of output) from the master.
+    drop(terminal);
+    let mut report = Vec::new();
+    let _ = File::from(err_read).read_to_end(&mut report);
+    if !report.is_empty() {
+        // The child wrote "<errno> <step>" and _exit'ed; reap it before reporting.
+        let _ = waitpid(main, None);
+        let text = String::from_utf8_lossy(&report);
+        let (errno, step) = text.split_once(' ').unwrap_or(("0", "start command"));
+        let errno = Errno::from_raw(errno.parse().unwrap_or(0));
+        events.fail(step.to_string(), errno);
+    }
+    main
+}
+
+/// What one pass of reaping found.
+struct Reaped {
+    /// How the main command ended, if it was reaped.
+    main: Option<ExitOutcome>,
+    /// No child is left at all.
+    none_left: bool,
+}
+
+/// Reaps every exited child; reports how `main` ended if it was among them.
+fn reap(main: Option<Pid>) -> Reaped {
+    let mut reaped = Reaped {
+        main: None,
+        none_left: false,
+    };
     loop {
         match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == main => {
-                outcome = Some(ExitOutcome::Code(code))
+            Ok(WaitStatus::Exited(pid, code)) if Some(pid) == main => {
+                reaped.main = Some(ExitOutcome::Code(code))
             }
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == main => {
-                outcome = Some(ExitOutcome::Signal(sig as i32))
+            Ok(WaitStatus::Signaled(pid, sig, _)) if Some(pid) == main => {
+                reaped.main = Some(ExitOutcome::Signal(sig as i32))
             }
-            Ok(WaitStatus::StillAlive) | Err(_) => return outcome,
+            Ok(WaitStatus::StillAlive) => return reaped,
+            Err(Errno::ECHILD) => {
+                reaped.none_left = true;
+                return reaped;
+            }
+            Err(_) => return reaped,
             Ok(_) => {}
         }
     }
@@ -371,6 +495,9 @@ fn prepare_and_exec(
         if rc == -1 {
             return Err(("set controlling terminal".to_string(), Errno::last()));
         }
+    }
+    if let Some(user) = &config.user {
+        become_user(user)?;
     }
     let cwd = config.cwd.as_deref().unwrap_or("/".as_ref());
     nix::unistd::chdir(cwd).map_err(|e| (format!("change directory to {}", cwd.display()), e))?;
@@ -417,6 +544,32 @@ fn prepare_and_exec(
         Errno::ENOENT
     };
     Err((format!("{step} (searched PATH={path_var})"), errno))
+}
+
+/// Switches to `user` (a name or numeric uid from the sandbox's /etc/passwd) with its
+/// primary and supplementary groups.
+fn become_user(user: &str) -> Result<(), (String, Errno)> {
+    use nix::unistd::{User, initgroups, setgid, setuid};
+    let entry = match user.parse::<u32>() {
+        Ok(uid) => User::from_uid(uid.into()),
+        Err(_) => User::from_name(user),
+    };
+    let entry = match entry {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            return Err((
+                format!("user {user:?} is not in the sandbox's /etc/passwd"),
+                Errno::ENOENT,
+            ));
+        }
+        Err(e) => return Err((format!("look up user {user:?}"), e)),
+    };
+    let name = CString::new(entry.name.as_str())
+        .map_err(|_| (format!("user name {:?}", entry.name), Errno::EINVAL))?;
+    initgroups(&name, entry.gid).map_err(|e| (format!("set the groups of {user:?}"), e))?;
+    setgid(entry.gid).map_err(|e| (format!("switch to the group of {user:?}"), e))?;
+    setuid(entry.uid).map_err(|e| (format!("switch to user {user:?}"), e))?;
+    Ok(())
 }
 
 fn read_config() -> std::io::Result<InitConfig> {

@@ -16,6 +16,7 @@
 
 mod cgroup;
 mod error;
+mod files;
 pub mod init;
 mod manager;
 mod output_log;
@@ -31,5 +32,5 @@ pub use error::JobError;
 pub use init::INIT_ARG;
 pub use manager::{DEFAULT_STOP_GRACE, InitProgram, JobManager, JobManagerConfig};
 pub use output_log::{CHUNK, DEFAULT_OUTPUT_CAP, OutputReader};
-pub use spec::{BindMount, JobId, JobSpec, PtySize, TmpfsMount};
+pub use spec::{BindMount, FileSpec, JobId, JobSpec, PtySize, TmpfsMount};
 pub use status::{ExitOutcome, JobInfo, JobState, JobStatus};

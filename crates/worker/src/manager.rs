@@ -15,6 +15,7 @@ use crate::error::JobError;
 use crate::output_log::{self, CHUNK, DEFAULT_OUTPUT_CAP, LogWriter, OutputLog, OutputReader};
 use crate::protocol::{
     CONTROL_KILL, CONTROL_TERMINATE, ExitOutcome, InitConfig, InitEvent, MAX_EVENT, RootfsConfig,
+    SandboxConfig,
 };
 use crate::pty::PtyMaster;
 use crate::spec::{JobId, JobSpec, PtySize, check_overlay_path, check_size};
@@ -152,8 +153,15 @@ struct Job {
     dir: PathBuf,
     /// The output log readers are created from.
     log: OutputLog,
-    /// The job's cgroup; destroyed by the supervisor once the job is gone.
+    /// The job's cgroup: its own (destroyed by the supervisor once the job is gone), or,
+    /// for a command run in another job's sandbox, that sandbox's (left alone).
     cgroup: Arc<dyn Group>,
+    /// The sandbox this job runs in when it joined another job's (see `exec`).
+    parent: Option<Arc<Job>>,
+    /// A pidfd of this job's sandbox init, for commands that join the sandbox later.
+    sandbox: OnceLock<OwnedFd>,
+    /// A stop was requested (read by jobs running in this job's sandbox when it ends).
+    stopping: std::sync::atomic::AtomicBool,
     /// The terminal of a PTY job, set when init sends its master.
     pty: OnceLock<Arc<PtyMaster>>,
     /// Requests to the supervisor.
@@ -255,7 +263,32 @@ impl JobManager {
         spec.validate().map_err(JobError::InvalidSpec)?;
         let manager = self.clone();
         // A task of its own: completes even if the caller stops polling.
-        tokio::spawn(async move { manager.launch(spec).await })
+        tokio::spawn(async move { manager.launch(spec, None).await })
+            .await
+            .map_err(|e| JobError::Io {
+                context: "start task".into(),
+                error: io::Error::other(e),
+            })?
+    }
+
+    /// Runs a command inside the sandbox of the running job `sandbox` (its namespaces, root
+    /// filesystem, cgroup and limits), e.g. a task's setup script, a shell, a check. The
+    /// command is a job of its own (status, output, stop), owned by `spec.owner`. What it
+    /// leaves running in the background (daemons) stays in the sandbox after it exits;
+    /// stopping it signals its process group. When the sandbox ends, so does the command.
+    /// Sandbox-level fields of `spec` (limits, rootfs, hostname, mounts, files) must be
+    /// empty: they belong to the sandbox.
+    pub async fn exec(&self, sandbox: JobId, spec: JobSpec) -> Result<JobId, JobError> {
+        spec.validate().map_err(JobError::InvalidSpec)?;
+        spec.validate_for_exec().map_err(JobError::InvalidSpec)?;
+        let parent = self.get(sandbox)?;
+        if parent.parent.is_some() {
+            return Err(JobError::InvalidSpec(format!(
+                "job {sandbox} runs inside another job's sandbox; run commands in that one"
+            )));
+        }
+        let manager = self.clone();
+        tokio::spawn(async move { manager.launch(spec, Some(parent)).await })
             .await
             .map_err(|e| JobError::Io {
                 context: "start task".into(),
@@ -413,7 +446,7 @@ impl JobManager {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn launch(self, spec: JobSpec) -> Result<JobId, JobError> {
+    async fn launch(self, spec: JobSpec, parent: Option<Arc<Job>>) -> Result<JobId, JobError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(JobError::NotPermitted(format!(
                 "jobs run in their own namespaces, cgroups and overlay root filesystem, which \
@@ -435,8 +468,10 @@ impl JobManager {
                 "create job directory {}",
                 dir.display()
             )))?;
-        let cgroup: Arc<dyn Group> =
-            match self
+        let owns_cgroup = parent.is_none();
+        let cgroup: Arc<dyn Group> = match &parent {
+            Some(parent) => Arc::clone(&parent.cgroup),
+            None => match self
                 .inner
                 .cgroups
                 .create(&id.to_string(), &spec.limits, io_device)
@@ -446,12 +481,16 @@ impl JobManager {
                     let _ = std::fs::remove_dir_all(&dir);
                     return Err(JobError::Setup(format!("cgroup: {e}")));
                 }
-            };
-        match self.launch_in(id, spec, &dir, Arc::clone(&cgroup)).await {
+            },
+        };
+        match self
+            .launch_in(id, spec, &dir, Arc::clone(&cgroup), parent)
+            .await
+        {
             Ok(()) => Ok(id),
             Err(e) => {
                 self.write_jobs().remove(&id);
-                if let Err(err) = cgroup::destroy(cgroup.as_ref()).await {
+                if owns_cgroup && let Err(err) = cgroup::destroy(cgroup.as_ref()).await {
                     tracing::warn!(job = %id, error = %err, "cannot remove the cgroup of a failed start");
                 }
                 let _ = std::fs::remove_dir_all(&dir);
@@ -476,29 +515,60 @@ impl JobManager {
         spec: JobSpec,
         dir: &Path,
         cgroup: Arc<dyn Group>,
+        parent: Option<Arc<Job>>,
     ) -> Result<(), JobError> {
         let config = &self.inner.config;
         let (writer, log) = output_log::create(&dir.join("output.log"), config.output_cap)
             .map_err(JobError::io("create output log"))?;
-        let rootfs = RootfsConfig {
-            lower: spec.rootfs.clone().unwrap_or_else(|| PathBuf::from("/")),
-            upper: dir.join("upper"),
-            work: dir.join("work"),
-            mount_point: dir.join("rootfs"),
-            hide: std::iter::once(self.inner.state_dir.clone())
-                .chain(config.hide_paths.iter().cloned())
-                .collect(),
-            binds: spec.binds.clone(),
-            tmpfs: spec.tmpfs.clone(),
+        // A new sandbox, or the pidfd of the one to join.
+        let (sandbox, join_fd) = match &parent {
+            None => {
+                let rootfs = RootfsConfig {
+                    lower: spec.rootfs.clone().unwrap_or_else(|| PathBuf::from("/")),
+                    upper: dir.join("upper"),
+                    work: dir.join("work"),
+                    mount_point: dir.join("rootfs"),
+                    hide: std::iter::once(self.inner.state_dir.clone())
+                        .chain(config.hide_paths.iter().cloned())
+                        .collect(),
+                    binds: spec.binds.clone(),
+                    tmpfs: spec.tmpfs.clone(),
+                };
+                for d in [&rootfs.upper, &rootfs.work, &rootfs.mount_point] {
+                    std::fs::create_dir(d)
+                        .map_err(JobError::io(format!("create {}", d.display())))?;
+                }
+                crate::files::place(&rootfs.lower, &rootfs.upper, &spec.files)
+                    .map_err(JobError::InvalidSpec)?;
+                let id_text = id.to_string();
+                let hostname = spec
+                    .hostname
+                    .clone()
+                    .unwrap_or_else(|| format!("job-{}", &id_text[..8]));
+                (Some(SandboxConfig { hostname, rootfs }), None)
+            }
+            Some(parent) => {
+                if parent.status.borrow().state.is_finished() {
+                    return Err(JobError::Ended(parent.id));
+                }
+                let pidfd = parent.sandbox.get().ok_or_else(|| JobError::Start {
+                    step: format!("join the sandbox of job {}", parent.id),
+                    error: io::Error::from(io::ErrorKind::NotFound),
+                })?;
+                let join = pidfd
+                    .try_clone()
+                    .map_err(JobError::io("duplicate the sandbox's pidfd"))?;
+                (None, Some(join))
+            }
         };
-        for d in [&rootfs.upper, &rootfs.work, &rootfs.mount_point] {
-            std::fs::create_dir(d).map_err(JobError::io(format!("create {}", d.display())))?;
-        }
-        let id_text = id.to_string();
         let init_config = InitConfig {
-            argv: std::iter::once(spec.command.clone())
-                .chain(spec.args.iter().cloned())
-                .collect(),
+            argv: if spec.hold {
+                Vec::new()
+            } else {
+                std::iter::once(spec.command.clone())
+                    .chain(spec.args.iter().cloned())
+                    .collect()
+            },
             env: spec
                 .env
                 .iter()
@@ -506,11 +576,8 @@ impl JobManager {
                 .collect(),
             cwd: spec.cwd.clone(),
             pty: spec.pty,
-            hostname: spec
-                .hostname
-                .clone()
-                .unwrap_or_else(|| format!("job-{}", &id_text[..8])),
-            rootfs,
+            user: spec.user.clone(),
+            sandbox,
         };
 
         // A PTY job's terminal is created by init inside the job; without one, stdout and
@@ -542,6 +609,9 @@ impl JobManager {
             dir: dir.to_path_buf(),
             log,
             cgroup,
+            parent,
+            sandbox: OnceLock::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             pty: OnceLock::new(),
             commands,
             supervisor: std::sync::Mutex::new(None),
@@ -556,14 +626,14 @@ impl JobManager {
             .stdout(stdout)
             .stderr(stderr)
             .kill_on_drop(true);
-        let init_fds = InitFds::new(&config_fd, &events_init, &control_read)
+        let init_fds = InitFds::new(&config_fd, &events_init, &control_read, join_fd.as_ref())
             .map_err(JobError::io("prepare init descriptors"))?;
         init_fds.install(&mut cmd, job.cgroup.procs_files());
         let spawned = cmd.spawn();
         // Close the daemon's copies right away: the pipe's write end (held by `cmd`) must
         // only be open in the job, or readers would never see EOF.
         drop(cmd);
-        drop((init_fds, config_fd, events_init, control_read));
+        drop((init_fds, config_fd, events_init, control_read, join_fd));
         let mut child = spawned.map_err(JobError::io(format!(
             "spawn init program {}",
             config.init.program.display()
@@ -585,6 +655,17 @@ impl JobManager {
         let failure = tokio::time::timeout(config.start_timeout, async {
             loop {
                 match events.recv().await {
+                    Some((InitEvent::Sandbox, fds)) => match fds.into_iter().next() {
+                        Some(pidfd) => {
+                            let _ = job.sandbox.set(pidfd);
+                        }
+                        None => {
+                            return Some(JobError::Start {
+                                step: "receive the sandbox's pidfd".into(),
+                                error: io::Error::from(io::ErrorKind::InvalidData),
+                            });
+                        }
+                    },
                     Some((InitEvent::Terminal, fds)) => {
                         let (Some(master), Some(writer)) = (fds.into_iter().next(), writer.take())
                         else {
@@ -636,7 +717,9 @@ impl JobManager {
         });
         if let Some(error) = failure {
             // Init exits by itself after a failure; the kills cover the timeout case.
-            let _ = job.cgroup.kill_all();
+            if job.parent.is_none() {
+                let _ = job.cgroup.kill_all();
+            }
             let _ = child.start_kill();
             let _ = child.wait().await;
             drop(control);
@@ -681,7 +764,8 @@ impl Job {
         let log = self.log.state();
         status.output_bytes = log.len;
         status.output_dropped_bytes = log.dropped;
-        if status.state == JobState::Running {
+        // A command run in another job's sandbox shares its cgroup: usage is the sandbox's.
+        if status.state == JobState::Running && self.parent.is_none() {
             status.usage = Some(self.cgroup.usage());
         }
         status
@@ -804,6 +888,7 @@ async fn supervise(job: Arc<Job>, mut s: Supervised) {
             Some(Command::Stop { grace }) = s.commands.recv() => {
                 if !stop_requested {
                     stop_requested = true;
+                    job.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
                     tracing::debug!(job = %job.id, ?grace, "stopping job");
                     let _ = s.control.write_all(&[CONTROL_TERMINATE]).await;
                 }
@@ -814,8 +899,11 @@ async fn supervise(job: Arc<Job>, mut s: Supervised) {
                 killed = true;
                 tracing::debug!(job = %job.id, "grace period over, killing job");
                 let _ = s.control.write_all(&[CONTROL_KILL]).await;
-                // The cgroup is the authoritative list of the job's processes.
-                if let Err(e) = job.cgroup.kill_all() {
+                // The cgroup is the authoritative list of a sandbox's processes. (A command
+                // run in another job's sandbox is killed by its init instead.)
+                if job.parent.is_none()
+                    && let Err(e) = job.cgroup.kill_all()
+                {
                     tracing::warn!(job = %job.id, error = %e, "killing the job's cgroup failed");
                 }
                 fallback_at = Some(Instant::now() + KILL_FALLBACK);
@@ -849,26 +937,47 @@ async fn supervise(job: Arc<Job>, mut s: Supervised) {
         tracing::warn!(job = %job.id, "output still open after the job ended; closing it");
         s.pump.abort();
     }
-    let usage = job.cgroup.usage();
-    if let Err(e) = cgroup::destroy(job.cgroup.as_ref()).await {
-        tracing::warn!(job = %job.id, error = %e, "cannot remove the job's cgroup");
-    }
-    remove_sandbox_dirs(&job.dir);
-
-    let oom = usage.oom_kills > 0
+    let usage = match &job.parent {
+        None => {
+            let usage = job.cgroup.usage();
+            if let Err(e) = cgroup::destroy(job.cgroup.as_ref()).await {
+                tracing::warn!(job = %job.id, error = %e, "cannot remove the job's cgroup");
+            }
+            remove_sandbox_dirs(&job.dir);
+            Some(usage)
+        }
+        Some(_) => None,
+    };
+    // The sandbox this command ran in ended (or is being stopped) under it.
+    let sandbox_gone = job.parent.as_ref().is_some_and(|p| {
+        p.stopping.load(std::sync::atomic::Ordering::SeqCst)
+            || p.status.borrow().state.is_finished()
+    });
+    let oom = usage.is_some_and(|u| u.oom_kills > 0)
         && !killed
         && matches!(exited, None | Some((ExitOutcome::Signal(libc::SIGKILL), _)));
     let state = match (exited, stop_requested) {
         (Some((outcome, true)), true) => JobState::Stopped {
-            forced: false,
+            forced: killed && outcome == ExitOutcome::Signal(libc::SIGKILL),
             outcome,
         },
         _ if oom => JobState::OomKilled {
-            memory_peak_bytes: usage.memory_peak_bytes,
+            memory_peak_bytes: usage.and_then(|u| u.memory_peak_bytes),
         },
+        // Its sandbox was stopped: the sandbox's stop signal (or kill) ended it.
+        (Some((outcome @ ExitOutcome::Signal(signal), _)), false) if sandbox_gone => {
+            JobState::Stopped {
+                forced: signal == libc::SIGKILL,
+                outcome,
+            }
+        }
         (Some((ExitOutcome::Code(code), _)), _) => JobState::Exited { code },
         (Some((ExitOutcome::Signal(signal), _)), _) => JobState::Signaled { signal },
         (None, true) => JobState::Stopped {
+            forced: true,
+            outcome: ExitOutcome::Signal(libc::SIGKILL),
+        },
+        (None, false) if sandbox_gone => JobState::Stopped {
             forced: true,
             outcome: ExitOutcome::Signal(libc::SIGKILL),
         },
@@ -882,7 +991,7 @@ async fn supervise(job: Arc<Job>, mut s: Supervised) {
     tracing::debug!(job = %job.id, ?state, "job ended");
     job.status.send_modify(|st| {
         st.state = state;
-        st.usage = Some(usage);
+        st.usage = usage;
         st.ended_at = Some(SystemTime::now());
     });
 }

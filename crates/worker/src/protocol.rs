@@ -7,8 +7,13 @@
 //! | 3  | worker → init | [`InitConfig`] as JSON in a sealed memfd (no pipe, so no deadlock on large specs) |
 //! | 4  | init → worker | [`InitEvent`]s: a `SOCK_SEQPACKET` socket, one JSON object per message; the PTY master travels with [`InitEvent::Terminal`] as `SCM_RIGHTS` |
 //! | 5  | worker → init | control bytes: [`CONTROL_TERMINATE`], [`CONTROL_KILL`]; EOF means kill |
+//! | 6  | worker → init | only in join mode: a pidfd of the sandbox's init, whose namespaces to enter |
 //!
-//! All three are close-on-exec inside init, so the user's command never sees them.
+//! All of them are close-on-exec inside init, so the user's command never sees them.
+//!
+//! Two modes: **create** builds a new sandbox (the monitor sends a pidfd of the new init
+//! with [`InitEvent::Sandbox`], so that later jobs can join it); **join** runs a command in
+//! an existing sandbox (its namespaces, root and cgroup) without creating anything.
 
 use crate::spec::{BindMount, PtySize, TmpfsMount};
 use serde::{Deserialize, Serialize};
@@ -20,6 +25,8 @@ pub const CONFIG_FD: i32 = 3;
 pub const EVENT_FD: i32 = 4;
 /// File descriptor number of the control pipe (read end) in `tandem-init`.
 pub const CONTROL_FD: i32 = 5;
+/// File descriptor number of the target sandbox's init pidfd (join mode only).
+pub const JOIN_FD: i32 = 6;
 
 /// Control byte: send the job's process group SIGTERM (and SIGHUP first on a PTY).
 pub const CONTROL_TERMINATE: u8 = b'T';
@@ -33,7 +40,8 @@ pub const MAX_EVENT: usize = 16 * 1024;
 /// Everything `tandem-init` needs to set up and run one job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InitConfig {
-    /// Program and arguments (`argv[0]` is looked up in `PATH` if it has no `/`).
+    /// Program and arguments (`argv[0]` is looked up in `PATH` if it has no `/`). Empty
+    /// in create mode: the sandbox holds, without a command, until it is stopped.
     pub argv: Vec<String>,
     /// The complete environment of the command.
     pub env: Vec<(String, String)>,
@@ -42,6 +50,16 @@ pub struct InitConfig {
     /// Run on a terminal of this size. Init allocates it in the job's own devpts instance
     /// (so `tty` and `ttyname` work inside) and sends the master to the worker.
     pub pty: Option<PtySize>,
+    /// Run the command as this user (a name or uid in the sandbox's /etc/passwd); root
+    /// when unset.
+    pub user: Option<String>,
+    /// What to build (create mode), or `None` to join the sandbox behind [`JOIN_FD`].
+    pub sandbox: Option<SandboxConfig>,
+}
+
+/// What a new sandbox consists of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxConfig {
     /// Host name in the job's UTS namespace.
     pub hostname: String,
     /// The job's root filesystem.
@@ -83,6 +101,9 @@ pub enum ExitOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum InitEvent {
+    /// Create mode: a pidfd of the new sandbox's init is attached as `SCM_RIGHTS` (sent by
+    /// the monitor, the init's parent, so the pid cannot have been reused).
+    Sandbox,
     /// The PTY master is attached to this message as `SCM_RIGHTS`.
     Terminal,
     /// The command was exec'd successfully.

@@ -68,10 +68,26 @@ pub struct TmpfsMount {
     pub size: u64,
 }
 
+/// A file placed in a new sandbox's root before anything runs (e.g. a task's config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSpec {
+    /// Absolute path inside the job.
+    pub path: PathBuf,
+    /// Content.
+    pub content: Vec<u8>,
+    /// Permission bits (e.g. 0o644).
+    pub mode: u32,
+    /// Owner uid; root when unset.
+    pub uid: Option<u32>,
+    /// Group gid; root when unset.
+    pub gid: Option<u32>,
+}
+
 /// Everything needed to start a job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
     /// Program to run; looked up in the job's `PATH` (or a standard one) if it has no `/`.
+    /// Empty for a holding sandbox (see [`JobSpec::sandbox`]).
     pub command: String,
     /// Arguments after the program name.
     pub args: Vec<String>,
@@ -97,6 +113,13 @@ pub struct JobSpec {
     pub binds: Vec<BindMount>,
     /// tmpfs mounts.
     pub tmpfs: Vec<TmpfsMount>,
+    /// Files placed in the new root before the command starts.
+    pub files: Vec<FileSpec>,
+    /// Run the command as this user (name or uid in the job's /etc/passwd); root if unset.
+    pub user: Option<String>,
+    /// No command: the sandbox holds, until stopped, for commands run in it with
+    /// [`JobManager::exec`](crate::JobManager::exec).
+    pub hold: bool,
 }
 
 impl JobSpec {
@@ -109,6 +132,15 @@ impl JobSpec {
         Self {
             command: command.into(),
             args: args.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// A sandbox without a command: it stays up until stopped, and commands run in it with
+    /// [`JobManager::exec`](crate::JobManager::exec).
+    pub fn sandbox() -> Self {
+        Self {
+            hold: true,
             ..Self::default()
         }
     }
@@ -175,7 +207,13 @@ impl JobSpec {
 
     /// Checks the spec for input the kernel would reject or misread, naming the field.
     pub fn validate(&self) -> Result<(), String> {
-        if self.command.is_empty() {
+        if self.hold {
+            if !self.command.is_empty() || !self.args.is_empty() || self.pty.is_some() {
+                return Err(
+                    "command: a holding sandbox runs no command (and has no terminal)".into(),
+                );
+            }
+        } else if self.command.is_empty() {
             return Err("command: must not be empty".into());
         }
         if self.command.contains('\0') {
@@ -236,6 +274,20 @@ impl JobSpec {
             }
             check_target(&bind.target).map_err(|e| format!("binds[{i}].target: {e}"))?;
         }
+        for (i, file) in self.files.iter().enumerate() {
+            check_target(&file.path).map_err(|e| format!("files[{i}].path: {e}"))?;
+            if file.mode > 0o7777 {
+                return Err(format!(
+                    "files[{i}].mode: {:o} is not a file mode",
+                    file.mode
+                ));
+            }
+        }
+        if let Some(user) = &self.user
+            && (user.is_empty() || user.contains(['\0', ':', '/']))
+        {
+            return Err(format!("user: {user:?} is not a user name or uid"));
+        }
         for (i, tmpfs) in self.tmpfs.iter().enumerate() {
             check_target(&tmpfs.target).map_err(|e| format!("tmpfs[{i}].target: {e}"))?;
             if tmpfs.size < 4096 {
@@ -246,6 +298,35 @@ impl JobSpec {
             }
         }
         Ok(())
+    }
+}
+
+impl JobSpec {
+    /// A command run in an existing sandbox cannot bring sandbox-level settings.
+    pub(crate) fn validate_for_exec(&self) -> Result<(), String> {
+        let field = if self.hold {
+            Some("hold")
+        } else if self.limits != Limits::default() {
+            Some("limits")
+        } else if self.rootfs.is_some() {
+            Some("rootfs")
+        } else if self.hostname.is_some() {
+            Some("hostname")
+        } else if !self.binds.is_empty() {
+            Some("binds")
+        } else if !self.tmpfs.is_empty() {
+            Some("tmpfs")
+        } else if !self.files.is_empty() {
+            Some("files")
+        } else {
+            None
+        };
+        match field {
+            Some(f) => Err(format!(
+                "{f}: belongs to the sandbox, not to a command run in it"
+            )),
+            None => Ok(()),
+        }
     }
 }
 

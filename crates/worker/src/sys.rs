@@ -7,7 +7,7 @@
 //! `F_DUPFD_CLOEXEC`); a descriptor that were inheritable even briefly could leak one job's
 //! terminal or pipe into another job.
 
-use crate::protocol::{CONFIG_FD, CONTROL_FD, EVENT_FD};
+use crate::protocol::{CONFIG_FD, CONTROL_FD, EVENT_FD, JOIN_FD};
 use crate::spec::PtySize;
 use nix::fcntl::OFlag;
 use nix::pty::{grantpt, posix_openpt, unlockpt};
@@ -68,18 +68,29 @@ pub(crate) fn memfd_with(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
     Ok(file.into())
 }
 
-/// Descriptors handed to `tandem-init` as fds 3, 4 and 5.
+/// Descriptors handed to `tandem-init` as fds 3, 4, 5 (and 6 in join mode).
 pub(crate) struct InitFds {
     /// Duplicates numbered ≥ 10 so that the `dup2` calls in the child cannot clobber one
     /// another's source; close-on-exec, so only the `dup2` targets survive exec.
-    high: [OwnedFd; 3],
+    high: Vec<(OwnedFd, RawFd)>,
 }
 
 impl InitFds {
-    pub(crate) fn new(config: &OwnedFd, events: &OwnedFd, control: &OwnedFd) -> io::Result<Self> {
-        Ok(Self {
-            high: [dup_high(config)?, dup_high(events)?, dup_high(control)?],
-        })
+    pub(crate) fn new(
+        config: &OwnedFd,
+        events: &OwnedFd,
+        control: &OwnedFd,
+        join: Option<&OwnedFd>,
+    ) -> io::Result<Self> {
+        let mut high = vec![
+            (dup_high(config)?, CONFIG_FD),
+            (dup_high(events)?, EVENT_FD),
+            (dup_high(control)?, CONTROL_FD),
+        ];
+        if let Some(join) = join {
+            high.push((dup_high(join)?, JOIN_FD));
+        }
+        Ok(Self { high })
     }
 
     /// Installs the `pre_exec` hook that joins the job's cgroups (writing `0` to each
@@ -88,11 +99,11 @@ impl InitFds {
     /// stay open until `spawn` returns, so the caller keeps `self` and `cgroup_procs`
     /// alive until then.
     pub(crate) fn install(&self, cmd: &mut tokio::process::Command, cgroup_procs: &[OwnedFd]) {
-        let moves: [(RawFd, RawFd); 3] = [
-            (self.high[0].as_raw_fd(), CONFIG_FD),
-            (self.high[1].as_raw_fd(), EVENT_FD),
-            (self.high[2].as_raw_fd(), CONTROL_FD),
-        ];
+        let moves: Vec<(RawFd, RawFd)> = self
+            .high
+            .iter()
+            .map(|(fd, to)| (fd.as_raw_fd(), *to))
+            .collect();
         let joins: Vec<RawFd> = cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect();
         let hook = move || {
             // Runs between fork and exec in a copy of a multi-threaded process: only
@@ -110,7 +121,7 @@ impl InitFds {
                 if libc::setsid() == -1 {
                     return Err(io::Error::last_os_error());
                 }
-                for (from, to) in moves {
+                for &(from, to) in &moves {
                     if libc::dup2(from, to) == -1 {
                         return Err(io::Error::last_os_error());
                     }

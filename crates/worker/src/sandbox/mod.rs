@@ -14,7 +14,7 @@ mod net;
 pub(crate) mod rootfs;
 mod seccomp;
 
-use crate::protocol::InitConfig;
+use crate::protocol::SandboxConfig;
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
 
@@ -27,7 +27,7 @@ pub(crate) fn step(what: impl FnOnce() -> String) -> impl FnOnce(Errno) -> Failu
 
 /// Creates the namespaces (other than PID, which the monitor created) and the root
 /// filesystem, and pivots into it.
-pub(crate) fn enter(config: &InitConfig) -> Result<(), Failure> {
+pub(crate) fn enter(config: &SandboxConfig) -> Result<(), Failure> {
     unshare(
         CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWNET
