@@ -496,10 +496,27 @@ fn prepare_and_exec(
             return Err(("set controlling terminal".to_string(), Errno::last()));
         }
     }
+    let mut env = config.env.clone();
+    let mut home = None;
     if let Some(user) = &config.user {
-        become_user(user)?;
+        let entry = become_user(user)?;
+        // A login-like environment unless the spec says otherwise.
+        for (key, value) in [
+            ("HOME", entry.dir.to_string_lossy().into_owned()),
+            ("USER", entry.name.clone()),
+            ("LOGNAME", entry.name.clone()),
+        ] {
+            if !env.iter().any(|(k, _)| k == key) {
+                env.push((key.to_string(), value));
+            }
+        }
+        home = Some(entry.dir).filter(|d| d.is_dir());
     }
-    let cwd = config.cwd.as_deref().unwrap_or("/".as_ref());
+    let cwd = config
+        .cwd
+        .as_deref()
+        .or(home.as_deref())
+        .unwrap_or("/".as_ref());
     nix::unistd::chdir(cwd).map_err(|e| (format!("change directory to {}", cwd.display()), e))?;
 
     let cstring = |s: &str| CString::new(s).map_err(|_| (format!("argument {s:?}"), Errno::EINVAL));
@@ -508,8 +525,7 @@ fn prepare_and_exec(
         .iter()
         .map(|a| cstring(a))
         .collect::<Result<Vec<_>, _>>()?;
-    let env = config
-        .env
+    let env = env
         .iter()
         .map(|(k, v)| cstring(&format!("{k}={v}")))
         .collect::<Result<Vec<_>, _>>()?;
@@ -548,7 +564,7 @@ fn prepare_and_exec(
 
 /// Switches to `user` (a name or numeric uid from the sandbox's /etc/passwd) with its
 /// primary and supplementary groups.
-fn become_user(user: &str) -> Result<(), (String, Errno)> {
+fn become_user(user: &str) -> Result<nix::unistd::User, (String, Errno)> {
     use nix::unistd::{User, initgroups, setgid, setuid};
     let entry = match user.parse::<u32>() {
         Ok(uid) => User::from_uid(uid.into()),
@@ -569,7 +585,7 @@ fn become_user(user: &str) -> Result<(), (String, Errno)> {
     initgroups(&name, entry.gid).map_err(|e| (format!("set the groups of {user:?}"), e))?;
     setgid(entry.gid).map_err(|e| (format!("switch to the group of {user:?}"), e))?;
     setuid(entry.uid).map_err(|e| (format!("switch to user {user:?}"), e))?;
-    Ok(())
+    Ok(entry)
 }
 
 fn read_config() -> std::io::Result<InitConfig> {

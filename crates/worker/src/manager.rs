@@ -587,7 +587,14 @@ impl JobManager {
         } else {
             let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
                 .map_err(|e| JobError::io("create output pipe")(e.into()))?;
-            let stdio = [Stdio::null(), dup(&write)?.into(), Stdio::from(write)];
+            let stdin = match &spec.stdin {
+                Some(bytes) => Stdio::from(
+                    sys::memfd_with("tandem-job-stdin", bytes)
+                        .map_err(JobError::io("create stdin memfd"))?,
+                ),
+                None => Stdio::null(),
+            };
+            let stdio = [stdin, dup(&write)?.into(), Stdio::from(write)];
             let read = pipe::Receiver::from_owned_fd(read).map_err(JobError::io("output pipe"))?;
             (stdio, Some(read))
         };

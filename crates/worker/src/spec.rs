@@ -120,6 +120,9 @@ pub struct JobSpec {
     /// No command: the sandbox holds, until stopped, for commands run in it with
     /// [`JobManager::exec`](crate::JobManager::exec).
     pub hold: bool,
+    /// Bytes the command reads on stdin (e.g. a script for `bash -s`); `/dev/null` when
+    /// unset. Not with a terminal.
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl JobSpec {
@@ -242,6 +245,9 @@ impl JobSpec {
         }
         if let Some(size) = self.pty {
             check_size(size).map_err(|e| format!("pty: {e}"))?;
+            if self.stdin.is_some() {
+                return Err("stdin: a job on a terminal reads its input from the terminal".into());
+            }
         }
         self.limits.validate()?;
         if let Some(rootfs) = &self.rootfs {

@@ -1,4 +1,5 @@
-//! Sizes and rates on the command line: `512M`, `1.5G`, `10MiB`, `1000KB`, `10M/s`.
+//! Sizes and rates as users write them (CLI flags and task files): `512M`, `1.5G`,
+//! `10MiB`, `1000KB`, `10M/s`.
 //!
 //! Binary units (`K`, `KiB`, `k` = 1024; `M`, `MiB`, `m` = 2^20; `G`, `GiB`, `g` = 2^30;
 //! `T`, `TiB`, `t` = 2^40) are the default reading of a bare letter, as in `free` and

@@ -1,0 +1,376 @@
+//! Task instances: one sandbox per instance (a holding sandbox job with the task's limits,
+//! root, files and mounts), the setup script run in it first, then the candidate's shell
+//! on a terminal, and checks run in the same sandbox any number of times.
+//!
+//! A check's result is one of three: passed, failed (the task is not solved; the check's
+//! output says why), or error (the check could not run or did not finish in time). "The
+//! check could not run" is never reported as "not solved".
+
+use crate::task::Task;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+use tandem_worker::{JobError, JobId, JobManager, JobSpec, JobState, PtySize};
+use tokio::sync::watch;
+
+/// PATH of setup, check and shell (the task's `env` may override it).
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Why an instance operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// No task of that name.
+    #[error("no task named {0:?}")]
+    NoSuchTask(String),
+    /// No instance with that id (or not visible to the caller).
+    #[error("task instance {0} not found")]
+    NotFound(JobId),
+    /// The worker refused.
+    #[error(transparent)]
+    Job(#[from] JobError),
+    /// The setup script failed or did not finish; the instance is `failed` and stopped.
+    #[error("setup of task {task:?} failed: {reason}\n--- setup output ---\n{output}")]
+    SetupFailed {
+        /// The task.
+        task: String,
+        /// The instance (kept, in state `failed`, with the output).
+        instance: JobId,
+        /// What went wrong.
+        reason: String,
+        /// Everything the setup printed.
+        output: String,
+    },
+    /// The instance is not ready (still setting up, failed, or ended).
+    #[error("task instance {0} is not running")]
+    NotRunning(JobId),
+}
+
+/// Where an instance is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceState {
+    /// The setup script runs.
+    SettingUp,
+    /// Setup done; the candidate's shell runs.
+    Ready,
+    /// Setup failed; the reason, and the sandbox is stopped.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// The sandbox has ended.
+    Ended,
+}
+
+/// One running copy of a task.
+#[derive(Debug)]
+pub struct Instance {
+    /// The instance id: the id of its sandbox job (stopping that job ends the instance).
+    pub id: JobId,
+    /// The task it runs.
+    pub task: Arc<Task>,
+    /// Who started it.
+    pub owner: String,
+    /// When it was started.
+    pub created_at: SystemTime,
+    /// The setup job, if the task has a setup script.
+    pub setup: Option<JobId>,
+    /// The candidate's shell job, once setup is done.
+    shell: std::sync::OnceLock<JobId>,
+    /// Current state.
+    state: watch::Sender<InstanceState>,
+}
+
+impl Instance {
+    /// The candidate's shell job (a terminal job in the sandbox), once ready.
+    pub fn shell(&self) -> Option<JobId> {
+        self.shell.get().copied()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> InstanceState {
+        self.state.borrow().clone()
+    }
+}
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// Solved (the check exited 0).
+    Passed,
+    /// Not solved (the check exited non-zero).
+    Failed,
+    /// The check could not run or did not finish: nothing is known about the task.
+    Error,
+}
+
+impl std::fmt::Display for CheckOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Passed => "passed",
+            Self::Failed => "failed",
+            Self::Error => "error",
+        })
+    }
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// Passed, failed or error.
+    pub outcome: CheckOutcome,
+    /// The check's output (its explanation), or why it could not run.
+    pub output: String,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// All instances of a daemon.
+#[derive(Debug, Clone)]
+pub struct Instances {
+    /// The worker running the sandboxes.
+    manager: JobManager,
+    /// Instances by id. A std lock, never held across `.await`.
+    all: Arc<RwLock<HashMap<JobId, Arc<Instance>>>>,
+}
+
+impl Instances {
+    /// Instances run by `manager`.
+    pub fn new(manager: JobManager) -> Self {
+        Self {
+            manager,
+            all: Arc::default(),
+        }
+    }
+
+    /// The worker.
+    pub fn manager(&self) -> &JobManager {
+        &self.manager
+    }
+
+    /// Starts an instance of `task` for `owner`: the sandbox, then the setup (to its end,
+    /// within the task's setup timeout), then the candidate's shell on a `size` terminal.
+    /// A failing setup stops the sandbox and returns [`ScenarioError::SetupFailed`] with
+    /// its output; the instance stays listed as `failed`.
+    pub async fn start(
+        &self,
+        task: Arc<Task>,
+        owner: &str,
+        size: PtySize,
+    ) -> Result<Arc<Instance>, ScenarioError> {
+        let mut sandbox = JobSpec::sandbox()
+            .owner(owner)
+            .label("task", &task.name)
+            .label("role", "sandbox")
+            .limits(task.limits.clone());
+        sandbox.hostname = task.hostname.clone();
+        sandbox.rootfs = task.rootfs.clone();
+        sandbox.files = task.files.clone();
+        sandbox.tmpfs = task.tmpfs.clone();
+        let id = self.manager.start(sandbox).await?;
+        tracing::info!(instance = %id, task = %task.name, %owner, "task instance started");
+
+        let setup = match &task.setup {
+            Some(script) => {
+                let spec = self.script(&task, owner, "setup", script);
+                match self.manager.exec(id, spec).await {
+                    Ok(job) => Some(job),
+                    Err(e) => {
+                        let _ = self.manager.stop(id, Duration::ZERO).await;
+                        return Err(e.into());
+                    }
+                }
+            }
+            None => None,
+        };
+        let instance = Arc::new(Instance {
+            id,
+            task: Arc::clone(&task),
+            owner: owner.to_string(),
+            created_at: SystemTime::now(),
+            setup,
+            shell: std::sync::OnceLock::new(),
+            state: watch::Sender::new(InstanceState::SettingUp),
+        });
+        self.write().insert(id, Arc::clone(&instance));
+
+        if let Some(setup) = setup
+            && let Err(reason) = self.finish(setup, task.setup_timeout).await
+        {
+            let output = self.output_of(setup).await;
+            instance.state.send_replace(InstanceState::Failed {
+                reason: reason.clone(),
+            });
+            let _ = self.manager.stop(id, Duration::ZERO).await;
+            tracing::warn!(instance = %id, task = %task.name, %reason, "task setup failed");
+            return Err(ScenarioError::SetupFailed {
+                task: task.name.clone(),
+                instance: id,
+                reason,
+                output,
+            });
+        }
+
+        let mut shell = JobSpec::new(task.shell[0].clone(), task.shell[1..].iter().cloned())
+            .owner(owner)
+            .label("task", &task.name)
+            .label("role", "shell")
+            .pty(size);
+        shell.env = self.env(&task);
+        shell.env.insert("TERM".into(), "xterm-256color".into());
+        if task.user != "root" {
+            shell.env.remove("HOME");
+            shell.user = Some(task.user.clone());
+        }
+        match self.manager.exec(id, shell).await {
+            Ok(job) => {
+                let _ = instance.shell.set(job);
+                instance.state.send_replace(InstanceState::Ready);
+                self.watch_end(Arc::clone(&instance));
+                Ok(instance)
+            }
+            Err(e) => {
+                instance.state.send_replace(InstanceState::Failed {
+                    reason: format!("the candidate's shell could not start: {e}"),
+                });
+                let _ = self.manager.stop(id, Duration::ZERO).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Runs the task's check in the instance's sandbox.
+    pub async fn check(&self, id: JobId) -> Result<CheckResult, ScenarioError> {
+        let instance = self.get(id).ok_or(ScenarioError::NotFound(id))?;
+        if instance.state() != InstanceState::Ready {
+            return Err(ScenarioError::NotRunning(id));
+        }
+        let task = &instance.task;
+        let spec = self.script(task, &instance.owner, "check", &task.check);
+        let started = Instant::now();
+        let job = match self.manager.exec(id, spec).await {
+            Ok(job) => job,
+            Err(e) => {
+                return Ok(CheckResult {
+                    outcome: CheckOutcome::Error,
+                    output: format!("the check could not run: {e}"),
+                    duration: started.elapsed(),
+                });
+            }
+        };
+        let finished = self.finish(job, task.check_timeout).await;
+        let output = self.output_of(job).await;
+        let duration = started.elapsed();
+        let state = self.manager.status(job).map(|s| s.state);
+        let outcome = match (&finished, &state) {
+            (Ok(()), _) => CheckOutcome::Passed,
+            (Err(_), Ok(JobState::Exited { .. })) => CheckOutcome::Failed,
+            _ => CheckOutcome::Error,
+        };
+        let output = match (outcome, finished) {
+            (CheckOutcome::Error, Err(reason)) if output.trim().is_empty() => {
+                format!("the check could not complete: {reason}")
+            }
+            (CheckOutcome::Error, Err(reason)) => {
+                format!("{output}\n(the check could not complete: {reason})")
+            }
+            _ => output,
+        };
+        tracing::info!(instance = %id, task = %task.name, %outcome, ?duration, "task checked");
+        Ok(CheckResult {
+            outcome,
+            output,
+            duration,
+        })
+    }
+
+    /// The instance `id`.
+    pub fn get(&self, id: JobId) -> Option<Arc<Instance>> {
+        self.read().get(&id).cloned()
+    }
+
+    /// Every instance, oldest first.
+    pub fn list(&self) -> Vec<Arc<Instance>> {
+        let mut all: Vec<_> = self.read().values().cloned().collect();
+        all.sort_by_key(|i| i.created_at);
+        all
+    }
+
+    /// A bash script of the task, run as root with the script on stdin.
+    fn script(&self, task: &Task, owner: &str, role: &str, script: &str) -> JobSpec {
+        let mut spec = JobSpec::new("/bin/bash", ["-s"])
+            .owner(owner)
+            .label("task", &task.name)
+            .label("role", role);
+        spec.env = self.env(task);
+        spec.stdin = Some(script.as_bytes().to_vec());
+        spec
+    }
+
+    fn env(&self, task: &Task) -> std::collections::BTreeMap<String, String> {
+        let mut env: std::collections::BTreeMap<String, String> =
+            [("PATH", PATH), ("HOME", "/root"), ("LANG", "C.UTF-8")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        env.extend(task.env.clone());
+        env
+    }
+
+    /// Waits for `job` to exit 0 within `timeout`; otherwise stops it and says why.
+    async fn finish(&self, job: JobId, timeout: Duration) -> Result<(), String> {
+        let status = match tokio::time::timeout(timeout, self.manager.wait(job)).await {
+            Ok(status) => status.map_err(|e| e.to_string())?,
+            Err(_) => {
+                let _ = self.manager.stop(job, Duration::ZERO).await;
+                return Err(format!(
+                    "did not finish within {}",
+                    humantime::format_duration(timeout)
+                ));
+            }
+        };
+        match status.state {
+            JobState::Exited { code: 0 } => Ok(()),
+            JobState::Exited { code } => Err(format!("exited with code {code}")),
+            JobState::Signaled { signal } => Err(format!("killed by signal {signal}")),
+            other => Err(format!("ended as {other:?}")),
+        }
+    }
+
+    async fn output_of(&self, job: JobId) -> String {
+        match self.manager.output(job) {
+            Ok(mut reader) => match reader.read_to_end().await {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Err(e) => format!("(output unreadable: {e})"),
+            },
+            Err(e) => format!("(no output: {e})"),
+        }
+    }
+
+    /// Marks the instance ended when its sandbox ends. The task ends with the sandbox.
+    fn watch_end(&self, instance: Arc<Instance>) {
+        let manager = self.manager.clone();
+        tokio::spawn(async move {
+            let _ = manager.wait(instance.id).await;
+            instance.state.send_if_modified(|s| {
+                if *s == InstanceState::Ready {
+                    *s = InstanceState::Ended;
+                    true
+                } else {
+                    false
+                }
+            });
+        });
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<JobId, Arc<Instance>>> {
+        self.all
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<JobId, Arc<Instance>>> {
+        self.all
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
