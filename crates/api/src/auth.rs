@@ -56,6 +56,10 @@ pub const PERMISSIONS: &[(&str, Access)] = &[
     ("/tandem.v1.JobService/List", Access::AnyRole),
     ("/tandem.v1.JobService/Logs", Access::AnyRole),
     ("/tandem.v1.JobService/Attach", Access::AnyRole),
+    ("/tandem.v1.TaskService/List", Access::AnyRole),
+    ("/tandem.v1.TaskService/Show", Access::AnyRole),
+    ("/tandem.v1.TaskService/Run", Access::AnyRole),
+    ("/tandem.v1.TaskService/Check", Access::AnyRole),
     ("/grpc.health.v1.Health/Check", Access::AnyRole),
     ("/grpc.health.v1.Health/Watch", Access::AnyRole),
     (

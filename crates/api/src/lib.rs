@@ -9,11 +9,14 @@ pub mod auth;
 pub mod convert;
 pub mod jobs;
 mod streams;
+pub mod tasks;
 pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
 use tandem_proto::v1::job_service_server::JobServiceServer;
+use tandem_proto::v1::task_service_server::TaskServiceServer;
+use tandem_scenario::{Catalog, Instances};
 use tandem_worker::JobManager;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -30,6 +33,10 @@ pub struct Server {
     tls: Arc<rustls::ServerConfig>,
     /// Live stream counter.
     streams: StreamTracker,
+    /// Tasks offered.
+    catalog: Arc<Catalog>,
+    /// Task instances.
+    instances: Instances,
     /// Health reporter: SERVING for the job service once serving.
     health: tonic_health::server::HealthReporter,
 }
@@ -38,11 +45,24 @@ impl Server {
     /// A server for `manager` with the given TLS configuration.
     pub fn new(manager: JobManager, tls: Arc<rustls::ServerConfig>) -> Self {
         Self {
+            instances: Instances::new(manager.clone()),
             manager,
             tls,
             streams: StreamTracker::default(),
+            catalog: Arc::default(),
             health: tonic_health::server::HealthReporter::new(),
         }
+    }
+
+    /// Offers the tasks of `catalog`.
+    pub fn with_catalog(mut self, catalog: Arc<Catalog>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// The task instances (shared with other front ends, e.g. SSH sessions).
+    pub fn instances(&self) -> Instances {
+        self.instances.clone()
     }
 
     /// The health reporter, for the daemon to mark other parts (SSH, tasks) ready.
@@ -79,6 +99,7 @@ impl Server {
             .build_v1()
             .expect("the embedded descriptor sets are valid (checked by every_rpc_has_an_entry)");
         let jobs = jobs::Jobs::new(self.manager, self.streams, stop_rx.clone());
+        let tasks = tasks::Tasks::new(self.catalog, self.instances);
         let mut stop_signal = stop_rx.clone();
         let result = tonic::transport::Server::builder()
             .layer(auth::PermissionLayer)
@@ -87,6 +108,7 @@ impl Server {
             ))
             .add_service(reflection)
             .add_service(JobServiceServer::new(jobs))
+            .add_service(TaskServiceServer::new(tasks))
             .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
                 shutdown.await;
                 tracing::info!("API server shutting down");

@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tandem_worker::{InitProgram, JobManager, JobManagerConfig};
 
@@ -22,6 +23,10 @@ struct Cli {
     /// Directory for job state and output logs.
     #[arg(long, env = "TANDEM_STATE_DIR", default_value = "./.tandem")]
     state_dir: PathBuf,
+    /// Directory of task scenarios (`<name>/task.yaml`). Invalid tasks are left out, with
+    /// the reason in the log; the others load.
+    #[arg(long, env = "TANDEM_TASKS_DIR", default_value = "./tasks")]
+    tasks_dir: PathBuf,
     /// Host names and IP addresses the development server certificate is valid for.
     #[arg(
         long,
@@ -91,7 +96,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         state_dir = %cli.state_dir.display(),
         "gRPC API listening (mutual TLS 1.3)"
     );
-    let server = tandem_api::Server::new(manager.clone(), tls);
+    let tasks_dir = cli.tasks_dir.clone();
+    // Validation runs `bash -n` on scripts: blocking work, off the async threads.
+    let (catalog, problems) =
+        tokio::task::spawn_blocking(move || tandem_scenario::Catalog::load_dir(&tasks_dir)).await?;
+    for problem in &problems {
+        tracing::error!("task not loaded: {problem}");
+    }
+    let names: Vec<String> = catalog.list().iter().map(|t| t.name.clone()).collect();
+    tracing::info!(
+        dir = %cli.tasks_dir.display(),
+        loaded = names.len(),
+        tasks = %names.join(", "),
+        "tasks loaded"
+    );
+    let server = tandem_api::Server::new(manager.clone(), tls).with_catalog(Arc::new(catalog));
     server.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopping jobs");
     manager.shutdown(Duration::from_secs(10)).await;

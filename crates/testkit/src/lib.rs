@@ -91,6 +91,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_with_catalog(tandem_scenario::Catalog::default()).await
+    }
+
+    /// The server offering the tasks of `catalog`.
+    pub async fn start_with_catalog(catalog: tandem_scenario::Catalog) -> Self {
         require_root();
         let pki = Pki::new();
         let state = tempfile::Builder::new()
@@ -109,7 +114,8 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let server = tandem_api::Server::new(manager.clone(), tls);
+        let server = tandem_api::Server::new(manager.clone(), tls)
+            .with_catalog(std::sync::Arc::new(catalog));
         let streams = server.stream_count();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(server.serve(listener, async move {
