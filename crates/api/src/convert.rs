@@ -175,6 +175,11 @@ pub fn job(info: &JobInfo) -> pb::Job {
             job.failure_reason = reason.clone();
             pb::JobState::Failed
         }
+        JobState::Lost => {
+            job.failure_reason =
+                "the daemon stopped while the job was running; its processes were killed".into();
+            pb::JobState::Lost
+        }
     };
     job.set_state(state);
     job

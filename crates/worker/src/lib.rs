@@ -24,6 +24,7 @@ pub mod protocol;
 mod pty;
 mod sandbox;
 mod spec;
+mod state;
 mod status;
 mod sys;
 

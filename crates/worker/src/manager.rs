@@ -19,6 +19,7 @@ use crate::protocol::{
 };
 use crate::pty::PtyMaster;
 use crate::spec::{JobId, JobSpec, PtySize, check_overlay_path, check_size};
+use crate::state;
 use crate::status::{JobInfo, JobState, JobStatus};
 use crate::sys::{self, InitFds};
 use nix::fcntl::OFlag;
@@ -218,7 +219,74 @@ impl JobManager {
         if nix::unistd::geteuid().is_root() {
             manager.clean_up_after_crash();
         }
+        manager.restore_jobs();
         Ok(manager)
+    }
+
+    /// Loads the jobs an earlier run recorded: finished ones keep their status and output;
+    /// ones that were still starting or running are `lost` (their processes were killed with
+    /// that run's daemon, or by `clean_up_after_crash`).
+    fn restore_jobs(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.inner.jobs_dir) else {
+            return;
+        };
+        let mut restored = 0usize;
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<JobId>().ok())
+            else {
+                continue;
+            };
+            let Some(record) = state::load(&dir) else {
+                // Died before its spec was recorded: there is nothing to show.
+                tracing::warn!(dir = %dir.display(), "removing a job directory without a record");
+                let _ = std::fs::remove_dir_all(&dir);
+                continue;
+            };
+            let mut status = record
+                .status
+                .unwrap_or_else(|| JobStatus::new(SystemTime::now()));
+            if !status.state.is_finished() {
+                status.state = JobState::Lost;
+                status.ended_at = Some(SystemTime::now());
+                tracing::warn!(job = %id, "job was running when the daemon stopped: marked lost");
+            }
+            let log = match output_log::open_finished(
+                &dir.join("output.log"),
+                status.output_dropped_bytes,
+            ) {
+                Ok(log) => log,
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "cannot open the output of a recorded job");
+                    continue;
+                }
+            };
+            // Nobody will ever receive: stop() on a finished job returns its status.
+            let (commands, _) = mpsc::channel(1);
+            let job = Arc::new(Job {
+                id,
+                spec: Arc::new(record.spec),
+                status: watch::Sender::new(status),
+                dir,
+                log,
+                cgroup: Arc::new(cgroup::Detached),
+                parent: None,
+                sandbox: OnceLock::new(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                pty: OnceLock::new(),
+                commands,
+                supervisor: std::sync::Mutex::new(None),
+            });
+            job.persist();
+            self.write_jobs().insert(id, job);
+            restored += 1;
+        }
+        if restored > 0 {
+            tracing::info!(jobs = restored, "restored the jobs of an earlier run");
+        }
     }
 
     /// The cgroup version in use (1 or 2).
@@ -623,6 +691,8 @@ impl JobManager {
             commands,
             supervisor: std::sync::Mutex::new(None),
         });
+        state::write(dir, state::SPEC, &*job.spec)
+            .map_err(JobError::io("record the job's spec"))?;
         self.write_jobs().insert(id, Arc::clone(&job));
 
         let [stdin, stdout, stderr] = stdio;
@@ -747,6 +817,7 @@ impl JobManager {
             s.pid = child.id();
             s.started_at = Some(SystemTime::now());
         });
+        job.persist();
         let supervisor = tokio::spawn(supervise(
             Arc::clone(&job),
             Supervised {
@@ -776,6 +847,13 @@ impl Job {
             status.usage = Some(self.cgroup.usage());
         }
         status
+    }
+
+    /// Records the current status durably (see [`state`]).
+    fn persist(&self) {
+        if let Err(e) = state::write(&self.dir, state::STATUS, &self.snapshot()) {
+            tracing::warn!(job = %self.id, error = %e, "cannot record the job's status");
+        }
     }
 
     fn terminal(&self) -> Result<&Arc<PtyMaster>, JobError> {
@@ -1001,6 +1079,7 @@ async fn supervise(job: Arc<Job>, mut s: Supervised) {
         st.usage = usage;
         st.ended_at = Some(SystemTime::now());
     });
+    job.persist();
 }
 
 /// Removes a job's overlay directories (its writes); the output log stays.

@@ -79,6 +79,21 @@ pub(crate) fn create(path: &Path, cap: u64) -> io::Result<(LogWriter, OutputLog)
     ))
 }
 
+/// Opens the complete log of a job from an earlier run (no writer: closed).
+pub(crate) fn open_finished(path: &Path, dropped: u64) -> io::Result<OutputLog> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let (_tx, rx) = watch::channel(LogState {
+        len,
+        dropped,
+        closed: true,
+    });
+    Ok(OutputLog {
+        file: Arc::new(file),
+        state: rx,
+    })
+}
+
 impl OutputLog {
     /// Current length, dropped count and closed flag.
     pub(crate) fn state(&self) -> LogState {

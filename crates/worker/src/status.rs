@@ -39,6 +39,9 @@ pub enum JobState {
         /// Peak memory of the job, where the cgroup version reports it.
         memory_peak_bytes: Option<u64>,
     },
+    /// The daemon stopped (crashed, or was killed) while the job was running; its
+    /// processes were killed when the next daemon started. The output up to then is kept.
+    Lost,
     /// The job could not run or its supervision broke; the reason says why.
     Failed {
         /// Human-readable cause including the OS error.

@@ -40,9 +40,15 @@ fn a_new_manager_removes_what_a_crashed_one_left() {
     std::fs::create_dir_all(job_dir.join("upper/etc")).unwrap();
     std::fs::write(job_dir.join("upper/etc/passwd"), "written by the job").unwrap();
     std::fs::write(job_dir.join("output.log"), "kept").unwrap();
+    let spec = tandem_worker::JobSpec::new("/bin/sh", ["-c", "sleep 1000"]);
+    std::fs::write(
+        job_dir.join("spec.json"),
+        serde_json::to_vec(&spec).unwrap(),
+    )
+    .unwrap();
     drop(first);
 
-    let _second = JobManager::new(config()).unwrap();
+    let second = JobManager::new(config()).unwrap();
     let status = orphan.wait().unwrap();
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),

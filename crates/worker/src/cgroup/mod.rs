@@ -199,6 +199,31 @@ pub(crate) trait Group: Send + Sync + fmt::Debug {
     fn usage(&self) -> ResourceUsage;
 }
 
+/// The cgroup of a job from an earlier run of the daemon: long gone, nothing to do.
+#[derive(Debug)]
+pub(crate) struct Detached;
+
+impl Group for Detached {
+    fn procs_files(&self) -> &[OwnedFd] {
+        &[]
+    }
+    fn paths(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+    fn kill_all(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(true)
+    }
+    fn remove(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn usage(&self) -> ResourceUsage {
+        ResourceUsage::default()
+    }
+}
+
 /// Kills everything in `group`, waits until it is empty (bounded), removes it.
 pub(crate) async fn destroy(group: &dyn Group) -> io::Result<()> {
     let mut delay = Duration::from_millis(1);
