@@ -1,7 +1,8 @@
 //! `tandem`: the command-line client of tandemd.
 //!
 //! Runs, watches and stops jobs over tandemd's gRPC API (mutual TLS with a client
-//! certificate), attaches to job terminals, and makes the certificates that the API needs.
+//! certificate), attaches to job terminals, lists, shows, runs and checks task scenarios,
+//! validates task files locally, and makes the certificates that the API needs.
 //! Every command prints text for people or, with `-o json`, one JSON document for
 //! scripts. Exit status: 0 success, 1 the server refused or could not be reached (the
 //! reason on stderr as `tandem: …`), 2 a usage error.
@@ -10,19 +11,22 @@
 mod attach;
 mod certs;
 mod output;
+mod tasks;
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use tandem_client::{ClientError, ClientTls};
 use tandem_proto::v1::job_service_client::JobServiceClient;
+use tandem_proto::v1::task_service_client::TaskServiceClient;
 use tandem_proto::v1::{
-    JobStatusRequest, Limits, ListJobsRequest, LogsRequest, StartJobRequest, StopJobRequest,
+    CheckTaskRequest, JobStatusRequest, Limits, ListJobsRequest, ListTasksRequest, LogsRequest,
+    RunTaskRequest, ShowTaskRequest, StartJobRequest, StopJobRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -50,7 +54,8 @@ use crate::output::{Format, JobView};
         id=$(tandem job start --memory 512M -- sh -c 'echo hello; sleep 60')\n  \
         tandem job logs -f \"$id\"\n  \
         tandem job stop \"$id\"\n  \
-        tandem -o json job list"
+        tandem -o json job list\n  \
+        tandem task validate tasks/"
 )]
 struct Cli {
     /// Connection and output options, valid with every command.
@@ -159,6 +164,26 @@ enum Command {
     /// Start, inspect, follow, attach to and stop jobs
     #[command(subcommand)]
     Job(JobCommand),
+    /// List, show, run and check task scenarios; validate task files
+    #[command(
+        subcommand,
+        long_about = "List, show, run and check task scenarios; validate task files.\n\n\
+            A task is a broken box to fix. Tasks live in the server's tasks directory \
+            (tandemd --tasks-dir, `<name>/task.yaml` each); `list`, `show`, `run` and `check` \
+            ask the server, `validate` checks task files here, without a server.\n\n\
+            `run` starts an instance of a task: a sandbox of its own, with the task's setup \
+            done and the candidate's shell running in it as a terminal job. The instance's \
+            id is a job id: `tandem task check ID` runs the task's check in the sandbox, \
+            `tandem job attach SHELL-ID` opens the shell, and `tandem job stop ID` ends the \
+            instance.",
+        after_help = "Examples:\n  \
+            tandem task validate tasks/\n  \
+            tandem task list\n  \
+            id=$(tandem task run disk-full)\n  \
+            tandem -o json task check \"$id\" | jq .passed\n  \
+            tandem job stop \"$id\""
+    )]
+    Task(TaskCommand),
     /// Make the certificates for mutual TLS (local files, no server needed)
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -216,6 +241,58 @@ enum JobCommand {
     Attach {
         /// The job's id
         id: String,
+    },
+}
+
+/// `tandem task …`.
+#[derive(Debug, Subcommand)]
+enum TaskCommand {
+    /// List the tasks the server offers
+    List,
+    /// Show a task with what interviewers need: limits, hints and the solution
+    Show {
+        /// The task's name
+        name: String,
+    },
+    /// Start an instance of a task; prints only its id
+    #[command(
+        long_about = "Start an instance of a task: its own sandbox, with the task's setup \
+            done and the candidate's shell running (on a terminal the size of this one, \
+            80x24 without one). Waits until the setup has finished, which may take a while.\n\n\
+            Prints only the instance's id on stdout (a job id: `tandem job stop ID` ends the \
+            instance); how to open the shell, check and stop goes to stderr. When the setup \
+            fails, its output is printed on stderr and the exit status is 1."
+    )]
+    Run {
+        /// The task's name
+        name: String,
+    },
+    /// Run a task's check in an instance: prints passed, failed or error, then its output
+    #[command(long_about = "Run a task's check in an instance's sandbox.\n\n\
+            Prints `passed`, `failed` or `error` (the check could not run or did not \
+            finish) on the first line, then the check's output as is. The exit status is 0 \
+            whenever the server answered, whatever the outcome: scripts should read \
+            `.passed` from `-o json`. It is 1 only when the server refused or could not be \
+            reached.")]
+    Check {
+        /// The instance's id (as printed by `tandem task run`)
+        id: String,
+    },
+    /// Check task files here, without a server; prints every problem as file:line:column
+    #[command(
+        long_about = "Check task files here, without a server or certificates.\n\n\
+            Each PATH is a task directory, its task.yaml, or a directory of task directories \
+            (such as tasks/: every subdirectory with a task.yaml is checked). Every problem is \
+            printed on stderr as `file:line:column: message`, and `ok: NAME (PATH)` on stdout \
+            for each valid task. With -o json, one document: \
+            {\"tasks\": [{\"path\", \"name\", \"ok\", \"errors\": [{\"file\", \"line\", \
+            \"column\", \"message\"}]}]}.\n\n\
+            The exit status is 1 when any task has a problem, 0 otherwise."
+    )]
+    Validate {
+        /// A task directory, a task.yaml, or a directory of task directories
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
     },
 }
 
@@ -373,6 +450,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Certs(command) => run_certs(&global, command),
         Command::Health => run_health(&global).await,
         Command::Job(command) => run_job(&global, command).await,
+        Command::Task(TaskCommand::Validate { paths }) => run_validate(&global, &paths),
+        Command::Task(command) => run_task(&global, command).await,
     }
 }
 
@@ -532,6 +611,109 @@ async fn run_job(global: &Global, command: JobCommand) -> anyhow::Result<ExitCod
                 }
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tandem task validate` (local, so no connection and no certificates).
+fn run_validate(global: &Global, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let results = tasks::validate(paths);
+    let invalid = results.iter().filter(|r| !r.errors.is_empty()).count();
+    match global.output {
+        Format::Text => {
+            for result in &results {
+                for problem in &result.errors {
+                    eprintln!("{problem}");
+                }
+                if let (Some(name), true) = (&result.name, result.errors.is_empty()) {
+                    print(&format!("ok: {name} ({})\n", result.path.display()))?;
+                }
+            }
+            if invalid > 0 {
+                eprintln!(
+                    "tandem: {invalid} of {} tasks failed validation",
+                    results.len()
+                );
+            }
+        }
+        Format::Json => print(&output::json(&tasks::ValidateView::new(&results))?)?,
+    }
+    Ok(if invalid > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `tandem task …` except `validate`: the commands that ask the server.
+async fn run_task(global: &Global, command: TaskCommand) -> anyhow::Result<ExitCode> {
+    let mut client = TaskServiceClient::new(connect(global).await?);
+    let status_err = |s: tonic::Status| status_error(global, &s);
+    match command {
+        TaskCommand::List => {
+            let list = client
+                .list(ListTasksRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .tasks;
+            match global.output {
+                Format::Text => print(&tasks::list_text(&list))?,
+                Format::Json => {
+                    let views: Vec<tasks::TaskView> =
+                        list.iter().map(tasks::TaskView::from).collect();
+                    print(&output::json(&views)?)?
+                }
+            }
+        }
+        TaskCommand::Show { name } => {
+            let show = client
+                .show(ShowTaskRequest { name })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if show.task.is_none() {
+                bail!("the server's answer holds no task");
+            }
+            match global.output {
+                Format::Text => print(&tasks::show_text(&show))?,
+                Format::Json => print(&output::json(&tasks::TaskDetailView::from(&show))?)?,
+            }
+        }
+        TaskCommand::Run { name } => {
+            if global.output == Format::Text && io::stderr().is_terminal() {
+                eprintln!("tandem: setting up task {name:?} (this may take a while)…");
+            }
+            let instance = client
+                .run(RunTaskRequest {
+                    name,
+                    terminal: attach::terminal_size(),
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .instance;
+            let instance = instance.context("the server's answer holds no instance")?;
+            match global.output {
+                Format::Text => {
+                    print(&format!("{}\n", instance.id))?;
+                    eprint!("{}", tasks::run_hint(&instance));
+                }
+                Format::Json => print(&output::json(&tasks::InstanceView::from(&instance))?)?,
+            }
+        }
+        TaskCommand::Check { id } => {
+            let check = client
+                .check(CheckTaskRequest { instance_id: id })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            match global.output {
+                Format::Text => print(&tasks::check_text(&check))?,
+                Format::Json => print(&output::json(&tasks::CheckView::from(&check))?)?,
+            }
+        }
+        TaskCommand::Validate { paths } => return run_validate(global, &paths),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -358,7 +358,7 @@ fn shell_quote(word: &str) -> String {
 }
 
 /// Limits in words, `none` when nothing is limited.
-fn limits_text(limits: Option<&Limits>) -> String {
+pub fn limits_text(limits: Option<&Limits>) -> String {
     let Some(l) = limits else {
         return "none".to_string();
     };
@@ -425,7 +425,7 @@ pub fn signal_text(signal: i32) -> String {
 
 /// A protobuf timestamp as RFC 3339 (`2025-01-02T03:04:05Z`); `None` when unset or
 /// outside 1970 to 9999 (which RFC 3339 output cannot show and no job has).
-fn timestamp(ts: Option<&prost_types::Timestamp>) -> Option<String> {
+pub fn timestamp(ts: Option<&prost_types::Timestamp>) -> Option<String> {
     /// The first second of the year 10000.
     const YEAR_10000: u64 = 253_402_300_800;
     let time = SystemTime::try_from(*ts?).ok()?;

@@ -1,0 +1,716 @@
+//! `tandem task …`: rendering tasks, task instances and check results for people and for
+//! scripts, and `tandem task validate`, which checks task files locally (no server).
+//!
+//! As in [`crate::output`], the JSON shapes are serde structs defined here: enum values are
+//! lower-case names, absent values are `null`, times are RFC 3339.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use tandem_proto::v1::{
+    CheckOutcome, CheckTaskResponse, Difficulty, InstanceState, ShowTaskResponse, TaskInstance,
+    TaskSummary,
+};
+use tandem_scenario::Diagnostic;
+
+use crate::output::{self, LimitsView};
+
+/// A task as printed by `task list -o json` (and the first fields of `task show -o json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskView {
+    /// The task's name (its directory's name).
+    pub name: String,
+    /// One line saying what is broken.
+    pub title: String,
+    /// `easy`, `medium`, `hard` (or `unknown`).
+    pub difficulty: &'static str,
+    /// The time the candidate has, in whole seconds; `null` when the server sent none.
+    pub time_limit_seconds: Option<u64>,
+    /// What the candidate is told at login.
+    pub description: String,
+}
+
+/// A task with what interviewers need, as printed by `task show -o json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskDetailView {
+    /// The summary fields.
+    #[serde(flatten)]
+    pub task: TaskView,
+    /// Who the candidate is inside the sandbox.
+    pub user: String,
+    /// The sandbox's resource limits; `null` fields are unlimited.
+    pub limits: LimitsView,
+    /// Hints, in the order to give them.
+    pub hints: Vec<String>,
+    /// How to fix it.
+    pub solution: String,
+}
+
+/// A task instance as printed by `task run -o json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceView {
+    /// The instance's id, which is also its sandbox job's id.
+    pub id: String,
+    /// The task's name.
+    pub task: String,
+    /// Who started it.
+    pub owner: String,
+    /// `setting_up`, `ready`, `failed`, `ended` (or `unknown`).
+    pub state: &'static str,
+    /// The candidate's shell, a terminal job.
+    pub shell_job_id: String,
+    /// The setup script's job; `null` when the task has no setup.
+    pub setup_job_id: Option<String>,
+    /// Why a `failed` instance failed.
+    pub failure_reason: Option<String>,
+    /// When it was created (RFC 3339).
+    pub created_at: Option<String>,
+}
+
+/// A check's result as printed by `task check -o json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckView {
+    /// Whether the task is solved (the outcome is `passed`).
+    pub passed: bool,
+    /// `passed`, `failed`, `error` (or `unknown`).
+    pub outcome: &'static str,
+    /// The check's explanation, as is.
+    pub output: String,
+    /// How long the check ran, milliseconds.
+    pub duration_ms: u64,
+}
+
+impl From<&TaskSummary> for TaskView {
+    fn from(task: &TaskSummary) -> Self {
+        TaskView {
+            name: task.name.clone(),
+            title: task.title.clone(),
+            difficulty: difficulty_name(task.difficulty),
+            time_limit_seconds: time_limit(task).map(|d| d.as_secs()),
+            description: task.description.clone(),
+        }
+    }
+}
+
+impl From<&ShowTaskResponse> for TaskDetailView {
+    fn from(show: &ShowTaskResponse) -> Self {
+        TaskDetailView {
+            task: TaskView::from(show.task.as_ref().unwrap_or(&TaskSummary::default())),
+            user: show.user.clone(),
+            limits: show
+                .limits
+                .as_ref()
+                .map(LimitsView::from)
+                .unwrap_or_default(),
+            hints: show.hints.clone(),
+            solution: show.solution.clone(),
+        }
+    }
+}
+
+impl From<&TaskInstance> for InstanceView {
+    fn from(i: &TaskInstance) -> Self {
+        let non_empty = |s: &String| (!s.is_empty()).then(|| s.clone());
+        InstanceView {
+            id: i.id.clone(),
+            task: i.task.clone(),
+            owner: i.owner.clone(),
+            state: instance_state_name(i.state),
+            shell_job_id: i.shell_job_id.clone(),
+            setup_job_id: non_empty(&i.setup_job_id),
+            failure_reason: non_empty(&i.failure_reason),
+            created_at: output::timestamp(i.created_at.as_ref()),
+        }
+    }
+}
+
+impl From<&CheckTaskResponse> for CheckView {
+    fn from(check: &CheckTaskResponse) -> Self {
+        let outcome = CheckOutcome::try_from(check.outcome).unwrap_or(CheckOutcome::Unspecified);
+        CheckView {
+            passed: outcome == CheckOutcome::Passed,
+            outcome: outcome_name(check.outcome),
+            output: check.output.clone(),
+            duration_ms: check.duration_ms,
+        }
+    }
+}
+
+/// The lower-case name of a protobuf `Difficulty` value.
+pub fn difficulty_name(difficulty: i32) -> &'static str {
+    match Difficulty::try_from(difficulty) {
+        Ok(Difficulty::Easy) => "easy",
+        Ok(Difficulty::Medium) => "medium",
+        Ok(Difficulty::Hard) => "hard",
+        Ok(Difficulty::Unspecified) | Err(_) => "unknown",
+    }
+}
+
+/// The lower-case name of a protobuf `InstanceState` value.
+pub fn instance_state_name(state: i32) -> &'static str {
+    match InstanceState::try_from(state) {
+        Ok(InstanceState::SettingUp) => "setting_up",
+        Ok(InstanceState::Ready) => "ready",
+        Ok(InstanceState::Failed) => "failed",
+        Ok(InstanceState::Ended) => "ended",
+        Ok(InstanceState::Unspecified) | Err(_) => "unknown",
+    }
+}
+
+/// The lower-case name of a protobuf `CheckOutcome` value.
+pub fn outcome_name(outcome: i32) -> &'static str {
+    match CheckOutcome::try_from(outcome) {
+        Ok(CheckOutcome::Passed) => "passed",
+        Ok(CheckOutcome::Failed) => "failed",
+        Ok(CheckOutcome::Error) => "error",
+        Ok(CheckOutcome::Unspecified) | Err(_) => "unknown",
+    }
+}
+
+/// A task's time limit, `None` when unset or negative.
+fn time_limit(task: &TaskSummary) -> Option<Duration> {
+    Duration::try_from(task.time_limit?).ok()
+}
+
+/// A time limit for people: `10m`, `1h 30m`, `-` when unknown.
+fn time_limit_text(task: &TaskSummary) -> String {
+    time_limit(task).map_or_else(
+        || "-".to_string(),
+        |d| humantime::format_duration(d).to_string(),
+    )
+}
+
+/// `task list` for people: a table with columns NAME, DIFFICULTY, TIME LIMIT, TITLE.
+pub fn list_text(tasks: &[TaskSummary]) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "DIFFICULTY".to_string(),
+        "TIME LIMIT".to_string(),
+        "TITLE".to_string(),
+    ]];
+    for task in tasks {
+        rows.push([
+            task.name.clone(),
+            difficulty_name(task.difficulty).to_string(),
+            time_limit_text(task),
+            task.title.clone(),
+        ]);
+    }
+    let mut widths = [0usize; 3];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in &rows {
+        for (width, cell) in widths.iter().zip(row) {
+            text.push_str(&format!("{cell:<width$}  "));
+        }
+        text.push_str(&row[3]);
+        text.push('\n');
+    }
+    text
+}
+
+/// `task show` for people: aligned `key: value` lines, then the description, the
+/// numbered hints and the solution as indented blocks.
+pub fn show_text(show: &ShowTaskResponse) -> String {
+    let none = TaskSummary::default();
+    let task = show.task.as_ref().unwrap_or(&none);
+    let lines = [
+        ("name", task.name.clone()),
+        ("title", task.title.clone()),
+        ("difficulty", difficulty_name(task.difficulty).to_string()),
+        ("time limit", time_limit_text(task)),
+        ("user", show.user.clone()),
+        ("limits", output::limits_text(show.limits.as_ref())),
+    ];
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    let mut text: String = lines
+        .iter()
+        .map(|(key, value)| format!("{:<width$} {value}\n", format!("{key}:")))
+        .collect();
+    text.push_str("\ndescription:\n");
+    text.push_str(&indent(&task.description, "  ", "  "));
+    text.push_str("\nhints:\n");
+    if show.hints.is_empty() {
+        text.push_str("  (none)\n");
+    }
+    for (n, hint) in show.hints.iter().enumerate() {
+        let first = format!("  {}. ", n + 1);
+        let rest = " ".repeat(first.len());
+        text.push_str(&indent(hint, &first, &rest));
+    }
+    text.push_str("\nsolution:\n");
+    text.push_str(&indent(&show.solution, "  ", "  "));
+    text
+}
+
+/// `text` with `first` before its first line and `rest` before every other non-empty line,
+/// ending with a newline.
+fn indent(text: &str, first: &str, rest: &str) -> String {
+    let mut out = String::new();
+    for (n, line) in text.trim_end().lines().enumerate() {
+        if n == 0 {
+            out.push_str(first);
+        } else if !line.is_empty() {
+            out.push_str(rest);
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if out.is_empty() {
+        out.push_str(first.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `task check` for people: the outcome on the first line, then the check's output as is
+/// (with a final newline added when it has none).
+pub fn check_text(check: &CheckTaskResponse) -> String {
+    let mut text = format!("{}\n{}", outcome_name(check.outcome), check.output);
+    if !check.output.is_empty() && !check.output.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// The lines `task run` prints on stderr: how to use the new instance.
+pub fn run_hint(instance: &TaskInstance) -> String {
+    format!(
+        "shell: tandem job attach {}\ncheck: tandem task check {}\nstop: tandem job stop {}\n",
+        instance.shell_job_id, instance.id, instance.id
+    )
+}
+
+/// The result of validating one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validation {
+    /// The task's directory or file, as it was found.
+    pub path: PathBuf,
+    /// The task's name when it is valid.
+    pub name: Option<String>,
+    /// Every problem found; empty when the task is valid.
+    pub errors: Vec<Diagnostic>,
+}
+
+/// `task validate -o json`: one document for all tasks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidateView {
+    /// One entry per task, in the order validated.
+    pub tasks: Vec<ValidationView>,
+}
+
+/// One task's validation as printed by `task validate -o json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidationView {
+    /// The task's directory or file.
+    pub path: String,
+    /// The task's name; `null` when it is invalid.
+    pub name: Option<String>,
+    /// Whether the task is valid.
+    pub ok: bool,
+    /// Every problem found.
+    pub errors: Vec<DiagnosticView>,
+}
+
+/// One problem as printed by `task validate -o json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiagnosticView {
+    /// The file the problem is in.
+    pub file: String,
+    /// 1-based line; `null` when the problem concerns the whole file.
+    pub line: Option<u64>,
+    /// 1-based column; `null` when unknown.
+    pub column: Option<u64>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl From<&Diagnostic> for DiagnosticView {
+    fn from(d: &Diagnostic) -> Self {
+        DiagnosticView {
+            file: d.file.display().to_string(),
+            line: (d.line > 0).then_some(d.line),
+            column: (d.line > 0 && d.column > 0).then_some(d.column),
+            message: d.message.clone(),
+        }
+    }
+}
+
+impl ValidateView {
+    /// The document for these results.
+    pub fn new(results: &[Validation]) -> Self {
+        ValidateView {
+            tasks: results
+                .iter()
+                .map(|v| ValidationView {
+                    path: v.path.display().to_string(),
+                    name: v.name.clone(),
+                    ok: v.errors.is_empty(),
+                    errors: v.errors.iter().map(DiagnosticView::from).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The tasks the `task validate` arguments stand for, each once, in argument order: a file
+/// is a task file; a directory with a `task.yaml` is a task; any other directory stands
+/// for its subdirectories that have a `task.yaml` (by name). A path that does not exist
+/// is kept, so that loading it reports it. `Err` is a directory that holds no task.
+pub fn expand(paths: &[PathBuf]) -> Vec<Result<PathBuf, Diagnostic>> {
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    for path in paths {
+        if !path.is_dir() || path.join("task.yaml").is_file() {
+            if seen.insert(path.clone()) {
+                found.push(Ok(path.clone()));
+            }
+            continue;
+        }
+        match task_dirs(path) {
+            Ok(dirs) if dirs.is_empty() => found.push(Err(whole_file(
+                path,
+                "no task.yaml in this directory nor in any of its subdirectories",
+            ))),
+            Ok(dirs) => {
+                for dir in dirs {
+                    if seen.insert(dir.clone()) {
+                        found.push(Ok(dir));
+                    }
+                }
+            }
+            Err(e) => found.push(Err(whole_file(
+                path,
+                &format!("cannot read the directory: {e}"),
+            ))),
+        }
+    }
+    found
+}
+
+/// The subdirectories of `dir` that have a `task.yaml`, sorted.
+fn task_dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.join("task.yaml").is_file() {
+            dirs.push(path);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// A problem with a whole file or directory.
+fn whole_file(path: &Path, message: &str) -> Diagnostic {
+    Diagnostic {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: message.to_string(),
+    }
+}
+
+/// Validates every task the arguments stand for (see [`expand`]).
+pub fn validate(paths: &[PathBuf]) -> Vec<Validation> {
+    expand(paths)
+        .into_iter()
+        .map(|target| match target {
+            Ok(path) => match tandem_scenario::task::load(&path) {
+                Ok(task) => Validation {
+                    path,
+                    name: Some(task.name),
+                    errors: Vec::new(),
+                },
+                Err(errors) => Validation {
+                    path,
+                    name: None,
+                    errors,
+                },
+            },
+            Err(problem) => Validation {
+                path: problem.file.clone(),
+                name: None,
+                errors: vec![problem],
+            },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::fs;
+
+    /// A minimal valid task file for a task called `name`.
+    fn task_yaml(name: &str) -> String {
+        format!(
+            "name: {name}\ntitle: A demo\ndescription: Fix it.\ndifficulty: easy\n\
+             time_limit: 10m\ncheck: \"true\"\nsolution: x\n"
+        )
+    }
+
+    /// Writes `dir/name/task.yaml` and returns the task's directory.
+    fn write_task(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+        let task = dir.join(name);
+        fs::create_dir_all(&task).unwrap();
+        fs::write(task.join("task.yaml"), yaml).unwrap();
+        task
+    }
+
+    #[test]
+    fn expand_task_dir_file_and_tasks_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let tasks = root.path().join("tasks");
+        let b = write_task(&tasks, "b", &task_yaml("b"));
+        let a = write_task(&tasks, "a", &task_yaml("a"));
+        // Neither a directory without task.yaml nor a plain file counts as a task.
+        fs::create_dir_all(tasks.join("notes")).unwrap();
+        fs::write(tasks.join("README.md"), "hi").unwrap();
+
+        let found = expand(std::slice::from_ref(&tasks));
+        assert_eq!(found, vec![Ok(a.clone()), Ok(b.clone())]);
+
+        let file = a.join("task.yaml");
+        let found = expand(&[b.clone(), file.clone()]);
+        assert_eq!(found, vec![Ok(b.clone()), Ok(file)]);
+
+        // Each task once, in argument order.
+        let found = expand(&[b.clone(), tasks.clone(), a.clone()]);
+        assert_eq!(found, vec![Ok(b), Ok(a)]);
+    }
+
+    #[test]
+    fn expand_missing_and_empty() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = root.path().join("nope");
+        assert_eq!(
+            expand(std::slice::from_ref(&missing)),
+            vec![Ok(missing.clone())]
+        );
+        let empty = root.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        let found = expand(std::slice::from_ref(&empty));
+        assert_eq!(found.len(), 1);
+        let problem = found[0].clone().unwrap_err();
+        assert_eq!(problem.file, empty);
+        assert!(problem.message.contains("no task.yaml"), "{problem}");
+
+        let results = validate(&[missing.clone(), empty]);
+        assert_eq!(results.len(), 2);
+        assert!(results.iter().all(|r| r.name.is_none()));
+        assert!(
+            results[0].errors[0].message.contains("cannot read"),
+            "{:?}",
+            results[0].errors
+        );
+    }
+
+    #[test]
+    fn validate_json_shape() {
+        let root = tempfile::tempdir().unwrap();
+        let good = write_task(root.path(), "demo", &task_yaml("demo"));
+        let bad = write_task(
+            root.path(),
+            "broken",
+            &format!("{}limts: {{}}\n", task_yaml("broken")),
+        );
+        let results = validate(&[root.path().to_path_buf()]);
+        let value = serde_json::to_value(ValidateView::new(&results)).unwrap();
+        let bad_file = bad.join("task.yaml").display().to_string();
+        let errors = &value["tasks"][0]["errors"];
+        assert_eq!(errors.as_array().unwrap().len(), 1, "{value}");
+        assert_eq!(errors[0]["file"], bad_file.as_str());
+        assert_eq!(errors[0]["line"], 8);
+        assert!(errors[0]["column"].as_u64().unwrap() >= 1);
+        let message = errors[0]["message"].as_str().unwrap();
+        assert!(message.contains("unknown field `limts`"), "{message}");
+        assert_eq!(
+            value["tasks"][0],
+            json!({
+                "path": bad.display().to_string(),
+                "name": null,
+                "ok": false,
+                "errors": errors.clone(),
+            })
+        );
+        assert_eq!(
+            value["tasks"][1],
+            json!({
+                "path": good.display().to_string(),
+                "name": "demo",
+                "ok": true,
+                "errors": [],
+            })
+        );
+        assert_eq!(value.as_object().unwrap().len(), 1);
+
+        // A problem with the whole file has no position.
+        let view = DiagnosticView::from(&whole_file(Path::new("x"), "gone"));
+        assert_eq!(
+            serde_json::to_value(view).unwrap(),
+            json!({"file": "x", "line": null, "column": null, "message": "gone"})
+        );
+    }
+
+    fn summary() -> TaskSummary {
+        TaskSummary {
+            name: "disk-full".into(),
+            title: "The disk is full".into(),
+            difficulty: Difficulty::Medium as i32,
+            time_limit: Some(prost_types::Duration {
+                seconds: 1800,
+                nanos: 0,
+            }),
+            description: "Writes fail.\nFind out why.".into(),
+        }
+    }
+
+    #[test]
+    fn list_table_and_json() {
+        let mut other = summary();
+        other.name = "x".into();
+        other.difficulty = 0;
+        other.time_limit = None;
+        let text = list_text(&[summary(), other]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("NAME "));
+        assert!(lines[0].ends_with("TITLE"));
+        let col = lines[0].find("TIME LIMIT").unwrap();
+        assert_eq!(&lines[1][col..col + 3], "30m");
+        assert_eq!(&lines[2][col..col + 1], "-");
+        assert!(lines[1].contains("medium"));
+        assert!(lines[2].contains("unknown"));
+        assert_eq!(
+            serde_json::to_value(TaskView::from(&summary())).unwrap(),
+            json!({
+                "name": "disk-full",
+                "title": "The disk is full",
+                "difficulty": "medium",
+                "time_limit_seconds": 1800,
+                "description": "Writes fail.\nFind out why.",
+            })
+        );
+    }
+
+    #[test]
+    fn show_text_and_json() {
+        let show = ShowTaskResponse {
+            task: Some(summary()),
+            hints: vec!["Look at df.".into(), "Then at lsof:\nwho holds it?".into()],
+            solution: "Kill the writer.\nTruncate the file.\n".into(),
+            user: "candidate".into(),
+            limits: Some(tandem_proto::v1::Limits {
+                memory_bytes: Some(256 << 20),
+                ..Default::default()
+            }),
+            setup: "setup".into(),
+            check: "check".into(),
+        };
+        let expected = "\
+name:       disk-full
+title:      The disk is full
+difficulty: medium
+time limit: 30m
+user:       candidate
+limits:     memory 256 MiB
+
+description:
+  Writes fail.
+  Find out why.
+
+hints:
+  1. Look at df.
+  2. Then at lsof:
+     who holds it?
+
+solution:
+  Kill the writer.
+  Truncate the file.
+";
+        assert_eq!(show_text(&show), expected);
+        let value = serde_json::to_value(TaskDetailView::from(&show)).unwrap();
+        assert_eq!(value["name"], "disk-full");
+        assert_eq!(value["time_limit_seconds"], 1800);
+        assert_eq!(value["user"], "candidate");
+        assert_eq!(value["limits"]["memory_bytes"], 256 << 20);
+        assert_eq!(value["limits"]["pids"], serde_json::Value::Null);
+        assert_eq!(value["hints"][1], "Then at lsof:\nwho holds it?");
+        assert_eq!(value["solution"], "Kill the writer.\nTruncate the file.\n");
+        assert_eq!(value.get("setup"), None);
+    }
+
+    #[test]
+    fn instance_and_check() {
+        let instance = TaskInstance {
+            id: "i-1".into(),
+            task: "disk-full".into(),
+            owner: "alice".into(),
+            state: InstanceState::Ready as i32,
+            shell_job_id: "s-1".into(),
+            setup_job_id: String::new(),
+            failure_reason: String::new(),
+            created_at: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+        };
+        assert_eq!(
+            serde_json::to_value(InstanceView::from(&instance)).unwrap(),
+            json!({
+                "id": "i-1",
+                "task": "disk-full",
+                "owner": "alice",
+                "state": "ready",
+                "shell_job_id": "s-1",
+                "setup_job_id": null,
+                "failure_reason": null,
+                "created_at": "2023-11-14T22:13:20Z",
+            })
+        );
+        assert_eq!(
+            run_hint(&instance),
+            "shell: tandem job attach s-1\ncheck: tandem task check i-1\nstop: tandem job stop i-1\n"
+        );
+
+        let check = CheckTaskResponse {
+            outcome: CheckOutcome::Failed as i32,
+            output: "port 8080 still held by pid 123".into(),
+            duration_ms: 42,
+        };
+        assert_eq!(
+            check_text(&check),
+            "failed\nport 8080 still held by pid 123\n"
+        );
+        assert_eq!(
+            serde_json::to_value(CheckView::from(&check)).unwrap(),
+            json!({
+                "passed": false,
+                "outcome": "failed",
+                "output": "port 8080 still held by pid 123",
+                "duration_ms": 42,
+            })
+        );
+        let passed = CheckTaskResponse {
+            outcome: CheckOutcome::Passed as i32,
+            output: String::new(),
+            duration_ms: 1,
+        };
+        assert_eq!(check_text(&passed), "passed\n");
+        assert!(CheckView::from(&passed).passed);
+        let odd = CheckTaskResponse {
+            outcome: 9,
+            ..passed
+        };
+        assert_eq!(CheckView::from(&odd).outcome, "unknown");
+        assert!(!CheckView::from(&odd).passed);
+    }
+}
