@@ -71,4 +71,10 @@ fn a_new_manager_removes_what_a_crashed_one_left() {
         std::fs::read_to_string(job_dir.join("output.log")).unwrap(),
         "kept"
     );
+    // The job it was running is listed as lost, with its output.
+    let id: tandem_worker::JobId = leftover.parse().unwrap();
+    assert_eq!(
+        second.status(id).unwrap().state,
+        tandem_worker::JobState::Lost
+    );
 }
