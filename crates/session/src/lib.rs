@@ -1,0 +1,126 @@
+//! Interview sessions: a task instance shared by a candidate and interviewers. Knows
+//! neither SSH nor gRPC; both transports use it.
+//!
+//! * [`Sessions`] creates sessions (a task instance, one token per role, the recording,
+//!   the expiry timer), finds them from a token or a registered public key, extends and
+//!   ends them.
+//! * A [`Session`] fans its terminal out to every connected [`Client`] (each with its own
+//!   bounded queue; slow clients are resynced with a screen snapshot, never waited for),
+//!   routes input by role and lock, makes the terminal follow the candidate's window, and
+//!   records everything (asciicast v2 + an events log).
+#![warn(missing_docs)]
+
+mod hub;
+mod recording;
+mod registry;
+mod session;
+
+pub use hub::CLIENT_QUEUE;
+pub use registry::{CreateSession, SessionRecord, Sessions};
+pub use session::{Access, Client, Participant, Session, SessionInfo};
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Who a participant is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Solves the task; the terminal follows their window; always types.
+    Candidate,
+    /// Watches and may type (unless locked); sees status lines.
+    Interviewer,
+    /// Watches only.
+    Observer,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Candidate => "candidate",
+            Self::Interviewer => "interviewer",
+            Self::Observer => "observer",
+        })
+    }
+}
+
+/// A session's id: a random UUID (also the SSH user name for public-key logins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(uuid::Uuid);
+
+impl SessionId {
+    /// A fresh random id.
+    pub fn new_random() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for SessionId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// One login token per role: 160 random bits from the OS, as 40 hex digits (valid SSH
+/// user names). Valid until the session ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// Logs in as the candidate.
+    pub candidate: String,
+    /// Logs in as an interviewer.
+    pub interviewer: String,
+    /// Logs in as an observer.
+    pub observer: String,
+}
+
+impl Tokens {
+    pub(crate) fn generate() -> Self {
+        Self {
+            candidate: token(),
+            interviewer: token(),
+            observer: token(),
+        }
+    }
+
+    pub(crate) fn all(&self) -> [(Role, &str); 3] {
+        [
+            (Role::Candidate, &self.candidate),
+            (Role::Interviewer, &self.interviewer),
+            (Role::Observer, &self.observer),
+        ]
+    }
+}
+
+fn token() -> String {
+    let mut bytes = [0u8; 20];
+    // The OS random source failing is not recoverable: no secure token can be made.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut bytes).expect("the OS random number generator works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No such live session.
+    #[error("session {0} not found")]
+    NotFound(SessionId),
+    /// Bad input; the message names the field.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Starting the task instance failed.
+    #[error(transparent)]
+    Scenario(#[from] tandem_scenario::ScenarioError),
+    /// Something of the daemon's own failed.
+    #[error("{0}")]
+    Internal(String),
+}

@@ -1,0 +1,500 @@
+//! All sessions of a daemon: creating them (a task instance, tokens, the terminal pump,
+//! the recording, the expiry timer), finding them from credentials, ending them.
+
+use crate::hub::Hub;
+use crate::recording::Recorder;
+use crate::session::{Session, SessionInfo};
+use crate::{Role, SessionError, SessionId, Tokens};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+use subtle::ConstantTimeEq;
+use tandem_scenario::{Instances, Task};
+use tandem_worker::{JobId, PtySize};
+use tokio::sync::watch;
+
+/// Warnings before a session expires.
+const WARNINGS: [Duration; 2] = [Duration::from_secs(600), Duration::from_secs(60)];
+
+/// What `create` needs.
+#[derive(Debug, Clone)]
+pub struct CreateSession {
+    /// The task to run.
+    pub task: Arc<Task>,
+    /// Who creates it (owner of the instance).
+    pub created_by: String,
+    /// How long it lasts; the task's time limit when `None`.
+    pub duration: Option<Duration>,
+    /// Public keys (`ssh-ed25519 AAAA… comment`) that log in as the candidate.
+    pub candidate_keys: Vec<String>,
+    /// Public keys that log in as interviewers.
+    pub interviewer_keys: Vec<String>,
+}
+
+/// A public key registered for a session, in OpenSSH's `type base64` form.
+#[derive(Debug, Clone)]
+struct Key {
+    /// `ssh-ed25519 AAAA…` (without the comment).
+    key: String,
+    /// The comment, used as the participant's name.
+    name: String,
+    role: Role,
+}
+
+/// Credentials of one live session.
+#[derive(Debug)]
+struct Credentials {
+    session: SessionId,
+    tokens: Tokens,
+    keys: Vec<Key>,
+}
+
+/// The persisted summary of a session (`sessions/<id>/session.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Session id.
+    pub id: SessionId,
+    /// Task name.
+    pub task: String,
+    /// The instance (sandbox job) id.
+    pub instance: JobId,
+    /// Creator.
+    pub created_by: String,
+    /// When.
+    pub created_at: SystemTime,
+    /// Expiry (last known).
+    pub expires_at: SystemTime,
+    /// Why it ended, once ended.
+    pub ended: Option<String>,
+}
+
+/// The sessions of a daemon. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Task instances (and through them, the worker).
+    instances: Instances,
+    /// `<state>/sessions`.
+    dir: PathBuf,
+    /// Live sessions.
+    live: RwLock<HashMap<SessionId, Arc<Session>>>,
+    /// Credentials of live sessions.
+    credentials: RwLock<Vec<Credentials>>,
+    /// Records of every session, live and past.
+    records: RwLock<HashMap<SessionId, SessionRecord>>,
+}
+
+impl Sessions {
+    /// Sessions kept under `state_dir/sessions`. Sessions an earlier run left live are
+    /// recorded as ended ("the daemon restarted"); their recordings stay readable.
+    pub fn new(instances: Instances, state_dir: &Path) -> std::io::Result<Self> {
+        let dir = state_dir.join("sessions");
+        std::fs::create_dir_all(&dir)?;
+        let mut records = HashMap::new();
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let file = entry.path().join("session.json");
+            let Ok(text) = std::fs::read(&file) else {
+                continue;
+            };
+            let Ok(mut record) = serde_json::from_slice::<SessionRecord>(&text) else {
+                tracing::warn!(file = %file.display(), "unreadable session record");
+                continue;
+            };
+            if record.ended.is_none() {
+                record.ended = Some("the daemon restarted during the session".into());
+                let _ = write_record(&entry.path(), &record);
+            }
+            records.insert(record.id, record);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                instances,
+                dir,
+                live: RwLock::default(),
+                credentials: RwLock::default(),
+                records: RwLock::new(records),
+            }),
+        })
+    }
+
+    /// Creates a session: starts a task instance (setup included), issues one token per
+    /// role, and starts recording.
+    pub async fn create(&self, req: CreateSession) -> Result<(Arc<Session>, Tokens), SessionError> {
+        let mut keys = Vec::new();
+        for (role, list) in [
+            (Role::Candidate, &req.candidate_keys),
+            (Role::Interviewer, &req.interviewer_keys),
+        ] {
+            for (i, line) in list.iter().enumerate() {
+                keys.push(parse_key(line, role).map_err(|why| {
+                    SessionError::InvalidArgument(format!("{role}_keys[{i}]: {why}"))
+                })?);
+            }
+        }
+        let duration = req.duration.unwrap_or(req.task.time_limit);
+        if duration.is_zero() || duration > Duration::from_secs(24 * 3600) {
+            return Err(SessionError::InvalidArgument(
+                "duration: must be between 1s and 24h".into(),
+            ));
+        }
+        let size = PtySize::default();
+        let instance = self
+            .inner
+            .instances
+            .start(Arc::clone(&req.task), &req.created_by, size)
+            .await?;
+        let shell = instance
+            .shell()
+            .ok_or_else(|| SessionError::Internal("the instance has no shell".into()))?;
+        let id = SessionId::new_random();
+        let dir = self.inner.dir.join(id.to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| SessionError::Internal(e.to_string()))?;
+        let (recorder, _writer) = Recorder::start(
+            &dir,
+            size.cols,
+            size.rows,
+            &format!("tandem session {id}: {}", req.task.title),
+        )
+        .map_err(|e| SessionError::Internal(format!("recording: {e}")))?;
+        let now = SystemTime::now();
+        let session = Arc::new(Session {
+            id,
+            instance: Arc::clone(&instance),
+            shell,
+            created_by: req.created_by.clone(),
+            created_at: now,
+            info: watch::Sender::new(SessionInfo {
+                expires_at: now + duration,
+                ended: None,
+            }),
+            locked: AtomicBool::new(false),
+            hub: Hub::new(size.rows, size.cols),
+            recorder,
+            participants: Mutex::default(),
+            next_number: AtomicU64::new(0),
+            manager: self.inner.instances.manager().clone(),
+        });
+        session.recorder.event(json!({
+            "event": "create", "session": id.to_string(), "task": req.task.name,
+            "by": req.created_by, "expires_in_s": duration.as_secs(),
+        }));
+        let tokens = Tokens::generate();
+        self.write_credentials().push(Credentials {
+            session: id,
+            tokens: tokens.clone(),
+            keys,
+        });
+        self.inner
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, Arc::clone(&session));
+        self.save(&session);
+        tokio::spawn(pump(self.clone(), Arc::clone(&session)));
+        tokio::spawn(expiry(self.clone(), Arc::clone(&session)));
+        tracing::info!(session = %id, task = %req.task.name, by = %req.created_by, "session created");
+        Ok((session, tokens))
+    }
+
+    /// The live session and role a token grants. Every live token is compared, in
+    /// constant time, whatever matches: the time taken says nothing about any token.
+    pub fn by_token(&self, token: &str) -> Option<(Arc<Session>, Role)> {
+        let mut found = None;
+        for c in self.read_credentials().iter() {
+            for (role, candidate) in c.tokens.all() {
+                let equal: bool = candidate.as_bytes().ct_eq(token.as_bytes()).into();
+                if equal {
+                    found = Some((c.session, role));
+                }
+            }
+        }
+        let (id, role) = found?;
+        self.get(id).map(|s| (s, role))
+    }
+
+    /// The live session `session_id` and role for a public key (`type base64`), with the
+    /// key's name, if the key is registered for it.
+    pub fn by_key(&self, session_id: &str, key: &str) -> Option<(Arc<Session>, Role, String)> {
+        let id: SessionId = session_id.parse().ok()?;
+        let found = self
+            .read_credentials()
+            .iter()
+            .find(|c| c.session == id)?
+            .keys
+            .iter()
+            .find(|k| k.key == key)
+            .map(|k| (k.role, k.name.clone()))?;
+        self.get(id).map(|s| (s, found.0, found.1))
+    }
+
+    /// Whether public keys are registered for `session_id` (so key auth is worth trying).
+    pub fn has_keys(&self, session_id: &str) -> bool {
+        let Ok(id) = session_id.parse::<SessionId>() else {
+            return false;
+        };
+        self.read_credentials()
+            .iter()
+            .any(|c| c.session == id && !c.keys.is_empty())
+    }
+
+    /// A live session.
+    pub fn get(&self, id: SessionId) -> Option<Arc<Session>> {
+        self.inner
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// Records of every session, live and past, oldest first.
+    pub fn records(&self) -> Vec<SessionRecord> {
+        let mut all: Vec<SessionRecord> = self
+            .inner
+            .records
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by_key(|r| r.created_at);
+        all
+    }
+
+    /// The record of one session.
+    pub fn record(&self, id: SessionId) -> Option<SessionRecord> {
+        self.inner
+            .records
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// The directory holding `recording.cast` and `events.jsonl` of a session.
+    pub fn dir(&self, id: SessionId) -> PathBuf {
+        self.inner.dir.join(id.to_string())
+    }
+
+    /// Moves a live session's expiry by `by`.
+    pub fn extend(&self, id: SessionId, by: Duration) -> Result<SystemTime, SessionError> {
+        let session = self.get(id).ok_or(SessionError::NotFound(id))?;
+        let mut expires = SystemTime::now();
+        session.info.send_modify(|info| {
+            info.expires_at += by;
+            expires = info.expires_at;
+        });
+        session
+            .recorder
+            .event(json!({"event": "extend", "by_s": by.as_secs()}));
+        session.tell_everyone(&format!(
+            "session extended by {}",
+            humantime::format_duration(by)
+        ));
+        self.save(&session);
+        Ok(expires)
+    }
+
+    /// Ends a live session: everybody is disconnected with `reason`, the sandbox is
+    /// stopped, the recording closed. Ending an ended session does nothing.
+    pub async fn end(&self, id: SessionId, reason: &str) -> Result<(), SessionError> {
+        let session = self
+            .inner
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+        let Some(session) = session else {
+            return if self.record(id).is_some() {
+                Ok(())
+            } else {
+                Err(SessionError::NotFound(id))
+            };
+        };
+        self.write_credentials().retain(|c| c.session != id);
+        session
+            .info
+            .send_modify(|info| info.ended = Some(reason.to_string()));
+        let goodbye = Bytes::from(format!(
+            "\r\n\x1b[0m[tandem] the session has ended: {reason}\r\n"
+        ));
+        for p in session.participants() {
+            p_notify(&p, goodbye.clone());
+        }
+        session.hub.close_all();
+        session
+            .recorder
+            .event(json!({"event": "end", "reason": reason}));
+        self.save(&session);
+        let manager = self.inner.instances.manager();
+        if let Err(e) = manager
+            .stop(session.instance.id, Duration::from_secs(5))
+            .await
+        {
+            tracing::warn!(session = %id, error = %e, "stopping the session's sandbox failed");
+        }
+        tracing::info!(session = %id, reason, "session ended");
+        Ok(())
+    }
+
+    fn save(&self, session: &Session) {
+        let info = session.info();
+        let record = SessionRecord {
+            id: session.id,
+            task: session.instance.task.name.clone(),
+            instance: session.instance.id,
+            created_by: session.created_by.clone(),
+            created_at: session.created_at,
+            expires_at: info.expires_at,
+            ended: info.ended,
+        };
+        if let Err(e) = write_record(&self.dir(session.id), &record) {
+            tracing::warn!(session = %session.id, error = %e, "cannot record the session");
+        }
+        self.inner
+            .records
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(session.id, record);
+    }
+
+    fn read_credentials(&self) -> std::sync::RwLockReadGuard<'_, Vec<Credentials>> {
+        self.inner
+            .credentials
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_credentials(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Credentials>> {
+        self.inner
+            .credentials
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn p_notify(p: &crate::Participant, bytes: Bytes) {
+    p.notify(bytes);
+}
+
+fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(".session.json.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    serde_json::to_writer_pretty(&mut file, record).map_err(std::io::Error::other)?;
+    file.flush()?;
+    file.sync_all()?;
+    std::fs::rename(tmp, dir.join("session.json"))
+}
+
+/// `type base64 [comment]` → the key without its comment, and a name.
+fn parse_key(line: &str, role: Role) -> Result<Key, String> {
+    let mut fields = line.split_whitespace();
+    let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
+        return Err("expected an OpenSSH public key: `ssh-ed25519 AAAA… comment`".into());
+    };
+    if !kind.starts_with("ssh-") && !kind.starts_with("ecdsa-") && !kind.starts_with("sk-") {
+        return Err(format!("{kind:?} is not an SSH key type"));
+    }
+    if blob.len() < 16
+        || !blob
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+    {
+        return Err("the key data is not base64".into());
+    }
+    let comment: Vec<&str> = fields.collect();
+    Ok(Key {
+        key: format!("{kind} {blob}"),
+        name: if comment.is_empty() {
+            role.to_string()
+        } else {
+            comment.join(" ")
+        },
+        role,
+    })
+}
+
+/// Reads the shell's output into the hub and the recording for the whole session. When
+/// the shell ends (the candidate typed `exit`, or the sandbox stopped), so does the
+/// session.
+async fn pump(sessions: Sessions, session: Arc<Session>) {
+    let manager = sessions.inner.instances.manager().clone();
+    let mut ended = session.watch();
+    match manager.output(session.shell) {
+        Ok(mut reader) => loop {
+            tokio::select! {
+                chunk = reader.next_chunk() => match chunk {
+                    Ok(Some(data)) => {
+                        session.recorder.output(&data);
+                        session.hub.output(&data);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(session = %session.id, error = %e, "reading the terminal failed");
+                        break;
+                    }
+                },
+                _ = ended.wait_for(|i| i.ended.is_some()) => return,
+            }
+        },
+        Err(e) => tracing::warn!(session = %session.id, error = %e, "no terminal output"),
+    }
+    let _ = sessions.end(session.id, "the shell exited").await;
+}
+
+/// Warns 10 and 1 minutes before expiry and ends the session at expiry; follows
+/// extensions.
+async fn expiry(sessions: Sessions, session: Arc<Session>) {
+    let mut info = session.watch();
+    let mut warned: Vec<Duration> = Vec::new();
+    loop {
+        let current = info.borrow_and_update().clone();
+        if current.ended.is_some() {
+            return;
+        }
+        let now = SystemTime::now();
+        let left = current.expires_at.duration_since(now).unwrap_or_default();
+        if left.is_zero() {
+            let _ = sessions.end(session.id, "time is up").await;
+            return;
+        }
+        // Forget warnings an extension made pending again.
+        warned.retain(|w| *w >= left);
+        let next_warning = WARNINGS
+            .iter()
+            .copied()
+            .filter(|w| *w < left && !warned.contains(w))
+            .max();
+        let wake_in = match next_warning {
+            Some(w) => left - w,
+            None => left,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wake_in) => {
+                if let Some(w) = next_warning {
+                    warned.push(w);
+                    session.tell_everyone(&format!(
+                        "{} left in this session",
+                        humantime::format_duration(w)
+                    ));
+                    session.recorder.event(json!({"event": "warning", "left_s": w.as_secs()}));
+                }
+            }
+            changed = info.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! One interview session: a task instance, its participants, the shared terminal and the
+//! recording.
+
+use crate::hub::{ClientQueue, Hub, Slot};
+use crate::recording::Recorder;
+use crate::{Role, SessionId};
+use bytes::Bytes;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use tandem_scenario::Instance;
+use tandem_worker::{JobId, JobManager, PtySize};
+use tokio::sync::watch;
+
+/// Whether a participant's typing reaches the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Types into the shared terminal (unless the session is locked, for non-candidates).
+    Writer,
+    /// Watches only; input is dropped.
+    Observer,
+}
+
+/// Someone connected to a session (one SSH connection).
+#[derive(Debug)]
+pub struct Participant {
+    /// Number within the session (1, 2, …), stable for its connection.
+    pub number: u64,
+    /// Who they are: the token's or key's role.
+    pub role: Role,
+    /// A name for lists and the event log (the key's comment, or the role).
+    pub name: String,
+    /// Where they connect from.
+    pub from: Option<SocketAddr>,
+    /// How they authenticated (`token` or `key`).
+    pub via: &'static str,
+    /// When they joined.
+    pub joined_at: SystemTime,
+    /// Whether their input goes to the terminal (changeable while connected).
+    access: Mutex<Access>,
+    /// Their window size.
+    size: Mutex<PtySize>,
+    /// Their delivery slot.
+    slot: Arc<Slot>,
+}
+
+impl Participant {
+    /// Current access.
+    pub fn access(&self) -> Access {
+        *self
+            .access
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Their window size.
+    pub fn size(&self) -> PtySize {
+        *self
+            .size
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues bytes for this participant only.
+    pub(crate) fn notify(&self, bytes: Bytes) {
+        self.slot.notify(bytes);
+    }
+}
+
+/// Mutable facts about a session.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// When it ends.
+    pub expires_at: SystemTime,
+    /// Ended (and why).
+    pub ended: Option<String>,
+}
+
+/// An interview session.
+#[derive(Debug)]
+pub struct Session {
+    /// Its id (also the SSH user name for public-key logins).
+    pub id: SessionId,
+    /// The task instance it runs.
+    pub instance: Arc<Instance>,
+    /// The shared terminal (the instance's shell job).
+    pub shell: JobId,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: SystemTime,
+    /// Expiry and end.
+    pub(crate) info: watch::Sender<SessionInfo>,
+    /// Only the candidate may type.
+    pub(crate) locked: AtomicBool,
+    /// The terminal fan-out.
+    pub(crate) hub: Hub,
+    /// Recording.
+    pub(crate) recorder: Recorder,
+    /// Connected participants.
+    pub(crate) participants: Mutex<Vec<Arc<Participant>>>,
+    /// Next participant number.
+    pub(crate) next_number: AtomicU64,
+    /// The worker (input, resize).
+    pub(crate) manager: JobManager,
+}
+
+/// A participant's connection to the shared terminal. Dropping it leaves the session.
+#[derive(Debug)]
+pub struct Client {
+    /// The session.
+    pub session: Arc<Session>,
+    /// Who this is.
+    pub participant: Arc<Participant>,
+    /// Its queue.
+    queue: ClientQueue,
+}
+
+impl Session {
+    /// Current expiry and end state.
+    pub fn info(&self) -> SessionInfo {
+        self.info.borrow().clone()
+    }
+
+    /// Watches expiry and end.
+    pub fn watch(&self) -> watch::Receiver<SessionInfo> {
+        self.info.subscribe()
+    }
+
+    /// Whether only the candidate may type.
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Acquire)
+    }
+
+    /// The connected participants.
+    pub fn participants(&self) -> Vec<Arc<Participant>> {
+        self.lock_participants().clone()
+    }
+
+    /// The terminal's size (rows, cols).
+    pub fn terminal_size(&self) -> PtySize {
+        let (rows, cols) = self.hub.size();
+        PtySize { rows, cols }
+    }
+
+    fn lock_participants(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Participant>>> {
+        self.participants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Joins the shared terminal as `role`. The first bytes the client gets are a snapshot
+    /// of the current screen.
+    pub fn join(
+        self: &Arc<Self>,
+        role: Role,
+        name: &str,
+        via: &'static str,
+        from: Option<SocketAddr>,
+        size: PtySize,
+    ) -> Client {
+        let queue = self.hub.join();
+        let participant = Arc::new(Participant {
+            number: self.next_number.fetch_add(1, Ordering::Relaxed) + 1,
+            role,
+            name: name.to_string(),
+            from,
+            via,
+            joined_at: SystemTime::now(),
+            access: Mutex::new(if role == Role::Observer {
+                Access::Observer
+            } else {
+                Access::Writer
+            }),
+            size: Mutex::new(size),
+            slot: Arc::clone(&queue.slot),
+        });
+        self.lock_participants().push(Arc::clone(&participant));
+        self.recorder.event(json!({
+            "event": "join", "participant": participant.number, "name": participant.name,
+            "role": role, "via": via, "from": from.map(|a| a.to_string()),
+        }));
+        tracing::info!(session = %self.id, participant = participant.number, %role, name, via, "participant joined");
+        self.tell_interviewers(&format!(
+            "{} joined as {role} (#{})",
+            participant.name, participant.number
+        ));
+        let client = Client {
+            session: Arc::clone(self),
+            participant,
+            queue,
+        };
+        client.resize(size);
+        client
+    }
+
+    /// Sends a status line to interviewers and observers (in their terminal's title, which
+    /// does not touch the shared screen) and never to the candidate.
+    pub fn tell_interviewers(&self, message: &str) {
+        let title = Bytes::from(format!("\x1b]2;tandem: {message}\x07"));
+        for p in self.lock_participants().iter() {
+            if p.role != Role::Candidate {
+                p.slot.notify(title.clone());
+            }
+        }
+    }
+
+    /// Sends a line to everybody (time warnings): in the title, with a bell.
+    pub fn tell_everyone(&self, message: &str) {
+        let title = Bytes::from(format!("\x1b]2;tandem: {message}\x07\x07"));
+        for p in self.lock_participants().iter() {
+            p.slot.notify(title.clone());
+        }
+    }
+
+    /// Changes a participant's access; returns false if no such participant.
+    pub fn set_access(&self, number: u64, access: Access) -> bool {
+        let found = self
+            .lock_participants()
+            .iter()
+            .find(|p| p.number == number)
+            .cloned();
+        let Some(p) = found else {
+            return false;
+        };
+        *p.access
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = access;
+        self.recorder.event(json!({
+            "event": "access", "participant": number, "name": p.name, "access": access,
+        }));
+        self.tell_interviewers(
+            &format!("{} (#{number}) is now a {access:?}", p.name).to_lowercase(),
+        );
+        true
+    }
+
+    /// Locks (only the candidate types) or unlocks the terminal.
+    pub fn set_locked(&self, locked: bool) {
+        self.locked.store(locked, Ordering::Release);
+        self.recorder
+            .event(json!({"event": if locked { "lock" } else { "unlock" }}));
+        self.tell_interviewers(if locked {
+            "terminal locked: only the candidate types"
+        } else {
+            "terminal unlocked"
+        });
+    }
+
+    /// Records a check result and tells interviewers.
+    pub fn record_check(&self, outcome: &str, output: &str, duration_ms: u64) {
+        self.recorder.event(json!({
+            "event": "check", "outcome": outcome, "output": output, "duration_ms": duration_ms,
+        }));
+        let first = output.lines().next().unwrap_or("");
+        self.tell_interviewers(&format!("check {outcome}: {first}"));
+    }
+
+    fn leave(&self, participant: &Arc<Participant>) {
+        self.hub.leave(&participant.slot);
+        self.lock_participants()
+            .retain(|p| !Arc::ptr_eq(p, participant));
+        self.recorder.event(json!({
+            "event": "leave", "participant": participant.number, "name": participant.name,
+        }));
+        tracing::info!(session = %self.id, participant = participant.number, "participant left");
+        self.tell_interviewers(&format!(
+            "{} (#{}) left",
+            participant.name, participant.number
+        ));
+    }
+}
+
+impl Client {
+    /// The next bytes to show this participant; `None` when the session has ended (or
+    /// the participant was removed) and everything queued was delivered.
+    pub async fn next_output(&mut self) -> Option<Bytes> {
+        self.queue.next(&self.session.hub).await
+    }
+
+    /// Input typed by this participant: reaches the terminal if their access allows it
+    /// (observers never; others only while unlocked; the candidate always).
+    pub async fn input(&self, data: &[u8]) {
+        let p = &self.participant;
+        let allowed = match p.role {
+            Role::Candidate => true,
+            _ => p.access() == Access::Writer && !self.session.is_locked(),
+        };
+        if !allowed || data.is_empty() {
+            return;
+        }
+        if self
+            .session
+            .manager
+            .write_input(self.session.shell, data)
+            .await
+            .is_ok()
+        {
+            self.session.recorder.input(p.number, &p.name, data);
+        }
+    }
+
+    /// This participant's window changed. The terminal follows the candidate's size;
+    /// others keep theirs, with a one-line notice when theirs is smaller.
+    pub fn resize(&self, size: PtySize) {
+        let p = &self.participant;
+        *p.size
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = size;
+        if p.role == Role::Candidate {
+            if size != self.session.terminal_size()
+                && self
+                    .session
+                    .manager
+                    .resize(self.session.shell, size)
+                    .is_ok()
+            {
+                self.session.hub.resize(size.rows, size.cols);
+                self.session.recorder.resize(size.cols, size.rows);
+                self.session.recorder.event(json!({
+                    "event": "resize", "participant": p.number, "cols": size.cols, "rows": size.rows,
+                }));
+            }
+            return;
+        }
+        let term = self.session.terminal_size();
+        if size.cols < term.cols || size.rows < term.rows {
+            p.slot.notify(Bytes::from(format!(
+                "\x1b]2;tandem: your window is {}x{}, the shared terminal is {}x{}: enlarge it to see everything\x07",
+                size.cols, size.rows, term.cols, term.rows
+            )));
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.session.leave(&self.participant);
+    }
+}
