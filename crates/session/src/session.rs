@@ -115,8 +115,8 @@ pub struct Client {
     pub session: Arc<Session>,
     /// Who this is.
     pub participant: Arc<Participant>,
-    /// Its queue.
-    queue: ClientQueue,
+    /// Its queue (one reader at a time: the transport's sender task).
+    queue: tokio::sync::Mutex<ClientQueue>,
 }
 
 impl Session {
@@ -191,7 +191,7 @@ impl Session {
         let client = Client {
             session: Arc::clone(self),
             participant,
-            queue,
+            queue: tokio::sync::Mutex::new(queue),
         };
         client.resize(size);
         client
@@ -277,8 +277,8 @@ impl Session {
 impl Client {
     /// The next bytes to show this participant; `None` when the session has ended (or
     /// the participant was removed) and everything queued was delivered.
-    pub async fn next_output(&mut self) -> Option<Bytes> {
-        self.queue.next(&self.session.hub).await
+    pub async fn next_output(&self) -> Option<Bytes> {
+        self.queue.lock().await.next(&self.session.hub).await
     }
 
     /// Input typed by this participant: reaches the terminal if their access allows it

@@ -60,7 +60,7 @@ fn env() -> Env {
     }
 }
 
-async fn until(client: &mut Client, needle: &str) -> String {
+async fn until(client: &Client, needle: &str) -> String {
     let mut seen = String::new();
     tokio::time::timeout(Duration::from_secs(20), async {
         while !seen.contains(needle) {
@@ -94,24 +94,24 @@ async fn one_terminal_many_clients() {
     assert!(e.sessions.by_token("0".repeat(40).as_str()).is_none());
 
     let size = PtySize { rows: 24, cols: 80 };
-    let mut candidate = session.join(Role::Candidate, "cand", "token", None, size);
-    let mut interviewer = session.join(Role::Interviewer, "ivy", "token", None, size);
-    until(&mut candidate, "demo$ ").await;
-    until(&mut interviewer, "demo$ ").await;
+    let candidate = session.join(Role::Candidate, "cand", "token", None, size);
+    let interviewer = session.join(Role::Interviewer, "ivy", "token", None, size);
+    until(&candidate, "demo$ ").await;
+    until(&interviewer, "demo$ ").await;
 
     candidate.input(b"echo from-cand$((1+1))\n").await;
-    until(&mut interviewer, "from-cand2").await;
-    until(&mut candidate, "from-cand2").await;
+    until(&interviewer, "from-cand2").await;
+    until(&candidate, "from-cand2").await;
     interviewer.input(b"echo from-ivy$((2+2))\n").await;
-    until(&mut candidate, "from-ivy4").await;
+    until(&candidate, "from-ivy4").await;
 
     // Observers cannot type; locking silences interviewers too.
-    let mut observer = session.join(Role::Observer, "obs", "token", None, size);
+    let observer = session.join(Role::Observer, "obs", "token", None, size);
     observer.input(b"echo from-obs$((3+3))\n").await;
     session.set_locked(true);
     interviewer.input(b"echo locked-ivy$((4+4))\n").await;
     candidate.input(b"echo marker$((5+5))\n").await;
-    let seen = until(&mut observer, "marker10").await;
+    let seen = until(&observer, "marker10").await;
     assert!(
         !seen.contains("from-obs6") && !seen.contains("locked-ivy8"),
         "{seen:?}"
@@ -121,7 +121,7 @@ async fn one_terminal_many_clients() {
     interviewer.input(b"echo demoted$((6+6))\n").await;
 
     // A late joiner gets the current screen at once: earlier output is in its first bytes.
-    let mut late = session.join(Role::Observer, "late", "token", None, size);
+    let late = session.join(Role::Observer, "late", "token", None, size);
     let first = late.next_output().await.unwrap();
     assert!(String::from_utf8_lossy(&first).contains("from-cand2"));
 
@@ -131,15 +131,15 @@ async fn one_terminal_many_clients() {
         cols: 100,
     });
     candidate.input(b"stty size\n").await;
-    until(&mut candidate, "30 100").await;
+    until(&candidate, "30 100").await;
 
     // A client that reads nothing does not slow the others; when it reads again it gets
     // a snapshot instead of the backlog.
-    let mut slow = session.join(Role::Observer, "slow", "token", None, size);
+    let slow = session.join(Role::Observer, "slow", "token", None, size);
     candidate
         .input(b"for i in $(seq 60000); do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done; echo burst$((7+7))\n")
         .await;
-    until(&mut candidate, "burst14").await;
+    until(&candidate, "burst14").await;
     let mut received = 0usize;
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {
@@ -160,7 +160,7 @@ async fn one_terminal_many_clients() {
     );
 
     e.sessions.end(session.id, "interview over").await.unwrap();
-    let rest = until(&mut candidate, "the session has ended: interview over").await;
+    let rest = until(&candidate, "the session has ended: interview over").await;
     assert!(!rest.is_empty());
     assert!(candidate.next_output().await.is_none());
     assert!(

@@ -1,0 +1,454 @@
+//! tandem's SSH front end: the transport between OpenSSH clients and interview sessions.
+//! It owns neither processes nor session state (both live in `tandem-session`).
+//!
+//! * Login: the SSH user name is a session token (`ssh -p 2222 <token>@host`), or the
+//!   session id with a public key registered for that session. Wrong or expired
+//!   credentials are plain authentication failures (nothing says which sessions exist),
+//!   and failures are rate-limited per source address.
+//! * One session channel with a shell ↔ one participant: their window size, their input,
+//!   and a sender task per channel that copies the participant's queue to the channel.
+//!   `Handle::data` waits for SSH window space, so a slow client blocks only its own task.
+
+mod limit;
+
+use bytes::Bytes;
+use limit::FailureLimiter;
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::{Algorithm, HashAlg, PrivateKey};
+use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet, Pty};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_session::{Client, Role, Sessions};
+use tandem_worker::PtySize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Why the SSH server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    /// Reading or writing the host key.
+    #[error("SSH host key {path}: {error}")]
+    HostKey {
+        /// The key file.
+        path: String,
+        /// What failed.
+        error: String,
+    },
+}
+
+/// Loads the host key from `path`, or generates an Ed25519 key there (mode 0600) on first
+/// start. Returns the key and whether it was created.
+pub fn host_key(path: &Path) -> Result<(PrivateKey, bool), SshError> {
+    let err = |error: String| SshError::HostKey {
+        path: path.display().to_string(),
+        error,
+    };
+    if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let key = PrivateKey::from_openssh(text.as_bytes()).map_err(|e| err(e.to_string()))?;
+        return Ok((key, false));
+    }
+    let key =
+        PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(|e| err(e.to_string()))?;
+    let text = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| err(e.to_string()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    }
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| err(e.to_string()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| err(e.to_string()))?;
+    Ok((key, true))
+}
+
+/// The key's fingerprint as OpenSSH prints it (`SHA256:…`).
+pub fn fingerprint(key: &PrivateKey) -> String {
+    key.public_key().fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// Serves SSH on `listener` until `shutdown` turns true; then every connection is closed
+/// (participants are told why).
+pub async fn serve(
+    listener: TcpListener,
+    key: PrivateKey,
+    sessions: Sessions,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let config = Arc::new(server::Config {
+        keys: vec![key],
+        methods: MethodSet::from(&[MethodKind::None, MethodKind::PublicKey][..]),
+        auth_rejection_time: Duration::from_millis(500),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        // russh's default closes idle connections after 10 minutes: a candidate thinking
+        // must not be disconnected. Keepalives detect dead peers instead.
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 4,
+        nodelay: true,
+        ..Default::default()
+    });
+    let limiter = Arc::new(FailureLimiter::default());
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped(&mut shutdown) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting an SSH connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Keystroke echo must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let handler = Connection {
+            peer,
+            sessions: sessions.clone(),
+            limiter: Arc::clone(&limiter),
+            identity: None,
+            clients: HashMap::new(),
+            sizes: HashMap::new(),
+        };
+        let config = Arc::clone(&config);
+        let mut stop = shutdown.clone();
+        connections.spawn(async move {
+            let session = match server::run_stream(config, stream, handler).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "SSH handshake failed");
+                    return;
+                }
+            };
+            let handle = session.handle();
+            tokio::select! {
+                result = session => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "SSH connection ended");
+                    }
+                }
+                _ = stopped(&mut stop) => {
+                    let _ = handle
+                        .disconnect(
+                            russh::Disconnect::ByApplication,
+                            "tandemd is shutting down".into(),
+                            String::new(),
+                        )
+                        .await;
+                }
+            }
+        });
+    }
+    // Connections close themselves on the same shutdown signal.
+    while connections.join_next().await.is_some() {}
+}
+
+/// Completes when the shutdown flag turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Who authenticated on a connection.
+#[derive(Debug, Clone)]
+struct Identity {
+    session: Arc<tandem_session::Session>,
+    role: Role,
+    name: String,
+    via: &'static str,
+}
+
+/// One SSH connection.
+struct Connection {
+    peer: SocketAddr,
+    sessions: Sessions,
+    limiter: Arc<FailureLimiter>,
+    identity: Option<Identity>,
+    /// Participants by channel.
+    clients: HashMap<ChannelId, Arc<Client>>,
+    /// Window sizes asked for by `pty-req`, by channel.
+    sizes: HashMap<ChannelId, PtySize>,
+}
+
+impl Connection {
+    fn reject(&self, with_keys: bool) -> Auth {
+        self.limiter.failed(self.peer.ip());
+        Auth::Reject {
+            proceed_with_methods: with_keys.then(|| MethodSet::from(&[MethodKind::PublicKey][..])),
+            partial_success: false,
+        }
+    }
+
+    fn key_login(&self, user: &str, key: &russh::keys::PublicKey) -> Option<Identity> {
+        // `type base64`, without any comment: what sessions register.
+        let text = key.to_openssh().ok()?;
+        let text: String = text
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (session, role, name) = self.sessions.by_key(user, &text)?;
+        Some(Identity {
+            session,
+            role,
+            name,
+            via: "key",
+        })
+    }
+}
+
+fn size(cols: u32, rows: u32) -> PtySize {
+    let clamp = |n: u32| u16::try_from(n).unwrap_or(u16::MAX).max(1);
+    PtySize {
+        rows: clamp(rows),
+        cols: clamp(cols),
+    }
+}
+
+impl server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+        if self.limiter.blocked(self.peer.ip()) {
+            tracing::info!(peer = %self.peer, "SSH login refused: too many failures from this address");
+            return Ok(Auth::reject());
+        }
+        if let Some((session, role)) = self.sessions.by_token(user) {
+            self.identity = Some(Identity {
+                session,
+                role,
+                name: role.to_string(),
+                via: "token",
+            });
+            return Ok(Auth::Accept);
+        }
+        let with_keys = self.sessions.has_keys(user);
+        Ok(self.reject(with_keys))
+    }
+
+    async fn auth_password(&mut self, _user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        Ok(self.reject(false))
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        if self.limiter.blocked(self.peer.ip()) {
+            return Ok(Auth::reject());
+        }
+        Ok(match self.key_login(user, offer.public_key) {
+            Some(_) => Auth::Accept,
+            None => self.reject(false),
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // russh verified the signature: the client holds the private key.
+        match self.key_login(user, key.public_key) {
+            Some(identity) => {
+                self.identity = Some(identity);
+                Ok(Auth::Accept)
+            }
+            None => Ok(self.reject(false)),
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Callbacks by channel id are used instead of the Channel stream; dropping it is
+        // fine (keeping it unread would stall the connection).
+        drop(channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        cols: u32,
+        rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.sizes.insert(channel, size(cols, rows));
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(identity) = self.identity.clone() else {
+            session.channel_failure(channel)?;
+            return Ok(());
+        };
+        if identity.session.info().ended.is_some() {
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        session.channel_success(channel)?;
+        let size = self.sizes.get(&channel).copied().unwrap_or_default();
+        let client = Arc::new(identity.session.join(
+            identity.role,
+            &identity.name,
+            identity.via,
+            Some(self.peer),
+            size,
+        ));
+        self.clients.insert(channel, Arc::clone(&client));
+        let handle = session.handle();
+        let welcome = welcome(&identity, size);
+        // The channel's sender: owned by the client's life (it ends when the session ends
+        // or the connection goes away).
+        tokio::spawn(async move {
+            if handle.data(channel, welcome).await.is_err() {
+                return;
+            }
+            while let Some(bytes) = client.next_output().await {
+                if handle.data(channel, bytes).await.is_err() {
+                    return;
+                }
+            }
+            // The session ended: close the channel and the connection. The reason also
+            // goes in the disconnect message, which OpenSSH prints even if the channel's
+            // last bytes did not make it out first.
+            let reason = client
+                .session
+                .info()
+                .ended
+                .unwrap_or_else(|| "you were removed".into());
+            let _ = handle.exit_status_request(channel, 0).await;
+            let _ = handle.eof(channel).await;
+            let _ = handle.close(channel).await;
+            let _ = handle
+                .disconnect(
+                    russh::Disconnect::ByApplication,
+                    format!("the tandem session has ended: {reason}"),
+                    String::new(),
+                )
+                .await;
+        });
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Only the shared terminal is offered.
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(client) = self.clients.get(&channel) {
+            client.input(data).await;
+        }
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        cols: u32,
+        rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(client) = self.clients.get(&channel) {
+            client.resize(size(cols, rows));
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.clients.remove(&channel);
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.clients.remove(&channel);
+        Ok(())
+    }
+}
+
+/// The participant's own greeting, in their terminal's title (it never touches the
+/// shared screen): the task, their role, the time left.
+fn welcome(identity: &Identity, _size: PtySize) -> Bytes {
+    let session = &identity.session;
+    let left = session
+        .info()
+        .expires_at
+        .duration_since(std::time::SystemTime::now())
+        .map(|d| Duration::from_secs(d.as_secs() / 60 * 60))
+        .unwrap_or_default();
+    let role = match identity.role {
+        Role::Candidate => "you are the candidate",
+        Role::Interviewer => "you are an interviewer",
+        Role::Observer => "you are an observer (read-only)",
+    };
+    Bytes::from(format!(
+        "\x1b]2;tandem: {} — {role} — {} left\x07",
+        session.instance.task.title,
+        humantime_short(left)
+    ))
+}
+
+fn humantime_short(d: Duration) -> String {
+    let minutes = d.as_secs() / 60;
+    if minutes >= 60 {
+        format!("{}h{:02}m", minutes / 60, minutes % 60)
+    } else {
+        format!("{minutes}m")
+    }
+}

@@ -1,0 +1,268 @@
+//! Interview sessions over SSH with the real OpenSSH client on pseudo-terminals.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidate_and_interviewer_share_one_terminal() {
+    let server = Server::start().await;
+    let (session, tokens) = server.session(None).await;
+    let mut cand = server.ssh(&tokens.candidate, 80, 24);
+    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
+    let mut obs = server.ssh(&tokens.observer, 80, 24);
+    cand.expect("demo$ ").await;
+    ivy.expect("demo$ ").await;
+    obs.expect("demo$ ").await;
+
+    cand.send("echo cand-$((20+1))\r");
+    ivy.expect("cand-21").await;
+    obs.expect("cand-21").await;
+    ivy.send("echo ivy-$((20+2))\r");
+    cand.expect("ivy-22").await;
+
+    // The observer's typing goes nowhere; a lock silences the interviewer too.
+    obs.send("echo obs-$((20+3))\r");
+    session.set_locked(true);
+    ivy.send("echo locked-$((20+4))\r");
+    cand.send("echo mark-$((20+5))\r");
+    let seen = ivy.expect("mark-25").await;
+    assert!(
+        !seen.contains("obs-23"),
+        "observer input reached the terminal"
+    );
+    assert!(
+        !seen.contains("locked-24"),
+        "locked interviewer input reached the terminal"
+    );
+    // Interviewers learn about the lock in their title bar; the candidate never sees it.
+    assert!(seen.contains("terminal locked"), "{seen:?}");
+    assert!(!cand.seen.contains("terminal locked"));
+    assert!(!cand.seen.contains("joined as"));
+    session.set_locked(false);
+    ivy.send("echo unlocked-$((20+6))\r");
+    cand.expect("unlocked-26").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_sees_the_full_screen_app_and_sizes_follow_the_candidate() {
+    let server = Server::start().await;
+    let (_session, tokens) = server.session(None).await;
+    let mut cand = server.ssh(&tokens.candidate, 100, 30);
+    cand.expect("demo$ ").await;
+    cand.send("stty size\r");
+    cand.expect("30 100").await;
+
+    cand.send("printf 'line one\\nline two\\n' > /tmp/f; vim -u NONE -n /tmp/f\r");
+    // vim's status line, which the command line does not contain.
+    cand.expect("2 lines, 18 bytes").await;
+    // Joining now: the first screen shows vim with the file, drawn from the snapshot.
+    let mut late = server.ssh(&tokens.observer, 100, 30);
+    late.expect("2 lines, 18 bytes").await;
+    let screen = late.screen.screen().contents();
+    assert!(screen.contains("line one"), "{screen}");
+    assert!(
+        screen.lines().filter(|l| l.starts_with('~')).count() > 5,
+        "{screen}"
+    );
+    cand.clear();
+    cand.send("\x1b:q!\r");
+    cand.expect("demo$ ").await;
+
+    // An observer resizing changes nothing; the candidate resizing changes the terminal.
+    late.resize(60, 20);
+    cand.clear();
+    cand.send("stty size\r");
+    cand.expect("30 100").await;
+    cand.resize(120, 40);
+    cand.clear();
+    // ssh forwards SIGWINCH asynchronously: ask until the new size shows.
+    let mut seen = false;
+    for _ in 0..50 {
+        cand.send("stty size\r");
+        let out = cand.expect("demo$ ").await;
+        if out.contains("40 120") {
+            seen = true;
+            break;
+        }
+        cand.clear();
+    }
+    assert!(seen, "the candidate's resize did not reach the terminal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_client_does_not_delay_the_others() {
+    let server = Server::start().await;
+    let (_session, tokens) = server.session(None).await;
+    let mut cand = server.ssh(&tokens.candidate, 80, 24);
+    let mut obs = server.ssh(&tokens.observer, 80, 24);
+    cand.expect("demo$ ").await;
+    obs.expect("demo$ ").await;
+    // The observer's ssh stops reading (its TCP window fills up).
+    obs.pause(true);
+    // ~8 MB: more than the client's SSH window and the TCP buffers can absorb.
+    cand.send(
+        "for i in $(seq 160000); do echo flood-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done\r",
+    );
+    cand.expect("flood-160000").await;
+    cand.send("echo fast-$((30+3))\r");
+    cand.expect("fast-33").await;
+    // When it reads again it is resynced: it shows the current screen, not the backlog.
+    obs.pause(false);
+    obs.expect("fast-33").await;
+    // The flood was 160000 lines of 51 bytes: about 8 MB.
+    let flood = 160_000 * 51;
+    assert!(
+        obs.seen.len() < flood / 2,
+        "the stopped client got the backlog ({} of ~{flood} bytes)",
+        obs.seen.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_a_session_disconnects_everyone_and_keeps_the_recording() {
+    let server = Server::start().await;
+    let (session, tokens) = server.session(None).await;
+    let mut cand = server.ssh(&tokens.candidate, 80, 24);
+    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
+    cand.expect("demo$ ").await;
+    ivy.expect("demo$ ").await;
+    cand.send("echo recorded-$((40+2))\r");
+    ivy.expect("recorded-42").await;
+
+    server
+        .sessions
+        .end(session.id, "interview over")
+        .await
+        .unwrap();
+    for client in [&mut cand, &mut ivy] {
+        let out = client.until_exit().await;
+        assert!(out.contains("session has ended: interview over"), "{out:?}");
+    }
+
+    // The token is dead now: a plain authentication failure.
+    let mut again = server.ssh(&tokens.candidate, 80, 24);
+    let out = again.until_exit().await;
+    assert!(out.contains("Permission denied"), "{out:?}");
+    assert!(!again.child.wait().await.unwrap().success());
+
+    // Recording: asciicast v2 with the output and the candidate's input.
+    let dir = server.sessions.dir(session.id);
+    let cast = std::fs::read_to_string(dir.join("recording.cast")).unwrap();
+    let mut lines = cast.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    let events: Vec<serde_json::Value> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e[1] == "i" && e[2].as_str().unwrap().contains("recorded-"))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e[1] == "o" && e[2].as_str().unwrap().contains("recorded-42"))
+    );
+    let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "event times must not go back"
+    );
+
+    // Nothing of the sandbox is left.
+    let instance = session.instance.id;
+    assert!(server.manager.status(instance).unwrap().state.is_finished());
+    for parent in server.manager.cgroup_parent_paths() {
+        assert!(!parent.join(instance.to_string()).exists(), "cgroup left");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_disconnects_everyone_and_cleans_up() {
+    let server = Server::start().await;
+    let (session, tokens) = server.session(Some(Duration::from_secs(3))).await;
+    let mut cand = server.ssh(&tokens.candidate, 80, 24);
+    cand.expect("demo$ ").await;
+    let out = cand.until_exit().await;
+    assert!(out.contains("session has ended: time is up"), "{out:?}");
+    let instance = session.instance.id;
+    tokio::time::timeout(Duration::from_secs(20), server.manager.wait(instance))
+        .await
+        .unwrap()
+        .unwrap();
+    for parent in server.manager.cgroup_parent_paths() {
+        assert!(!parent.join(instance.to_string()).exists(), "cgroup left");
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&instance.to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_tokens_are_refused() {
+    let server = Server::start().await;
+    let _ = server.session(None).await;
+    let mut wrong = server.ssh(&"f".repeat(40), 80, 24);
+    let out = wrong.until_exit().await;
+    assert!(out.contains("Permission denied"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_public_key_logs_in_with_the_session_id() {
+    let server = Server::start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id_ed25519");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ivy@laptop", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let (session, _tokens) = server
+        .sessions
+        .create(tandem_session::CreateSession {
+            task: std::sync::Arc::clone(&server.task),
+            created_by: "alice".into(),
+            duration: None,
+            candidate_keys: vec![],
+            interviewer_keys: vec![public.trim().to_string()],
+        })
+        .await
+        .unwrap();
+    let key_arg = key.to_str().unwrap();
+    let mut ivy = SshClient::spawn(
+        server.port,
+        &session.id.to_string(),
+        80,
+        24,
+        &["-i", key_arg, "-o", "IdentitiesOnly=yes"],
+    );
+    ivy.expect("demo$ ").await;
+    let names: Vec<String> = session
+        .participants()
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    assert_eq!(names, ["ivy@laptop"]);
+    assert_eq!(
+        session.participants()[0].role,
+        tandem_session::Role::Interviewer
+    );
+
+    // Another key is refused for the same session id.
+    let other = keys.path().join("other");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    let mut intruder = SshClient::spawn(
+        server.port,
+        &session.id.to_string(),
+        80,
+        24,
+        &["-i", other.to_str().unwrap(), "-o", "IdentitiesOnly=yes"],
+    );
+    let out = intruder.until_exit().await;
+    assert!(out.contains("Permission denied"), "{out:?}");
+}
