@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod convert;
 pub mod jobs;
+pub mod sessions;
 mod streams;
 pub mod tasks;
 pub mod tls;
@@ -15,6 +16,8 @@ pub mod tls;
 use std::future::Future;
 use std::sync::Arc;
 use tandem_proto::v1::job_service_server::JobServiceServer;
+use tandem_proto::v1::server_service_server::ServerServiceServer;
+use tandem_proto::v1::session_service_server::SessionServiceServer;
 use tandem_proto::v1::task_service_server::TaskServiceServer;
 use tandem_scenario::{Catalog, Instances};
 use tandem_worker::JobManager;
@@ -37,6 +40,8 @@ pub struct Server {
     catalog: Arc<Catalog>,
     /// Task instances.
     instances: Instances,
+    /// Interview sessions and how SSH reaches them (absent: no session service).
+    sessions: Option<(tandem_session::Sessions, sessions::SshInfo)>,
     /// Health reporter: SERVING for the job service once serving.
     health: tonic_health::server::HealthReporter,
 }
@@ -50,8 +55,20 @@ impl Server {
             tls,
             streams: StreamTracker::default(),
             catalog: Arc::default(),
+            sessions: None,
             health: tonic_health::server::HealthReporter::new(),
         }
+    }
+
+    /// Serves the session service over `sessions` (which must use [`Self::instances`]),
+    /// reached through SSH at `ssh`.
+    pub fn with_sessions(
+        mut self,
+        sessions: tandem_session::Sessions,
+        ssh: sessions::SshInfo,
+    ) -> Self {
+        self.sessions = Some((sessions, ssh));
+        self
     }
 
     /// Offers the tasks of `catalog`.
@@ -99,6 +116,18 @@ impl Server {
             .build_v1()
             .expect("the embedded descriptor sets are valid (checked by every_rpc_has_an_entry)");
         let jobs = jobs::Jobs::new(self.manager, self.streams, stop_rx.clone());
+        let (session_service, info_service) = match self.sessions {
+            Some((sessions, ssh)) => (
+                Some(SessionServiceServer::new(sessions::SessionsService {
+                    sessions,
+                    catalog: Arc::clone(&self.catalog),
+                    instances: self.instances.clone(),
+                    ssh: ssh.clone(),
+                })),
+                Some(ServerServiceServer::new(sessions::ServerInfo { ssh })),
+            ),
+            None => (None, None),
+        };
         let tasks = tasks::Tasks::new(self.catalog, self.instances);
         let mut stop_signal = stop_rx.clone();
         let result = tonic::transport::Server::builder()
@@ -109,6 +138,8 @@ impl Server {
             .add_service(reflection)
             .add_service(JobServiceServer::new(jobs))
             .add_service(TaskServiceServer::new(tasks))
+            .add_optional_service(session_service)
+            .add_optional_service(info_service)
             .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
                 shutdown.await;
                 tracing::info!("API server shutting down");

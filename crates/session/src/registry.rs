@@ -346,6 +346,21 @@ impl Sessions {
         Ok(())
     }
 
+    /// Ends every live session with `reason` (daemon shutdown).
+    pub async fn end_all(&self, reason: &str) {
+        let ids: Vec<SessionId> = self
+            .inner
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        for id in ids {
+            let _ = self.end(id, reason).await;
+        }
+    }
+
     fn save(&self, session: &Session) {
         let info = session.info();
         let record = SessionRecord {

@@ -27,6 +27,13 @@ struct Cli {
     /// the reason in the log; the others load.
     #[arg(long, env = "TANDEM_TASKS_DIR", default_value = "./tasks")]
     tasks_dir: PathBuf,
+    /// Address of the SSH front end (where candidates and interviewers connect).
+    #[arg(long, env = "TANDEM_SSH_LISTEN", default_value = "0.0.0.0:2222")]
+    ssh_listen: SocketAddr,
+    /// The `host:port` people are told to connect to (in the `ssh` commands a session
+    /// gives out); default: `localhost` and the SSH port.
+    #[arg(long, env = "TANDEM_SSH_ADDRESS")]
+    ssh_address: Option<String>,
     /// Host names and IP addresses the development server certificate is valid for.
     #[arg(
         long,
@@ -110,10 +117,64 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tasks = %names.join(", "),
         "tasks loaded"
     );
+    let (host_key, created) = tandem_ssh::host_key(&cli.state_dir.join("ssh_host_ed25519_key"))?;
+    let fingerprint = tandem_ssh::fingerprint(&host_key);
+    if created {
+        tracing::info!(%fingerprint, "generated the SSH host key");
+    }
+    let ssh_listener = tokio::net::TcpListener::bind(cli.ssh_listen)
+        .await
+        .with_context(|| format!("listen on {} (SSH)", cli.ssh_listen))?;
+    let ssh_port = ssh_listener.local_addr()?.port();
+    let ssh_address = cli
+        .ssh_address
+        .clone()
+        .unwrap_or_else(|| format!("localhost:{ssh_port}"));
+
     let server = tandem_api::Server::new(manager.clone(), tls).with_catalog(Arc::new(catalog));
-    server.serve(listener, shutdown_signal()).await?;
-    tracing::info!("stopping jobs");
+    let sessions = tandem_session::Sessions::new(server.instances(), &cli.state_dir)
+        .context("sessions directory")?;
+    let server = server.with_sessions(
+        sessions.clone(),
+        tandem_api::sessions::SshInfo {
+            address: ssh_address.clone(),
+            fingerprint: fingerprint.clone(),
+        },
+    );
+    tracing::info!(
+        address = %ssh_listener.local_addr()?,
+        %fingerprint,
+        "SSH listening"
+    );
+    tracing::info!(
+        "next: tandem session create --task {}   (logins: ssh -p {ssh_port} <token>@{})",
+        names.first().map_or("<task>", String::as_str),
+        ssh_address
+            .rsplit_once(':')
+            .map_or(ssh_address.as_str(), |(h, _)| h),
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let ssh = tokio::spawn(tandem_ssh::serve(
+        ssh_listener,
+        host_key,
+        sessions.clone(),
+        stop_rx.clone(),
+    ));
+    let mut api_stop = stop_rx.clone();
+    let api = tokio::spawn(server.serve(listener, async move {
+        let _ = api_stop.wait_for(|s| *s).await;
+    }));
+    shutdown_signal().await;
+    tracing::info!("shutting down: ending sessions, stopping jobs");
+    sessions.end_all("tandemd is shutting down").await;
+    let _ = stop_tx.send(true);
+    let _ = ssh.await;
+    if let Ok(Err(e)) = api.await {
+        tracing::warn!(error = %e, "the API server ended with an error");
+    }
     manager.shutdown(Duration::from_secs(10)).await;
+    tracing::info!("stopped");
     Ok(())
 }
 

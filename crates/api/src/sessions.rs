@@ -1,0 +1,342 @@
+//! `tandem.v1.SessionService` and `ServerService`. Sessions belong to their creator:
+//! others' ids answer NOT_FOUND (admins see all).
+
+use crate::auth::{Identity, PeerInfo};
+use crate::jobs::BoxStream;
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_proto::v1 as pb;
+use tandem_proto::v1::server_service_server::ServerService;
+use tandem_proto::v1::session_service_server::SessionService;
+use tandem_scenario::{Catalog, CheckOutcome, Instances};
+use tandem_session::{Access, CreateSession, SessionError, SessionId, SessionRecord, Sessions};
+use tonic::{Request, Response, Status};
+
+/// Where and how the SSH front end is reached (for the commands given to people).
+#[derive(Debug, Clone)]
+pub struct SshInfo {
+    /// `host:port` people connect to.
+    pub address: String,
+    /// Host key fingerprint (`SHA256:…`).
+    pub fingerprint: String,
+}
+
+/// The session service.
+#[derive(Debug, Clone)]
+pub struct SessionsService {
+    pub(crate) sessions: Sessions,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) instances: Instances,
+    pub(crate) ssh: SshInfo,
+}
+
+fn caller<T>(req: &Request<T>) -> Result<Arc<Identity>, Status> {
+    req.extensions()
+        .get::<PeerInfo>()
+        .map(|p| Arc::clone(&p.identity))
+        .ok_or_else(|| Status::unauthenticated("no verified client certificate"))
+}
+
+fn session_id(field: &str, text: &str) -> Result<SessionId, Status> {
+    text.parse()
+        .map_err(|_| Status::invalid_argument(format!("{field}: {text:?} is not a session id")))
+}
+
+fn status_from(err: SessionError) -> Status {
+    match err {
+        SessionError::NotFound(_) => Status::not_found(err.to_string()),
+        SessionError::InvalidArgument(m) => Status::invalid_argument(m),
+        SessionError::Scenario(e) => crate::tasks::status_from(e),
+        SessionError::Internal(m) => Status::internal(m),
+    }
+}
+
+fn duration(field: &str, d: Option<prost_types::Duration>) -> Result<Option<Duration>, Status> {
+    match d {
+        None => Ok(None),
+        Some(d) if d.seconds >= 0 && d.nanos >= 0 => {
+            Ok(Some(Duration::new(d.seconds as u64, d.nanos as u32)))
+        }
+        Some(_) => Err(Status::invalid_argument(format!(
+            "{field}: must not be negative"
+        ))),
+    }
+}
+
+impl SessionsService {
+    /// The record of session `id` if `who` may see it.
+    fn visible(&self, who: &Identity, id: &str) -> Result<SessionRecord, Status> {
+        let id = session_id("id", id)?;
+        match self.sessions.record(id) {
+            Some(r) if who.may_see(&r.created_by) => Ok(r),
+            _ => Err(status_from(SessionError::NotFound(id))),
+        }
+    }
+
+    fn summary(&self, r: &SessionRecord) -> pb::SessionSummary {
+        let live = self.sessions.get(r.id);
+        pb::SessionSummary {
+            id: r.id.to_string(),
+            task: r.task.clone(),
+            created_by: r.created_by.clone(),
+            created_at: Some(r.created_at.into()),
+            expires_at: Some(
+                live.as_ref()
+                    .map_or(r.expires_at, |s| s.info().expires_at)
+                    .into(),
+            ),
+            ended: r.ended.clone().unwrap_or_default(),
+            instance_id: r.instance.to_string(),
+            locked: live.is_some_and(|s| s.is_locked()),
+        }
+    }
+
+    fn live(&self, who: &Identity, id: &str) -> Result<Arc<tandem_session::Session>, Status> {
+        let record = self.visible(who, id)?;
+        self.sessions
+            .get(record.id)
+            .ok_or_else(|| Status::failed_precondition(format!("session {id} has ended")))
+    }
+
+    fn command(&self, user: &str) -> String {
+        let (host, port) = self
+            .ssh
+            .address
+            .rsplit_once(':')
+            .unwrap_or((self.ssh.address.as_str(), "22"));
+        format!("ssh -p {port} {user}@{host}")
+    }
+}
+
+#[tonic::async_trait]
+impl SessionService for SessionsService {
+    async fn create(
+        &self,
+        req: Request<pb::CreateSessionRequest>,
+    ) -> Result<Response<pb::CreateSessionResponse>, Status> {
+        let who = caller(&req)?;
+        let req = req.into_inner();
+        let task = self
+            .catalog
+            .get(&req.task)
+            .ok_or_else(|| Status::not_found(format!("task: no task named {:?}", req.task)))?;
+        let (session, tokens) = self
+            .sessions
+            .create(CreateSession {
+                task,
+                created_by: who.user.clone(),
+                duration: duration("duration", req.duration)?,
+                candidate_keys: req.candidate_keys,
+                interviewer_keys: req.interviewer_keys,
+            })
+            .await
+            .map_err(status_from)?;
+        let record = self
+            .sessions
+            .record(session.id)
+            .ok_or_else(|| Status::internal("session record missing"))?;
+        Ok(Response::new(pb::CreateSessionResponse {
+            session: Some(self.summary(&record)),
+            ssh: Some(pb::SessionLogins {
+                candidate: self.command(&tokens.candidate),
+                interviewer: self.command(&tokens.interviewer),
+                observer: self.command(&tokens.observer),
+            }),
+            tokens: Some(pb::SessionLogins {
+                candidate: tokens.candidate,
+                interviewer: tokens.interviewer,
+                observer: tokens.observer,
+            }),
+        }))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let who = caller(&req)?;
+        let sessions = self
+            .sessions
+            .records()
+            .iter()
+            .filter(|r| who.may_see(&r.created_by))
+            .map(|r| self.summary(r))
+            .collect();
+        Ok(Response::new(pb::ListSessionsResponse { sessions }))
+    }
+
+    async fn show(
+        &self,
+        req: Request<pb::ShowSessionRequest>,
+    ) -> Result<Response<pb::ShowSessionResponse>, Status> {
+        let who = caller(&req)?;
+        let record = self.visible(&who, &req.get_ref().id)?;
+        let live = self.sessions.get(record.id);
+        let participants = live
+            .as_ref()
+            .map(|s| {
+                s.participants()
+                    .iter()
+                    .map(|p| {
+                        let size = p.size();
+                        pb::Participant {
+                            number: p.number,
+                            role: p.role.to_string(),
+                            name: p.name.clone(),
+                            access: match p.access() {
+                                Access::Writer => "writer".into(),
+                                Access::Observer => "observer".into(),
+                            },
+                            from: p.from.map(|a| a.to_string()).unwrap_or_default(),
+                            connected_since: Some(p.joined_at.into()),
+                            window: Some(pb::TerminalSize {
+                                rows: size.rows.into(),
+                                cols: size.cols.into(),
+                            }),
+                            via: p.via.to_string(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let terminal = live.as_ref().map(|s| {
+            let t = s.terminal_size();
+            pb::TerminalSize {
+                rows: t.rows.into(),
+                cols: t.cols.into(),
+            }
+        });
+        Ok(Response::new(pb::ShowSessionResponse {
+            session: Some(self.summary(&record)),
+            participants,
+            terminal,
+        }))
+    }
+
+    async fn end(
+        &self,
+        req: Request<pb::EndSessionRequest>,
+    ) -> Result<Response<pb::EndSessionResponse>, Status> {
+        let who = caller(&req)?;
+        let record = self.visible(&who, &req.get_ref().id)?;
+        self.sessions
+            .end(record.id, &format!("ended by {}", who.user))
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::EndSessionResponse {}))
+    }
+
+    async fn extend(
+        &self,
+        req: Request<pb::ExtendSessionRequest>,
+    ) -> Result<Response<pb::ExtendSessionResponse>, Status> {
+        let who = caller(&req)?;
+        let record = self.visible(&who, &req.get_ref().id)?;
+        let by = duration("by", req.get_ref().by)?
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| Status::invalid_argument("by: give a positive duration, e.g. 15m"))?;
+        let expires = self.sessions.extend(record.id, by).map_err(status_from)?;
+        Ok(Response::new(pb::ExtendSessionResponse {
+            expires_at: Some(expires.into()),
+        }))
+    }
+
+    async fn set_access(
+        &self,
+        req: Request<pb::SetAccessRequest>,
+    ) -> Result<Response<pb::SetAccessResponse>, Status> {
+        let who = caller(&req)?;
+        let session = self.live(&who, &req.get_ref().id)?;
+        let access = match req.get_ref().access.as_str() {
+            "observer" => Access::Observer,
+            "writer" => Access::Writer,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "access: {other:?} is not observer or writer"
+                )));
+            }
+        };
+        if !session.set_access(req.get_ref().participant, access) {
+            return Err(Status::not_found(format!(
+                "participant: no participant #{} is connected",
+                req.get_ref().participant
+            )));
+        }
+        Ok(Response::new(pb::SetAccessResponse {}))
+    }
+
+    async fn set_lock(
+        &self,
+        req: Request<pb::SetLockRequest>,
+    ) -> Result<Response<pb::SetLockResponse>, Status> {
+        let who = caller(&req)?;
+        let session = self.live(&who, &req.get_ref().id)?;
+        session.set_locked(req.get_ref().locked);
+        Ok(Response::new(pb::SetLockResponse {}))
+    }
+
+    async fn check(
+        &self,
+        req: Request<pb::SessionCheckRequest>,
+    ) -> Result<Response<pb::CheckTaskResponse>, Status> {
+        let who = caller(&req)?;
+        let session = self.live(&who, &req.get_ref().id)?;
+        let result = self
+            .instances
+            .check(session.instance.id)
+            .await
+            .map_err(crate::tasks::status_from)?;
+        let duration_ms = result.duration.as_millis() as u64;
+        session.record_check(&result.outcome.to_string(), &result.output, duration_ms);
+        let mut out = pb::CheckTaskResponse {
+            output: result.output,
+            duration_ms,
+            ..Default::default()
+        };
+        out.set_outcome(match result.outcome {
+            CheckOutcome::Passed => pb::CheckOutcome::Passed,
+            CheckOutcome::Failed => pb::CheckOutcome::Failed,
+            CheckOutcome::Error => pb::CheckOutcome::Error,
+        });
+        Ok(Response::new(out))
+    }
+
+    type RecordingStream = BoxStream<pb::RecordingChunk>;
+
+    async fn recording(
+        &self,
+        req: Request<pb::RecordingRequest>,
+    ) -> Result<Response<Self::RecordingStream>, Status> {
+        let who = caller(&req)?;
+        let record = self.visible(&who, &req.get_ref().id)?;
+        let path = self.sessions.dir(record.id).join("recording.cast");
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| Status::not_found(format!("recording of {}: {e}", record.id)))?;
+        let chunks: Vec<Result<pb::RecordingChunk, Status>> = bytes
+            .chunks(64 * 1024)
+            .map(|c| Ok(pb::RecordingChunk { data: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(futures_util::stream::iter(chunks))))
+    }
+}
+
+/// The server info service.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub(crate) ssh: SshInfo,
+}
+
+#[tonic::async_trait]
+impl ServerService for ServerInfo {
+    async fn info(
+        &self,
+        _req: Request<pb::ServerInfoRequest>,
+    ) -> Result<Response<pb::ServerInfoResponse>, Status> {
+        Ok(Response::new(pb::ServerInfoResponse {
+            ssh_host_key_fingerprint: self.ssh.fingerprint.clone(),
+            ssh_address: self.ssh.address.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }))
+    }
+}
