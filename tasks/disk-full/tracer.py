@@ -10,6 +10,7 @@ import random
 import signal
 import time
 
+FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 reopen = False
 
 
@@ -24,22 +25,20 @@ def main():
     p.add_argument("--log", required=True)
     args = p.parse_args()
     signal.signal(signal.SIGHUP, on_hup)
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    out = os.open(args.log, flags, 0o644)
+    out = os.open(args.log, FLAGS, 0o644)
     print(f"tracer started (pid {os.getpid()}), writing {args.log}", flush=True)
     while True:
         if reopen:
             reopen = False
-            out.close()
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    out = os.open(args.log, flags, 0o644)
+            os.close(out)
+            out = os.open(args.log, FLAGS, 0o644)
             print(f"reopened {args.log}", flush=True)
         line = "%s TRACE req=%08x path=/api/items status=200 dur_ms=%d\n" % (
             time.strftime("%Y-%m-%dT%H:%M:%S"), random.getrandbits(32), random.randint(2, 90))
         try:
             os.write(out, line.encode())
         except OSError:
-            pass  # best effort: never let tracing take the process down
+            pass  # best effort: tracing must never take the process down
         time.sleep(0.5)
 
 

@@ -1,0 +1,133 @@
+//! Every task shipped in `tasks/` is valid, unsolved right after its setup, and solved
+//! after its `solution.sh` (run as root in the sandbox, as a candidate would fix it).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_scenario::{Catalog, CheckOutcome, Instances};
+use tandem_worker::{InitProgram, JobId, JobManager, JobManagerConfig, JobSpec, JobState, PtySize};
+
+const SHIPPED: [&str; 6] = [
+    "bad-hosts",
+    "broken-permissions",
+    "disk-full",
+    "port-conflict",
+    "runaway-cpu",
+    "zombie-flood",
+];
+
+fn tasks_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tasks")
+}
+
+#[test]
+fn every_shipped_task_validates() {
+    let (catalog, problems) = Catalog::load_dir(&tasks_dir());
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+    let names: Vec<String> = catalog.list().iter().map(|t| t.name.clone()).collect();
+    assert_eq!(names, SHIPPED);
+    for name in SHIPPED {
+        assert!(
+            tasks_dir().join(name).join("solution.sh").is_file(),
+            "{name} ships no solution.sh"
+        );
+    }
+}
+
+/// setup → check fails (not an error) → solution.sh → check passes.
+async fn solve(name: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (sandboxes)"
+    );
+    let exe = std::env::current_exe().unwrap();
+    let init = exe.parent().unwrap().parent().unwrap().join("tandem-init");
+    assert!(
+        init.exists(),
+        "{} is not built: run `cargo test --workspace`",
+        init.display()
+    );
+    let state = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut config = JobManagerConfig::new(state.path(), InitProgram::binary(init));
+    config.cgroup_parent = format!("tandem-test-{}", JobId::new_random());
+    let manager = JobManager::new(config).unwrap();
+    let _cleanup = Cleanup(manager.clone());
+    let instances = Instances::new(manager.clone());
+    let task =
+        tandem_scenario::task::load(&tasks_dir().join(name)).unwrap_or_else(|e| panic!("{e:#?}"));
+    let task = Arc::new(task);
+
+    let instance = instances
+        .start(Arc::clone(&task), "test", PtySize::default())
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let before = instances.check(instance.id).await.unwrap();
+    assert_eq!(
+        before.outcome,
+        CheckOutcome::Failed,
+        "{name}: right after setup the check must fail (not pass, not error): {before:?}"
+    );
+
+    let script = std::fs::read(tasks_dir().join(name).join("solution.sh")).unwrap();
+    let mut fix = JobSpec::new("/bin/bash", ["-s"]).env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    fix.env.insert("HOME".into(), "/root".into());
+    fix.stdin = Some(script);
+    let fix = manager.exec(instance.id, fix).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(120), manager.wait(fix))
+        .await
+        .expect("solution.sh finished within 2 minutes")
+        .unwrap();
+    let fix_output = manager.output(fix).unwrap().read_to_end().await.unwrap();
+    assert_eq!(
+        status.state,
+        JobState::Exited { code: 0 },
+        "{name}: solution.sh failed:\n{}",
+        String::from_utf8_lossy(&fix_output)
+    );
+
+    let after = instances.check(instance.id).await.unwrap();
+    assert_eq!(
+        after.outcome,
+        CheckOutcome::Passed,
+        "{name}: after solution.sh the check must pass: {after:?}\nsolution output:\n{}",
+        String::from_utf8_lossy(&fix_output)
+    );
+    manager
+        .stop(instance.id, Duration::from_secs(5))
+        .await
+        .unwrap();
+}
+
+/// Kills whatever a failed assertion left running.
+struct Cleanup(JobManager);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.0.abort_all();
+        self.0.remove_cgroups_blocking(Duration::from_secs(5));
+    }
+}
+
+macro_rules! solve_tests {
+    ($($test:ident => $name:literal),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                solve($name).await;
+            }
+        )*
+    };
+}
+
+solve_tests! {
+    bad_hosts_is_solved_by_its_solution => "bad-hosts",
+    broken_permissions_is_solved_by_its_solution => "broken-permissions",
+    disk_full_is_solved_by_its_solution => "disk-full",
+    port_conflict_is_solved_by_its_solution => "port-conflict",
+    runaway_cpu_is_solved_by_its_solution => "runaway-cpu",
+    zombie_flood_is_solved_by_its_solution => "zombie-flood",
+}
