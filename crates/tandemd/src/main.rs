@@ -1,48 +1,13 @@
 //! `tandemd`: the tandem daemon. Runs the job worker and serves the gRPC API over mutual
 //! TLS. On first start it creates a development PKI in the certificates directory.
 
+mod settings;
+
 use anyhow::Context;
 use clap::Parser;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use settings::{Cli, LogFormat, Settings};
 use std::sync::Arc;
-use std::time::Duration;
 use tandem_worker::{InitProgram, JobManager, JobManagerConfig};
-
-/// The tandem daemon: isolated jobs, served over a gRPC API with mutual TLS.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    /// Address of the gRPC API.
-    #[arg(long, env = "TANDEM_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
-    grpc_listen: SocketAddr,
-    /// Directory with the PKI (ca.crt, server.crt/key, user certificates). A development
-    /// PKI is created there if it holds none.
-    #[arg(long, env = "TANDEM_CERTS_DIR", default_value = "./certs")]
-    certs_dir: PathBuf,
-    /// Directory for job state and output logs.
-    #[arg(long, env = "TANDEM_STATE_DIR", default_value = "./.tandem")]
-    state_dir: PathBuf,
-    /// Directory of task scenarios (`<name>/task.yaml`). Invalid tasks are left out, with
-    /// the reason in the log; the others load.
-    #[arg(long, env = "TANDEM_TASKS_DIR", default_value = "./tasks")]
-    tasks_dir: PathBuf,
-    /// Address of the SSH front end (where candidates and interviewers connect).
-    #[arg(long, env = "TANDEM_SSH_LISTEN", default_value = "0.0.0.0:2222")]
-    ssh_listen: SocketAddr,
-    /// The `host:port` people are told to connect to (in the `ssh` commands a session
-    /// gives out); default: `localhost` and the SSH port.
-    #[arg(long, env = "TANDEM_SSH_ADDRESS")]
-    ssh_address: Option<String>,
-    /// Host names and IP addresses the development server certificate is valid for.
-    #[arg(
-        long,
-        env = "TANDEM_CERT_HOSTS",
-        value_delimiter = ',',
-        default_value = "localhost,127.0.0.1"
-    )]
-    cert_hosts: Vec<String>,
-}
 
 fn main() -> std::process::ExitCode {
     // Before anything else (and before any thread exists): the worker re-executes this
@@ -50,13 +15,22 @@ fn main() -> std::process::ExitCode {
     if std::env::args().nth(1).as_deref() == Some(tandem_worker::INIT_ARG) {
         tandem_worker::init::main();
     }
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let cli = match settings::resolve(Cli::parse()) {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("tandemd: {message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match cli.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -73,7 +47,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Settings) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         tracing::warn!(
             "not running as root: jobs cannot start (namespaces, cgroups and overlay mounts need \
@@ -92,6 +66,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("certificates directory {}", cli.certs_dir.display()))?;
     let mut config = JobManagerConfig::new(&cli.state_dir, InitProgram::reexec_self());
     config.hide_paths.push(certs_dir.clone());
+    config.output_cap = cli.output_cap;
+    config.io_device = cli.io_device.clone();
     let manager = JobManager::new(config)?;
     let tls = tandem_api::tls::server_config(&certs_dir)?;
     let listener = tokio::net::TcpListener::bind(cli.grpc_listen)
@@ -155,16 +131,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Health says SERVING only once the worker, the tasks and SSH are all up.
+    let health = server.health();
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    let mut api_stop = stop_rx.clone();
+    let api = tokio::spawn(server.serve(listener, async move {
+        let _ = api_stop.wait_for(|s| *s).await;
+    }));
     let ssh = tokio::spawn(tandem_ssh::serve(
         ssh_listener,
         host_key,
         sessions.clone(),
         stop_rx.clone(),
     ));
-    let mut api_stop = stop_rx.clone();
-    let api = tokio::spawn(server.serve(listener, async move {
-        let _ = api_stop.wait_for(|s| *s).await;
-    }));
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    tracing::info!("ready");
     shutdown_signal().await;
     tracing::info!("shutting down: ending sessions, stopping jobs");
     sessions.end_all("tandemd is shutting down").await;
@@ -173,7 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Ok(Err(e)) = api.await {
         tracing::warn!(error = %e, "the API server ended with an error");
     }
-    manager.shutdown(Duration::from_secs(10)).await;
+    manager.shutdown(cli.shutdown_grace).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -304,6 +304,16 @@ impl JobManager {
     /// of this manager exists, so everything found is a leftover.
     fn clean_up_after_crash(&self) {
         for group in self.inner.cgroups.stale() {
+            // Only cgroups of jobs recorded in this state dir: another daemon on the same
+            // host (other state dir, same cgroup parent) owns the rest.
+            let ours = group
+                .paths()
+                .first()
+                .and_then(|p| p.file_name())
+                .is_some_and(|name| self.inner.jobs_dir.join(name).is_dir());
+            if !ours {
+                continue;
+            }
             tracing::warn!(cgroup = ?group.paths(), "removing a job cgroup left by an earlier run");
             for _ in 0..100 {
                 if group.is_empty().unwrap_or(true) {

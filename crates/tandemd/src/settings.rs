@@ -1,0 +1,220 @@
+//! tandemd's settings: each one a flag, an environment variable `TANDEM_…`, and a key in
+//! an optional TOML file (`--config FILE`). Flags and variables win over the file; the
+//! file wins over the defaults. Unknown keys and bad values in the file are errors that
+//! name the line and the key.
+
+use clap::Parser;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tandem_scenario::units::parse_size;
+
+/// The tandem daemon: isolated jobs, interview sessions over SSH, and a gRPC API with
+/// mutual TLS. Every flag can also be given as an environment variable (shown) or as a
+/// key with the same name (underscores for dashes) in the `--config` TOML file.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// TOML file with any of the settings below (e.g. `grpc_listen = "0.0.0.0:50051"`).
+    #[arg(long, env = "TANDEM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the gRPC API [default: 127.0.0.1:50051].
+    #[arg(long, env = "TANDEM_GRPC_LISTEN", value_name = "ADDR")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// Address of the SSH front end [default: 0.0.0.0:2222].
+    #[arg(long, env = "TANDEM_SSH_LISTEN", value_name = "ADDR")]
+    pub ssh_listen: Option<SocketAddr>,
+    /// The `host:port` people are told to connect to in the `ssh` commands a session
+    /// gives out [default: localhost and the SSH port].
+    #[arg(long, env = "TANDEM_SSH_ADDRESS", value_name = "HOST:PORT")]
+    pub ssh_address: Option<String>,
+    /// Directory for job state, output logs, sessions, recordings and the SSH host key
+    /// [default: ./.tandem].
+    #[arg(long, env = "TANDEM_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Directory with the PKI (ca.crt, server.crt/key, user certificates). A development
+    /// PKI is created there if it holds none [default: ./certs].
+    #[arg(long, env = "TANDEM_CERTS_DIR", value_name = "DIR")]
+    pub certs_dir: Option<PathBuf>,
+    /// Directory of task scenarios (`<name>/task.yaml`); invalid tasks are left out with
+    /// the reason in the log [default: ./tasks].
+    #[arg(long, env = "TANDEM_TASKS_DIR", value_name = "DIR")]
+    pub tasks_dir: Option<PathBuf>,
+    /// Host names and IPs the development server certificate is valid for
+    /// [default: localhost,127.0.0.1].
+    #[arg(
+        long,
+        env = "TANDEM_CERT_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOSTS"
+    )]
+    pub cert_hosts: Option<Vec<String>>,
+    /// Output kept per job; beyond it a marker and a count of dropped bytes [default: 64M].
+    #[arg(long, env = "TANDEM_OUTPUT_CAP", value_name = "SIZE")]
+    pub output_cap: Option<String>,
+    /// Block device for disk IO limits [default: the disk under the state dir].
+    #[arg(long, env = "TANDEM_IO_DEVICE", value_name = "DEV")]
+    pub io_device: Option<PathBuf>,
+    /// How long stopping a job waits between SIGTERM and SIGKILL at shutdown [default: 10s].
+    #[arg(long, env = "TANDEM_SHUTDOWN_GRACE", value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
+    /// Log format: text or json [default: text]. Verbosity comes from RUST_LOG.
+    #[arg(long, env = "TANDEM_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The file's keys: the same names as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    grpc_listen: Option<SocketAddr>,
+    ssh_listen: Option<SocketAddr>,
+    ssh_address: Option<String>,
+    state_dir: Option<PathBuf>,
+    certs_dir: Option<PathBuf>,
+    tasks_dir: Option<PathBuf>,
+    cert_hosts: Option<Vec<String>>,
+    output_cap: Option<String>,
+    io_device: Option<PathBuf>,
+    shutdown_grace: Option<String>,
+    log_format: Option<LogFormat>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub grpc_listen: SocketAddr,
+    pub ssh_listen: SocketAddr,
+    pub ssh_address: Option<String>,
+    pub state_dir: PathBuf,
+    pub certs_dir: PathBuf,
+    pub tasks_dir: PathBuf,
+    pub cert_hosts: Vec<String>,
+    pub output_cap: u64,
+    pub io_device: Option<PathBuf>,
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+/// Merges flags/environment, the config file and the defaults. `Err` is a message for
+/// the user (a usage problem: exit 2).
+pub fn resolve(cli: Cli) -> Result<Settings, String> {
+    let file = match &cli.config {
+        Some(path) => read_file(path)?,
+        None => File::default(),
+    };
+    let output_cap = cli.output_cap.or(file.output_cap);
+    let shutdown_grace = cli.shutdown_grace.or(file.shutdown_grace);
+    Ok(Settings {
+        grpc_listen: cli
+            .grpc_listen
+            .or(file.grpc_listen)
+            .unwrap_or_else(|| ([127, 0, 0, 1], 50051).into()),
+        ssh_listen: cli
+            .ssh_listen
+            .or(file.ssh_listen)
+            .unwrap_or_else(|| ([0, 0, 0, 0], 2222).into()),
+        ssh_address: cli.ssh_address.or(file.ssh_address),
+        state_dir: cli
+            .state_dir
+            .or(file.state_dir)
+            .unwrap_or_else(|| ".tandem".into()),
+        certs_dir: cli
+            .certs_dir
+            .or(file.certs_dir)
+            .unwrap_or_else(|| "certs".into()),
+        tasks_dir: cli
+            .tasks_dir
+            .or(file.tasks_dir)
+            .unwrap_or_else(|| "tasks".into()),
+        cert_hosts: cli
+            .cert_hosts
+            .or(file.cert_hosts)
+            .unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into()]),
+        output_cap: match output_cap {
+            Some(text) => parse_size(&text).map_err(|e| format!("output_cap: {e}"))?,
+            None => tandem_worker::DEFAULT_OUTPUT_CAP,
+        },
+        io_device: cli.io_device.or(file.io_device),
+        shutdown_grace: match shutdown_grace {
+            Some(text) => humantime::parse_duration(&text)
+                .map_err(|e| format!("shutdown_grace: {text:?}: {e}"))?,
+            None => tandem_worker::DEFAULT_STOP_GRACE,
+        },
+        log_format: cli
+            .log_format
+            .or(file.log_format)
+            .unwrap_or(LogFormat::Text),
+    })
+}
+
+fn read_file(path: &Path) -> Result<File, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let position = e
+            .span()
+            .map(|span| {
+                let line = text[..span.start].matches('\n').count() + 1;
+                let column = span.start - text[..span.start].rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(":{line}:{column}")
+            })
+            .unwrap_or_default();
+        format!("{}{position}: {}", path.display(), e.message())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("tandemd").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tandemd.toml");
+        std::fs::write(
+            &path,
+            "grpc_listen = \"0.0.0.0:6000\"\nstate_dir = \"/srv/tandem\"\noutput_cap = \"1M\"\n",
+        )
+        .unwrap();
+        let s = resolve(cli(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--grpc-listen",
+            "127.0.0.1:7000",
+        ]))
+        .unwrap();
+        assert_eq!(s.grpc_listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(s.state_dir, PathBuf::from("/srv/tandem"));
+        assert_eq!(s.output_cap, 1 << 20);
+        assert_eq!(s.ssh_listen, "0.0.0.0:2222".parse().unwrap());
+    }
+
+    #[test]
+    fn a_bad_file_names_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tandemd.toml");
+        std::fs::write(&path, "state_dir = \"/srv\"\ngrpc_lisen = \"x\"\n").unwrap();
+        let err = resolve(cli(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(err.contains("tandemd.toml:2:1"), "{err}");
+        assert!(err.contains("grpc_lisen"), "{err}");
+        std::fs::write(&path, "grpc_listen = \"not an address\"\n").unwrap();
+        let err = resolve(cli(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(err.contains(":1:15"), "{err}");
+    }
+}

@@ -1,0 +1,288 @@
+//! The real `tandemd` process: restart after kill -9, graceful shutdown, readiness,
+//! configuration errors.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tandem_proto::v1 as pb;
+use tandem_proto::v1::job_service_client::JobServiceClient;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+struct Daemon {
+    child: Child,
+    grpc: String,
+    /// JSON log lines after "ready".
+    logs: mpsc::UnboundedReceiver<serde_json::Value>,
+}
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (tandemd runs jobs)"
+    );
+}
+
+/// Starts tandemd on free ports with the given directories; waits until it logs "ready".
+async fn start(dir: &Path) -> Daemon {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandemd"))
+        .args([
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--ssh-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--certs-dir")
+        .arg(dir.join("certs"))
+        .arg("--tasks-dir")
+        .arg(dir.join("tasks"))
+        .args(["--log-format", "json", "--shutdown-grace", "2s"])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run tandemd");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let mut grpc = None;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = rx.recv().await {
+            let message = line["fields"]["message"].as_str().unwrap_or("");
+            if message.starts_with("gRPC API listening") {
+                grpc = line["fields"]["address"].as_str().map(str::to_string);
+            }
+            if message == "ready" {
+                return;
+            }
+        }
+        panic!("tandemd exited before it was ready");
+    })
+    .await
+    .expect("tandemd ready within 60 s");
+    Daemon {
+        child,
+        grpc: grpc.expect("the gRPC address was logged"),
+        logs: rx,
+    }
+}
+
+async fn client(dir: &Path, daemon: &Daemon) -> JobServiceClient<tonic::transport::Channel> {
+    let tls = tandem_client::ClientTls::from_dir(&dir.join("certs"), "admin");
+    let config = tandem_client::client_config(&tls).unwrap();
+    JobServiceClient::new(tandem_client::connect(&daemon.grpc, config).await.unwrap())
+}
+
+fn sh(script: &str) -> pb::StartJobRequest {
+    pb::StartJobRequest {
+        command: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+        ..Default::default()
+    }
+}
+
+async fn job(client: &mut JobServiceClient<tonic::transport::Channel>, id: &str) -> pb::Job {
+    client
+        .status(pb::JobStatusRequest { job_id: id.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap()
+}
+
+async fn logs(client: &mut JobServiceClient<tonic::transport::Channel>, id: &str) -> Vec<u8> {
+    let mut stream = client
+        .logs(pb::LogsRequest {
+            job_id: id.into(),
+            offset: 0,
+            follow: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(c) = stream.message().await.unwrap() {
+        out.extend(c.data);
+    }
+    out
+}
+
+/// Pids whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn workdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("tandemd-test-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    std::fs::create_dir(dir.path().join("tasks")).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_a_restart_serves_finished_jobs_and_marks_running_ones_lost() {
+    require_root();
+    let dir = workdir();
+    let mut daemon = start(dir.path()).await;
+    let mut c = client(dir.path(), &daemon).await;
+    let finished = c
+        .start(sh("echo all of it; exit 3"))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    let marker = format!("marker-{}", std::process::id());
+    let running = c
+        .start(sh(&format!(
+            "echo before the crash; exec sleep 1000 # {marker}"
+        )))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    // Wait until both are where we want them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job(&mut c, &finished).await.state() != pb::JobState::Exited
+        || logs(&mut c, &running).await.is_empty()
+    {
+        assert!(Instant::now() < deadline, "jobs did not get going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    daemon.child.start_kill().unwrap(); // SIGKILL
+    daemon.child.wait().await.unwrap();
+    let mut daemon = start(dir.path()).await;
+    let mut c = client(dir.path(), &daemon).await;
+    let f = job(&mut c, &finished).await;
+    assert_eq!(f.state(), pb::JobState::Exited);
+    assert_eq!(f.exit_code, Some(3));
+    assert_eq!(logs(&mut c, &finished).await, b"all of it\n");
+    let r = job(&mut c, &running).await;
+    assert_eq!(r.state(), pb::JobState::Lost);
+    assert_eq!(logs(&mut c, &running).await, b"before the crash\n");
+    assert!(
+        processes_with(&marker).is_empty(),
+        "the lost job's process survived"
+    );
+    daemon.child.start_kill().unwrap();
+    let _ = daemon.child.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_jobs_and_exits_zero_within_the_bound() {
+    require_root();
+    let dir = workdir();
+    let mut daemon = start(dir.path()).await;
+    let mut c = client(dir.path(), &daemon).await;
+    let marker = format!("graceful-{}", std::process::id());
+    let id = c
+        .start(sh(&format!(
+            "trap '' TERM; echo up; while :; do sleep 1; done # {marker}"
+        )))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    while logs(&mut c, &id).await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = nix::unistd::Pid::from_raw(daemon.child.id().unwrap() as i32);
+    let started = Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), daemon.child.wait())
+        .await
+        .expect("tandemd exits within 30 s")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    eprintln!("shutdown took {:?}", started.elapsed());
+    // The job ignores SIGTERM: it took the 2 s grace, then the kill.
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(
+        processes_with(&marker).is_empty(),
+        "job processes survived the shutdown"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(dir.path().to_str().unwrap()),
+        "mount left behind"
+    );
+    // The job's final status was recorded.
+    let record =
+        std::fs::read_to_string(dir.path().join("state/jobs").join(&id).join("status.json"))
+            .unwrap();
+    assert!(record.contains("stopped"), "{record}");
+    let _ = &mut daemon.logs;
+}
+
+#[tokio::test]
+async fn a_bad_config_file_exits_2_naming_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tandemd.toml");
+    std::fs::write(
+        &config,
+        "state_dir = \"/tmp/x\"\nssh_lisen = \"0.0.0.0:22\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandemd"))
+        .arg("--config")
+        .arg(&config)
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tandemd.toml:2:1"), "{err}");
+    assert!(err.contains("ssh_lisen"), "{err}");
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_a_clear_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = workdir();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandemd"))
+        .args([
+            "--grpc-listen",
+            &format!("127.0.0.1:{port}"),
+            "--ssh-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--certs-dir")
+        .arg(dir.path().join("certs"))
+        .arg("--tasks-dir")
+        .arg(dir.path().join("tasks"))
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("in use"), "{err}");
+    let _: PathBuf = dir.path().to_path_buf();
+}
