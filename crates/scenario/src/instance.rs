@@ -165,6 +165,27 @@ impl Instances {
         sandbox.hostname = task.hostname.clone();
         sandbox.rootfs = task.rootfs.clone();
         sandbox.files = task.files.clone();
+        // Login shells greet the candidate with the task (on the shared screen, so the
+        // interviewers see what the candidate was told).
+        sandbox.files.push(tandem_worker::FileSpec {
+            path: "/etc/tandem/task.txt".into(),
+            content: format!(
+                "\n\x1b[1m{}\x1b[0m\n\n{}\n",
+                task.title,
+                task.description.trim_end()
+            )
+            .into_bytes(),
+            mode: 0o644,
+            uid: Some(0),
+            gid: Some(0),
+        });
+        sandbox.files.push(tandem_worker::FileSpec {
+            path: "/etc/profile.d/zz-tandem-task.sh".into(),
+            content: b"if [ -z \"$TANDEM_TASK_SHOWN\" ] && [ -r /etc/tandem/task.txt ]; then\n  cat /etc/tandem/task.txt\n  export TANDEM_TASK_SHOWN=1\nfi\n".to_vec(),
+            mode: 0o644,
+            uid: Some(0),
+            gid: Some(0),
+        });
         sandbox.tmpfs = task.tmpfs.clone();
         let id = self.manager.start(sandbox).await?;
         tracing::info!(instance = %id, task = %task.name, %owner, "task instance started");

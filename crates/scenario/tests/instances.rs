@@ -121,6 +121,8 @@ async fn setup_shell_and_checks_share_one_sandbox() {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(seen.contains("nobody"), "{seen:?}");
+    // The login shell greeted the candidate with the task's description.
+    assert!(seen.contains("Fix it."), "{seen:?}");
 
     // The background service from setup is still there; fix the task like a candidate.
     let ps = run_in(
