@@ -1,0 +1,117 @@
+//! docker/Dockerfile and compose.yaml agree with the repository (no Docker engine runs
+//! here, so the image is not built in CI: these checks catch drift).
+
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn dockerfile_installs_what_tasks_use_and_copies_existing_paths() {
+    let dockerfile = read("docker/Dockerfile");
+    let install = dockerfile
+        .split("apt-get install")
+        .nth(1)
+        .expect("an apt-get install line")
+        .split("&&")
+        .next()
+        .unwrap();
+    let packages: Vec<&str> = install
+        .split_whitespace()
+        .filter(|w| !w.starts_with('-') && *w != "\\")
+        .collect();
+    // The tools the shipped tasks and the README rely on.
+    for needed in [
+        "bash",
+        "procps",
+        "iproute2",
+        "python3",
+        "curl",
+        "strace",
+        "lsof",
+        "less",
+        "vim-tiny",
+        "util-linux",
+        "passwd",
+        "findutils",
+    ] {
+        assert!(
+            packages.contains(&needed),
+            "Dockerfile does not install {needed}: {packages:?}"
+        );
+    }
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for source in &words[1..words.len() - 1] {
+            if *source != "." {
+                assert!(
+                    repo().join(source).exists(),
+                    "COPY source {source} does not exist"
+                );
+            }
+        }
+    }
+    for bin in ["tandemd", "tandem"] {
+        assert!(
+            dockerfile.contains(&format!("-p {bin}")),
+            "the image does not build {bin}"
+        );
+        assert!(repo().join("crates").join(bin).join("Cargo.toml").exists());
+    }
+    let toolchain = read("Cargo.toml");
+    assert!(
+        toolchain.contains("rust-version = \"1.95\"") && dockerfile.contains("rust:1.95"),
+        "the build image must match the workspace's rust-version"
+    );
+    assert!(Path::new(&repo().join("docker/entrypoint.sh")).exists());
+}
+
+#[test]
+fn compose_runs_one_privileged_tandemd_with_health_and_volumes() {
+    let compose = read("compose.yaml");
+    for needed in [
+        "privileged: true",
+        "\"2222:2222\"",
+        ":50051:50051\"",
+        "dockerfile: docker/Dockerfile",
+        "/var/lib/tandem",
+        "./tasks:/usr/share/tandem/tasks:ro",
+        "./certs:/etc/tandem/certs",
+        "\"health\"]",
+    ] {
+        assert!(compose.contains(needed), "compose.yaml lacks {needed:?}");
+    }
+    // The environment it sets are real tandemd settings.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_tandemd"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for var in [
+        "TANDEM_CERT_HOSTS",
+        "TANDEM_SSH_ADDRESS",
+        "TANDEM_STATE_DIR",
+        "TANDEM_TASKS_DIR",
+    ] {
+        assert!(help.contains(var), "tandemd --help does not know {var}");
+    }
+    let dockerfile = read("docker/Dockerfile");
+    for var in [
+        "TANDEM_STATE_DIR",
+        "TANDEM_CERTS_DIR",
+        "TANDEM_TASKS_DIR",
+        "TANDEM_GRPC_LISTEN",
+        "TANDEM_SSH_LISTEN",
+    ] {
+        assert!(dockerfile.contains(var), "Dockerfile does not set {var}");
+        assert!(help.contains(var), "tandemd --help does not know {var}");
+    }
+}
