@@ -1,5 +1,5 @@
 //! Keystroke echo latency through the whole path (OpenSSH client → tandem SSH → PTY in the
-//! sandbox → echo by the terminal → fan-out → back), with 1 and 10 connected clients. Run
+//! sandbox → echo by the shell → fan-out → back), with 1 and 10 connected clients. Run
 //! as root: `bench/ssh.sh`. Prints Markdown table rows.
 
 #[path = "../tests/common/mod.rs"]
@@ -33,17 +33,17 @@ async fn measure(clients: usize, samples: usize) -> (Duration, Duration) {
         .collect();
     let mut times = Vec::new();
     for i in 0..samples {
-        // A different letter each time, typed at the prompt and echoed by the terminal.
-        let key = ((b'a' + (i % 26) as u8) as char).to_string();
+        // A marker no escape sequence contains, typed at the prompt and echoed back;
+        // then Enter, and the next prompt, before the next sample.
+        let key = format!("x{i}y");
         cand.clear();
         let t = Instant::now();
         cand.send(&key);
         cand.expect(&key).await;
         times.push(t.elapsed());
-        if i % 26 == 25 {
-            // Ctrl-U clears the line.
-            cand.send("\x15");
-        }
+        cand.clear();
+        cand.send("\r");
+        cand.expect("demo$ ").await;
     }
     for r in readers {
         r.abort();

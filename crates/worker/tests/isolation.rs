@@ -205,14 +205,15 @@ pub fn assert_nothing_left(fixture: &Fixture, id: JobId) {
         "mount of {id} left behind"
     );
     let dir = fixture.path().join("jobs").join(id.to_string());
-    let left: Vec<_> = std::fs::read_dir(&dir)
+    let mut left: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
+    left.sort();
     assert_eq!(
         left,
-        ["output.log"],
-        "job directory should hold only the log"
+        ["output.log", "spec.json", "status.json"],
+        "job directory should hold only the log and the job's records"
     );
 }
 
