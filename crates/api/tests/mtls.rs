@@ -187,3 +187,32 @@ async fn reflection_is_for_admins_and_health_for_everyone() {
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
 }
+
+#[tokio::test]
+async fn health_follows_what_the_daemon_reports() {
+    let server = TestServer::start().await;
+    let channel = server.channel(&server.pki.client_tls("admin")).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let overall = || tonic_health::pb::HealthCheckRequest {
+        service: String::new(),
+    };
+    // tandemd marks the server NOT_SERVING until tasks and SSH are up, then SERVING.
+    server
+        .health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    let status = health.check(overall()).await.unwrap().into_inner().status();
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::NotServing
+    );
+    server
+        .health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let status = health.check(overall()).await.unwrap().into_inner().status();
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+}

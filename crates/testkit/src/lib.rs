@@ -3,6 +3,9 @@
 //! the workspace's binaries. Tests that run jobs need root and say so.
 #![allow(missing_docs)]
 
+mod ssh;
+pub use ssh::SshClient;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -84,6 +87,8 @@ pub struct TestServer {
     pub manager: JobManager,
     /// Live Logs/Attach streams on the server.
     pub streams: watch::Receiver<usize>,
+    /// The server's health reporter (overall status `""` starts SERVING here).
+    pub health: tonic_health::server::HealthReporter,
     pub state: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
@@ -117,6 +122,7 @@ impl TestServer {
         let server = tandem_api::Server::new(manager.clone(), tls)
             .with_catalog(std::sync::Arc::new(catalog));
         let streams = server.stream_count();
+        let health = server.health();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(server.serve(listener, async move {
             let _ = rx.await;
@@ -126,6 +132,7 @@ impl TestServer {
             pki,
             manager,
             streams,
+            health,
             state,
             shutdown: Some(tx),
             task: Some(task),

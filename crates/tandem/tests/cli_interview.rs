@@ -1,0 +1,143 @@
+//! The README's "Run an interview", end to end: the real tandemd, the `tandem` CLI, and
+//! the real OpenSSH client for the candidate and an interviewer.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tandem_testkit::{SshClient, workspace_bin};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+async fn tandem(dir: &Path, server: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .env_clear()
+        .args(["--server", server, "--certs-dir"])
+        .arg(dir.join("certs"))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interview_from_create_to_replay() {
+    tandem_testkit::require_root();
+    let dir = tempfile::Builder::new()
+        .prefix("tandem-interview-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let task = dir.path().join("tasks/hello");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::write(
+        task.join("task.yaml"),
+        "name: hello\ntitle: Say hello\ndescription: |\n  Create /tmp/hello.\n\
+         difficulty: easy\ntime_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'box$ '\n\
+         check: |\n  test -f /tmp/hello && echo hello exists || { echo no /tmp/hello yet; exit 1; }\n\
+         solution: |\n  touch /tmp/hello\n",
+    )
+    .unwrap();
+    let mut daemon = Command::new(workspace_bin("tandemd"))
+        .env_clear()
+        .args([
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--ssh-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--certs-dir")
+        .arg(dir.path().join("certs"))
+        .arg("--tasks-dir")
+        .arg(dir.path().join("tasks"))
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(daemon.stdout.take().unwrap()).lines();
+    let mut grpc = String::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            let message = v["fields"]["message"].as_str().unwrap_or("");
+            if message.starts_with("gRPC API listening") {
+                grpc = v["fields"]["address"].as_str().unwrap().to_string();
+            }
+            if message == "ready" {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("tandemd ready");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let (code, out, err) = tandem(
+        dir.path(),
+        &grpc,
+        &["-o", "json", "session", "create", "--task", "hello"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    // `ssh -p PORT TOKEN@HOST`: run exactly what a person would be told to run.
+    let ssh_of = |role: &str| -> (u16, String) {
+        let cmd = created["ssh"][role].as_str().unwrap();
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        assert_eq!(words[0], "ssh");
+        let port = words[2].parse().unwrap();
+        let user = words[3].split('@').next().unwrap().to_string();
+        (port, user)
+    };
+    let (port, cand_user) = ssh_of("candidate");
+    let (_, ivy_user) = ssh_of("interviewer");
+    let mut cand = SshClient::spawn(port, &cand_user, 80, 24, &[]);
+    let mut ivy = SshClient::spawn(port, &ivy_user, 80, 24, &[]);
+    cand.expect("box$ ").await;
+    ivy.expect("box$ ").await;
+
+    let (_, out, _) = tandem(dir.path(), &grpc, &["session", "check", &id]).await;
+    assert!(out.starts_with("failed\nno /tmp/hello yet"), "{out}");
+    cand.send("touch /tmp/hello; echo made-$((1+1))\r");
+    ivy.expect("made-2").await;
+    let (_, out, _) = tandem(dir.path(), &grpc, &["-o", "json", "session", "check", &id]).await;
+    let check: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(check["passed"], true, "{out}");
+    // The interviewer learned the result in the title bar; the candidate did not.
+    ivy.expect("check passed").await;
+    assert!(!cand.seen.contains("check passed"));
+
+    let (_, out, _) = tandem(dir.path(), &grpc, &["session", "show", &id]).await;
+    assert!(
+        out.contains("candidate") && out.contains("interviewer"),
+        "{out}"
+    );
+    let (code, _, err) = tandem(dir.path(), &grpc, &["session", "end", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    cand.until_exit().await;
+    let (code, cast, _) = tandem(dir.path(), &grpc, &["session", "recording", &id]).await;
+    assert_eq!(code, 0);
+    assert!(
+        cast.lines().next().unwrap().contains("\"version\":2"),
+        "{cast}"
+    );
+    assert!(cast.contains("made-2"));
+    let (code, replay, _) = tandem(
+        dir.path(),
+        &grpc,
+        &["session", "replay", &id, "--speed", "100"],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert!(replay.contains("made-2"));
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+}
