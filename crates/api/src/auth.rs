@@ -38,6 +38,14 @@ pub struct PeerInfo {
     pub remote: SocketAddr,
 }
 
+/// The verified caller of a request (the permission layer already refused anyone else).
+pub fn caller<T>(req: &tonic::Request<T>) -> Result<Arc<Identity>, Status> {
+    req.extensions()
+        .get::<PeerInfo>()
+        .map(|p| Arc::clone(&p.identity))
+        .ok_or_else(|| Status::unauthenticated("no verified client certificate"))
+}
+
 /// Who may call an RPC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {

@@ -1,12 +1,12 @@
 //! `tandem.v1.JobService` over the worker. Interviewers see and touch only their own jobs:
 //! anyone else's id answers NOT_FOUND, exactly like an id that does not exist.
 
-use crate::auth::{Identity, PeerInfo};
+use crate::auth::{Identity, caller};
 use crate::convert::{self, status_from};
 use crate::streams::{StreamGuard, StreamTracker};
 use futures_util::Stream;
 use std::pin::Pin;
-use std::sync::Arc;
+
 use tandem_proto::v1 as pb;
 use tandem_proto::v1::job_service_server::JobService;
 use tandem_worker::{JobId, JobInfo, JobManager, OutputReader};
@@ -49,14 +49,6 @@ impl Jobs {
             Err(e) => Err(status_from(e)),
         }
     }
-}
-
-/// The verified caller of a request (the permission layer already refused anyone else).
-fn caller<T>(req: &Request<T>) -> Result<Arc<Identity>, Status> {
-    req.extensions()
-        .get::<PeerInfo>()
-        .map(|p| Arc::clone(&p.identity))
-        .ok_or_else(|| Status::unauthenticated("no verified client certificate"))
 }
 
 #[tonic::async_trait]

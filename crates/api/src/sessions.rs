@@ -1,14 +1,14 @@
 //! `tandem.v1.SessionService` and `ServerService`. Sessions belong to their creator:
 //! others' ids answer NOT_FOUND (admins see all).
 
-use crate::auth::{Identity, PeerInfo};
+use crate::auth::{Identity, caller};
 use crate::jobs::BoxStream;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_proto::v1 as pb;
 use tandem_proto::v1::server_service_server::ServerService;
 use tandem_proto::v1::session_service_server::SessionService;
-use tandem_scenario::{Catalog, CheckOutcome, Instances};
+use tandem_scenario::{Catalog, Instances};
 use tandem_session::{Access, CreateSession, SessionError, SessionId, SessionRecord, Sessions};
 use tonic::{Request, Response, Status};
 
@@ -28,13 +28,6 @@ pub struct SessionsService {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) instances: Instances,
     pub(crate) ssh: SshInfo,
-}
-
-fn caller<T>(req: &Request<T>) -> Result<Arc<Identity>, Status> {
-    req.extensions()
-        .get::<PeerInfo>()
-        .map(|p| Arc::clone(&p.identity))
-        .ok_or_else(|| Status::unauthenticated("no verified client certificate"))
 }
 
 fn session_id(field: &str, text: &str) -> Result<SessionId, Status> {
@@ -286,19 +279,12 @@ impl SessionService for SessionsService {
             .check(session.instance.id)
             .await
             .map_err(crate::tasks::status_from)?;
-        let duration_ms = result.duration.as_millis() as u64;
-        session.record_check(&result.outcome.to_string(), &result.output, duration_ms);
-        let mut out = pb::CheckTaskResponse {
-            output: result.output,
-            duration_ms,
-            ..Default::default()
-        };
-        out.set_outcome(match result.outcome {
-            CheckOutcome::Passed => pb::CheckOutcome::Passed,
-            CheckOutcome::Failed => pb::CheckOutcome::Failed,
-            CheckOutcome::Error => pb::CheckOutcome::Error,
-        });
-        Ok(Response::new(out))
+        session.record_check(
+            &result.outcome.to_string(),
+            &result.output,
+            result.duration.as_millis() as u64,
+        );
+        Ok(Response::new(crate::tasks::check_response(result)))
     }
 
     type RecordingStream = BoxStream<pb::RecordingChunk>;

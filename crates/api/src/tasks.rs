@@ -1,7 +1,7 @@
 //! `tandem.v1.TaskService`: the task catalog and task instances. Instances belong to the
 //! user who started them: others' instance ids answer NOT_FOUND, like jobs.
 
-use crate::auth::{Identity, PeerInfo};
+use crate::auth::caller;
 use crate::convert;
 use std::sync::Arc;
 use tandem_proto::v1 as pb;
@@ -31,13 +31,6 @@ impl Tasks {
             .get(name)
             .ok_or_else(|| Status::not_found(format!("no task named {name:?}")))
     }
-}
-
-fn caller<T>(req: &Request<T>) -> Result<Arc<Identity>, Status> {
-    req.extensions()
-        .get::<PeerInfo>()
-        .map(|p| Arc::clone(&p.identity))
-        .ok_or_else(|| Status::unauthenticated("no verified client certificate"))
 }
 
 fn summary(task: &Task) -> pb::TaskSummary {
@@ -77,6 +70,21 @@ pub fn instance(i: &Instance) -> pb::TaskInstance {
         InstanceState::Ended => pb::InstanceState::Ended,
     };
     out.set_state(state);
+    out
+}
+
+/// A check result as the API shows it.
+pub fn check_response(result: tandem_scenario::CheckResult) -> pb::CheckTaskResponse {
+    let mut out = pb::CheckTaskResponse {
+        output: result.output,
+        duration_ms: result.duration.as_millis() as u64,
+        ..Default::default()
+    };
+    out.set_outcome(match result.outcome {
+        CheckOutcome::Passed => pb::CheckOutcome::Passed,
+        CheckOutcome::Failed => pb::CheckOutcome::Failed,
+        CheckOutcome::Error => pb::CheckOutcome::Error,
+    });
     out
 }
 
@@ -161,16 +169,6 @@ impl TaskService for Tasks {
             _ => return Err(status_from(ScenarioError::NotFound(id))),
         }
         let result = self.instances.check(id).await.map_err(status_from)?;
-        let mut out = pb::CheckTaskResponse {
-            output: result.output,
-            duration_ms: result.duration.as_millis() as u64,
-            ..Default::default()
-        };
-        out.set_outcome(match result.outcome {
-            CheckOutcome::Passed => pb::CheckOutcome::Passed,
-            CheckOutcome::Failed => pb::CheckOutcome::Failed,
-            CheckOutcome::Error => pb::CheckOutcome::Error,
-        });
-        Ok(Response::new(out))
+        Ok(Response::new(check_response(result)))
     }
 }

@@ -2,49 +2,22 @@
 //! check runs in the same sandbox and tells passed / failed / error apart; failing and
 //! hanging setups and hanging checks are reported clearly and leave nothing behind.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_scenario::{CheckOutcome, InstanceState, Instances, ScenarioError, Task};
-use tandem_worker::{InitProgram, JobId, JobManager, JobManagerConfig, JobSpec, PtySize};
-
-fn init_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("tandem-init");
-    assert!(
-        bin.exists(),
-        "{} is not built: run `cargo test --workspace`",
-        bin.display()
-    );
-    bin
-}
+use tandem_testkit::TestManager;
+use tandem_worker::{JobId, JobManager, JobSpec, PtySize};
 
 struct Setup {
     instances: Instances,
-    manager: JobManager,
-    _state: tempfile::TempDir,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.manager.abort_all();
-        self.manager.remove_cgroups_blocking(Duration::from_secs(5));
-    }
+    manager: TestManager,
 }
 
 fn setup() -> Setup {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (sandboxes)"
-    );
-    let state = tempfile::tempdir_in("/var/tmp").unwrap();
-    let mut config = JobManagerConfig::new(state.path(), InitProgram::binary(init_binary()));
-    config.cgroup_parent = format!("tandem-test-{}", JobId::new_random());
-    let manager = JobManager::new(config).unwrap();
+    let manager = TestManager::new();
     Setup {
-        instances: Instances::new(manager.clone()),
+        instances: Instances::new(manager.manager.clone()),
         manager,
-        _state: state,
     }
 }
 

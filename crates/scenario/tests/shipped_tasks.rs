@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_scenario::{Catalog, CheckOutcome, Instances};
-use tandem_worker::{InitProgram, JobId, JobManager, JobManagerConfig, JobSpec, JobState, PtySize};
+use tandem_testkit::TestManager;
+use tandem_worker::{JobSpec, JobState, PtySize};
 
 const SHIPPED: [&str; 6] = [
     "bad-hosts",
@@ -37,23 +38,8 @@ fn every_shipped_task_validates() {
 
 /// setup → check fails (not an error) → solution.sh → check passes.
 async fn solve(name: &str) {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (sandboxes)"
-    );
-    let exe = std::env::current_exe().unwrap();
-    let init = exe.parent().unwrap().parent().unwrap().join("tandem-init");
-    assert!(
-        init.exists(),
-        "{} is not built: run `cargo test --workspace`",
-        init.display()
-    );
-    let state = tempfile::tempdir_in("/var/tmp").unwrap();
-    let mut config = JobManagerConfig::new(state.path(), InitProgram::binary(init));
-    config.cgroup_parent = format!("tandem-test-{}", JobId::new_random());
-    let manager = JobManager::new(config).unwrap();
-    let _cleanup = Cleanup(manager.clone());
-    let instances = Instances::new(manager.clone());
+    let manager = TestManager::new();
+    let instances = Instances::new(manager.manager.clone());
     let task =
         tandem_scenario::task::load(&tasks_dir().join(name)).unwrap_or_else(|e| panic!("{e:#?}"));
     let task = Arc::new(task);
@@ -100,16 +86,6 @@ async fn solve(name: &str) {
         .stop(instance.id, Duration::from_secs(5))
         .await
         .unwrap();
-}
-
-/// Kills whatever a failed assertion left running.
-struct Cleanup(JobManager);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        self.0.abort_all();
-        self.0.remove_cgroups_blocking(Duration::from_secs(5));
-    }
 }
 
 macro_rules! solve_tests {

@@ -2,44 +2,22 @@
 //! to every client, input by role and lock, late joiners' snapshot, slow clients resynced
 //! without delaying others, the recording, and the end.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_scenario::Instances;
 use tandem_session::{Access, Client, CreateSession, Role, Sessions};
-use tandem_worker::{InitProgram, JobId, JobManager, JobManagerConfig, PtySize};
+use tandem_testkit::TestManager;
+use tandem_worker::PtySize;
 
 struct Env {
     sessions: Sessions,
-    manager: JobManager,
-    state: tempfile::TempDir,
+    _manager: TestManager,
     _tasks: tempfile::TempDir,
     task: Arc<tandem_scenario::Task>,
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.manager.abort_all();
-        self.manager.remove_cgroups_blocking(Duration::from_secs(5));
-    }
-}
-
 fn env() -> Env {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (sandboxes)"
-    );
-    let exe = std::env::current_exe().unwrap();
-    let init: PathBuf = exe.parent().unwrap().parent().unwrap().join("tandem-init");
-    assert!(
-        init.exists(),
-        "{} is not built: run `cargo test --workspace`",
-        init.display()
-    );
-    let state = tempfile::tempdir_in("/var/tmp").unwrap();
-    let mut config = JobManagerConfig::new(state.path(), InitProgram::binary(init));
-    config.cgroup_parent = format!("tandem-test-{}", JobId::new_random());
-    let manager = JobManager::new(config).unwrap();
+    let manager = TestManager::new();
     let tasks = tempfile::tempdir().unwrap();
     let dir = tasks.path().join("demo");
     std::fs::create_dir(&dir).unwrap();
@@ -50,11 +28,14 @@ fn env() -> Env {
     )
     .unwrap();
     let task = Arc::new(tandem_scenario::task::load(&dir).unwrap());
-    let sessions = Sessions::new(Instances::new(manager.clone()), state.path()).unwrap();
+    let sessions = Sessions::new(
+        Instances::new(manager.manager.clone()),
+        manager.state.path(),
+    )
+    .unwrap();
     Env {
         sessions,
-        manager,
-        state,
+        _manager: manager,
         _tasks: tasks,
         task,
     }
@@ -193,5 +174,4 @@ async fn one_terminal_many_clients() {
         !log.contains("from-obs"),
         "observer input is never recorded as typed"
     );
-    let _ = &e.state;
 }

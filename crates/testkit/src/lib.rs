@@ -41,6 +41,58 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// A job manager for tests: its state dir under /var/tmp (on the root filesystem, so
+/// hiding it from jobs is exercised), its own cgroup parent, the workspace's
+/// `tandem-init`. On drop it kills what tests left running and removes its cgroups (the
+/// test's runtime, gone by then, will not run the jobs' supervisors).
+pub struct TestManager {
+    pub manager: JobManager,
+    pub state: tempfile::TempDir,
+}
+
+impl TestManager {
+    pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    /// Like [`new`](Self::new), with a chance to adjust the configuration.
+    pub fn with(adjust: impl FnOnce(&mut JobManagerConfig)) -> Self {
+        require_root();
+        let state = tempfile::Builder::new()
+            .prefix("tandem-test-")
+            .tempdir_in("/var/tmp")
+            .expect("state dir");
+        let mut config = JobManagerConfig::new(
+            state.path(),
+            InitProgram::binary(workspace_bin("tandem-init")),
+        );
+        config.cgroup_parent = format!("tandem-test-{}", JobId::new_random());
+        adjust(&mut config);
+        let manager = JobManager::new(config).expect("job manager");
+        Self { manager, state }
+    }
+}
+
+impl Default for TestManager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::ops::Deref for TestManager {
+    type Target = JobManager;
+    fn deref(&self) -> &JobManager {
+        &self.manager
+    }
+}
+
+impl Drop for TestManager {
+    fn drop(&mut self) {
+        self.manager.abort_all();
+        self.manager.remove_cgroups_blocking(Duration::from_secs(5));
+    }
+}
+
 /// A temporary PKI: CA, server (localhost, 127.0.0.1), `admin`, and interviewers `alice`
 /// and `bob`.
 pub struct Pki {
@@ -89,7 +141,8 @@ pub struct TestServer {
     pub streams: watch::Receiver<usize>,
     /// The server's health reporter (overall status `""` starts SERVING here).
     pub health: tonic_health::server::HealthReporter,
-    pub state: tempfile::TempDir,
+    /// The server's jobs (killed and cleaned up on drop).
+    pub jobs: TestManager,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
 }
@@ -103,17 +156,8 @@ impl TestServer {
     pub async fn start_with_catalog(catalog: tandem_scenario::Catalog) -> Self {
         require_root();
         let pki = Pki::new();
-        let state = tempfile::Builder::new()
-            .prefix("tandem-test-")
-            .tempdir_in("/var/tmp")
-            .expect("state dir");
-        let mut config = JobManagerConfig::new(
-            state.path(),
-            InitProgram::binary(workspace_bin("tandem-init")),
-        );
-        config.cgroup_parent = format!("tandem-test-{}", JobId::new_random());
-        config.hide_paths.push(pki.path().to_path_buf());
-        let manager = JobManager::new(config).expect("job manager");
+        let jobs = TestManager::with(|config| config.hide_paths.push(pki.path().to_path_buf()));
+        let manager = jobs.manager.clone();
         let tls = tandem_api::tls::server_config(pki.path()).expect("server TLS");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -133,7 +177,7 @@ impl TestServer {
             manager,
             streams,
             health,
-            state,
+            jobs,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -185,9 +229,6 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        // Jobs still running when the test ends go down with its runtime, which will not
-        // run their supervisors any more: kill them and remove their cgroups here.
-        self.manager.abort_all();
-        self.manager.remove_cgroups_blocking(Duration::from_secs(5));
+        // `jobs` cleans up what the test left running.
     }
 }

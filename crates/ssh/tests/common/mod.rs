@@ -2,12 +2,11 @@
 //! driven through pseudo-terminals, as a person at a keyboard would use them.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_scenario::Instances;
 use tandem_session::{CreateSession, Sessions, Tokens};
-use tandem_worker::{InitProgram, JobId, JobManager, JobManagerConfig};
+use tandem_testkit::TestManager;
 use tokio::sync::watch;
 
 pub use tandem_testkit::SshClient;
@@ -15,9 +14,8 @@ pub use tandem_testkit::SshClient;
 pub struct Server {
     pub port: u16,
     pub sessions: Sessions,
-    pub manager: JobManager,
+    pub manager: TestManager,
     pub task: Arc<tandem_scenario::Task>,
-    pub state: tempfile::TempDir,
     _tasks: tempfile::TempDir,
     stop: watch::Sender<bool>,
 }
@@ -25,28 +23,12 @@ pub struct Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        self.manager.abort_all();
-        self.manager.remove_cgroups_blocking(Duration::from_secs(5));
     }
 }
 
 impl Server {
     pub async fn start() -> Self {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "this test needs root (sandboxes)"
-        );
-        let exe = std::env::current_exe().unwrap();
-        let init: PathBuf = exe.parent().unwrap().parent().unwrap().join("tandem-init");
-        assert!(
-            init.exists(),
-            "{} is not built: run `cargo test --workspace`",
-            init.display()
-        );
-        let state = tempfile::tempdir_in("/var/tmp").unwrap();
-        let mut config = JobManagerConfig::new(state.path(), InitProgram::binary(init));
-        config.cgroup_parent = format!("tandem-test-{}", JobId::new_random());
-        let manager = JobManager::new(config).unwrap();
+        let manager = TestManager::new();
         let tasks = tempfile::tempdir().unwrap();
         let dir = tasks.path().join("demo");
         std::fs::create_dir(&dir).unwrap();
@@ -59,8 +41,9 @@ impl Server {
         )
         .unwrap();
         let task = Arc::new(tandem_scenario::task::load(&dir).unwrap());
-        let sessions = Sessions::new(Instances::new(manager.clone()), state.path()).unwrap();
-        let (key, _) = tandem_ssh::host_key(&state.path().join("ssh_host_ed25519_key")).unwrap();
+        let state = manager.state.path().to_path_buf();
+        let sessions = Sessions::new(Instances::new(manager.manager.clone()), &state).unwrap();
+        let (key, _) = tandem_ssh::host_key(&state.join("ssh_host_ed25519_key")).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, rx) = watch::channel(false);
@@ -70,7 +53,6 @@ impl Server {
             sessions,
             manager,
             task,
-            state,
             _tasks: tasks,
             stop,
         }
