@@ -137,7 +137,14 @@ fn workdir() -> tempfile::TempDir {
         .prefix("tandemd-test-")
         .tempdir_in("/var/tmp")
         .unwrap();
-    std::fs::create_dir(dir.path().join("tasks")).unwrap();
+    let task = dir.path().join("tasks/idle");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::write(
+        task.join("task.yaml"),
+        "name: idle\ntitle: Idle\ndescription: |\n  Nothing.\ndifficulty: easy\n\
+         time_limit: 10m\ncheck: |\n  true\nsolution: |\n  none\n",
+    )
+    .unwrap();
     dir
 }
 
@@ -171,10 +178,57 @@ async fn after_kill_9_a_restart_serves_finished_jobs_and_marks_running_ones_lost
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // A live interview session too.
+    let channel = {
+        let tls = tandem_client::ClientTls::from_dir(&dir.path().join("certs"), "admin");
+        let config = tandem_client::client_config(&tls).unwrap();
+        tandem_client::connect(&daemon.grpc, config).await.unwrap()
+    };
+    let mut sessions = tandem_proto::v1::session_service_client::SessionServiceClient::new(channel);
+    let session = sessions
+        .create(pb::CreateSessionRequest {
+            task: "idle".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap()
+        .id;
+
     daemon.child.start_kill().unwrap(); // SIGKILL
     daemon.child.wait().await.unwrap();
     let mut daemon = start(dir.path()).await;
     let mut c = client(dir.path(), &daemon).await;
+    let channel = {
+        let tls = tandem_client::ClientTls::from_dir(&dir.path().join("certs"), "admin");
+        let config = tandem_client::client_config(&tls).unwrap();
+        tandem_client::connect(&daemon.grpc, config).await.unwrap()
+    };
+    let mut sessions = tandem_proto::v1::session_service_client::SessionServiceClient::new(channel);
+    let listed = sessions
+        .list(pb::ListSessionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .sessions;
+    let old = listed
+        .iter()
+        .find(|s| s.id == session)
+        .expect("the session is listed");
+    assert!(old.ended.contains("restarted"), "{old:?}");
+    let mut recording = sessions
+        .recording(pb::RecordingRequest {
+            id: session.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = recording.message().await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&first.data).into_owned();
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2, "{text}");
     let f = job(&mut c, &finished).await;
     assert_eq!(f.state(), pb::JobState::Exited);
     assert_eq!(f.exit_code, Some(3));
