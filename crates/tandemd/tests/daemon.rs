@@ -119,6 +119,24 @@ async fn logs(client: &mut JobServiceClient<tonic::transport::Channel>, id: &str
     out
 }
 
+/// Waits (following the job's output) until the job has printed something.
+async fn first_output(client: &mut JobServiceClient<tonic::transport::Channel>, id: &str) {
+    let mut stream = client
+        .logs(pb::LogsRequest {
+            job_id: id.into(),
+            offset: 0,
+            follow: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(Duration::from_secs(30), stream.message())
+        .await
+        .expect("output within 30 s")
+        .unwrap()
+        .expect("the job printed something");
+}
+
 /// Pids whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -169,14 +187,20 @@ async fn after_kill_9_a_restart_serves_finished_jobs_and_marks_running_ones_lost
         .unwrap()
         .into_inner()
         .job_id;
-    // Wait until both are where we want them.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while job(&mut c, &finished).await.state() != pb::JobState::Exited
-        || logs(&mut c, &running).await.is_empty()
-    {
-        assert!(Instant::now() < deadline, "jobs did not get going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Wait until both are where we want them: the first job has ended (a stop of an ended
+    // job returns its final status), the second has printed its line.
+    let ended = c
+        .stop(pb::StopJobRequest {
+            job_id: finished.clone(),
+            grace: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(ended.state(), pb::JobState::Exited);
+    first_output(&mut c, &running).await;
 
     // A live interview session too.
     let channel = {
@@ -259,9 +283,7 @@ async fn sigterm_stops_jobs_and_exits_zero_within_the_bound() {
         .unwrap()
         .into_inner()
         .job_id;
-    while logs(&mut c, &id).await.is_empty() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    first_output(&mut c, &id).await;
     let pid = nix::unistd::Pid::from_raw(daemon.child.id().unwrap() as i32);
     let started = Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
