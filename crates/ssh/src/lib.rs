@@ -8,6 +8,7 @@
 //! * One session channel with a shell ↔ one participant: their window size, their input,
 //!   and a sender task per channel that copies the participant's queue to the channel.
 //!   `Handle::data` waits for SSH window space, so a slow client blocks only its own task.
+#![warn(missing_docs)]
 
 mod limit;
 
