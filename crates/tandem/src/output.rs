@@ -320,18 +320,31 @@ pub fn list_text(jobs: &[Job]) -> String {
             command_line(&job.command, &job.args),
         ]);
     }
-    let mut widths = [0usize; 4];
-    for row in &rows {
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    table(&rows)
+}
+
+/// Rows as a table: every column but the last padded to its widest cell, two spaces
+/// between columns.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut text = String::new();
-    for row in &rows {
-        for (width, cell) in widths.iter().zip(row) {
-            text.push_str(&format!("{cell:<width$}  "));
+    for row in rows {
+        let mut line = String::new();
+        for (n, cell) in row.iter().enumerate() {
+            if n + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[n]));
+            }
         }
-        text.push_str(&row[4]);
+        text.push_str(line.trim_end());
         text.push('\n');
     }
     text

@@ -354,7 +354,7 @@ pub fn list_text(sessions: &[SessionSummary], now: SystemTime) -> String {
             state_text(s),
         ]);
     }
-    table(&rows)
+    crate::output::table(&rows)
 }
 
 /// `session show` for people: aligned `key: value` lines, then who is connected.
@@ -431,7 +431,7 @@ pub fn show_text(show: &ShowSessionResponse, now: SystemTime) -> String {
                 .map_or_else(dash, |w| format!("{}x{}", w.cols, w.rows)),
         ]);
     }
-    text.push_str(&table(&rows));
+    text.push_str(&crate::output::table(&rows));
     text
 }
 
@@ -441,32 +441,6 @@ pub fn server_text(info: &ServerInfoResponse) -> String {
         "ssh host key: {}\nssh address:  {}\nversion:      {}\n",
         info.ssh_host_key_fingerprint, info.ssh_address, info.version
     )
-}
-
-/// Rows as a table: every column but the last padded to its widest cell, two spaces
-/// between columns.
-fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths = vec![0usize; columns];
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut text = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (n, cell) in row.iter().enumerate() {
-            if n + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}  ", width = widths[n]));
-            }
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
 }
 
 #[cfg(test)]

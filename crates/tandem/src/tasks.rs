@@ -198,21 +198,8 @@ pub fn list_text(tasks: &[TaskSummary]) -> String {
             task.title.clone(),
         ]);
     }
-    let mut widths = [0usize; 3];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut text = String::new();
-    for row in &rows {
-        for (width, cell) in widths.iter().zip(row) {
-            text.push_str(&format!("{cell:<width$}  "));
-        }
-        text.push_str(&row[3]);
-        text.push('\n');
-    }
-    text
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    crate::output::table(&rows)
 }
 
 /// `task show` for people: aligned `key: value` lines, then the description, the
