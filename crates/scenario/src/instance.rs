@@ -74,8 +74,9 @@ pub struct Instance {
     pub created_at: SystemTime,
     /// The setup job, if the task has a setup script.
     pub setup: Option<JobId>,
-    /// The candidate's shell job, once setup is done.
-    shell: std::sync::OnceLock<JobId>,
+    /// The candidate's current shell job, once setup is done (a new one replaces it when
+    /// it exits during a session).
+    shell: std::sync::Mutex<Option<JobId>>,
     /// Current state.
     state: watch::Sender<InstanceState>,
 }
@@ -83,7 +84,10 @@ pub struct Instance {
 impl Instance {
     /// The candidate's shell job (a terminal job in the sandbox), once ready.
     pub fn shell(&self) -> Option<JobId> {
-        self.shell.get().copied()
+        *self
+            .shell
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The current state.
@@ -209,7 +213,7 @@ impl Instances {
             owner: owner.to_string(),
             created_at: SystemTime::now(),
             setup,
-            shell: std::sync::OnceLock::new(),
+            shell: std::sync::Mutex::new(None),
             state: watch::Sender::new(InstanceState::SettingUp),
         });
         self.write().insert(id, Arc::clone(&instance));
@@ -231,20 +235,13 @@ impl Instances {
             });
         }
 
-        let mut shell = JobSpec::new(task.shell[0].clone(), task.shell[1..].iter().cloned())
-            .owner(owner)
-            .label("task", &task.name)
-            .label("role", "shell")
-            .pty(size);
-        shell.env = self.env(&task);
-        shell.env.insert("TERM".into(), "xterm-256color".into());
-        if task.user != "root" {
-            shell.env.remove("HOME");
-            shell.user = Some(task.user.clone());
-        }
+        let shell = self.shell_spec(&task, owner, size);
         match self.manager.exec(id, shell).await {
             Ok(job) => {
-                let _ = instance.shell.set(job);
+                *instance
+                    .shell
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(job);
                 instance.state.send_replace(InstanceState::Ready);
                 self.watch_end(Arc::clone(&instance));
                 Ok(instance)
@@ -257,6 +254,41 @@ impl Instances {
                 Err(e.into())
             }
         }
+    }
+
+    /// Starts a fresh shell for the candidate in a ready instance (the previous one exited)
+    /// and makes it the instance's shell.
+    pub async fn new_shell(
+        &self,
+        instance: &Instance,
+        size: PtySize,
+    ) -> Result<JobId, ScenarioError> {
+        if instance.state() != InstanceState::Ready {
+            return Err(ScenarioError::NotRunning(instance.id));
+        }
+        let spec = self.shell_spec(&instance.task, &instance.owner, size);
+        let job = self.manager.exec(instance.id, spec).await?;
+        *instance
+            .shell
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(job);
+        Ok(job)
+    }
+
+    /// The candidate's shell: the task's shell on a terminal, as the task's user.
+    fn shell_spec(&self, task: &Task, owner: &str, size: PtySize) -> JobSpec {
+        let mut shell = JobSpec::new(task.shell[0].clone(), task.shell[1..].iter().cloned())
+            .owner(owner)
+            .label("task", &task.name)
+            .label("role", "shell")
+            .pty(size);
+        shell.env = self.env(task);
+        shell.env.insert("TERM".into(), "xterm-256color".into());
+        if task.user != "root" {
+            shell.env.remove("HOME");
+            shell.user = Some(task.user.clone());
+        }
+        shell
     }
 
     /// Runs the task's check in the instance's sandbox.

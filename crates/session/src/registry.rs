@@ -169,7 +169,7 @@ impl Sessions {
         let session = Arc::new(Session {
             id,
             instance: Arc::clone(&instance),
-            shell,
+            shell: Mutex::new(shell),
             created_by: req.created_by.clone(),
             created_at: now,
             info: watch::Sender::new(SessionInfo {
@@ -440,13 +440,22 @@ fn parse_key(line: &str, role: Role) -> Result<Key, String> {
 }
 
 /// Reads the shell's output into the hub and the recording for the whole session. When
-/// the shell ends (the candidate typed `exit`, or the sandbox stopped), so does the
-/// session.
+/// the shell exits (the candidate typed `exit`) a new one starts in the same sandbox, and
+/// everyone sees a line saying so; when the sandbox itself is gone, the session ends.
 async fn pump(sessions: Sessions, session: Arc<Session>) {
     let manager = sessions.inner.instances.manager().clone();
     let mut ended = session.watch();
-    match manager.output(session.shell) {
-        Ok(mut reader) => loop {
+    let mut restarts: Vec<std::time::Instant> = Vec::new();
+    loop {
+        let shell = session.shell();
+        let mut reader = match manager.output(shell) {
+            Ok(reader) => reader,
+            Err(e) => {
+                tracing::warn!(session = %session.id, error = %e, "no terminal output");
+                break;
+            }
+        };
+        loop {
             tokio::select! {
                 chunk = reader.next_chunk() => match chunk {
                     Ok(Some(data)) => {
@@ -461,10 +470,45 @@ async fn pump(sessions: Sessions, session: Arc<Session>) {
                 },
                 _ = ended.wait_for(|i| i.ended.is_some()) => return,
             }
-        },
-        Err(e) => tracing::warn!(session = %session.id, error = %e, "no terminal output"),
+        }
+        if session.info().ended.is_some() {
+            return;
+        }
+        // Not a restart loop: a shell that keeps dying ends the session.
+        let now = std::time::Instant::now();
+        restarts.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        if restarts.len() >= 5 {
+            let _ = sessions.end(session.id, "the shell keeps exiting").await;
+            return;
+        }
+        restarts.push(now);
+        let size = session.terminal_size();
+        match sessions
+            .inner
+            .instances
+            .new_shell(&session.instance, size)
+            .await
+        {
+            Ok(job) => {
+                *session
+                    .shell
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = job;
+                let notice = Bytes::from_static(
+                    b"\r\n\x1b[0m[tandem] the shell exited; here is a new one\r\n",
+                );
+                session.recorder.output(&notice);
+                session.hub.output(&notice);
+                session.recorder.event(json!({"event": "shell_restarted"}));
+                tracing::info!(session = %session.id, "the shell exited; started a new one");
+            }
+            Err(e) => {
+                tracing::info!(session = %session.id, error = %e, "no new shell");
+                break;
+            }
+        }
     }
-    let _ = sessions.end(session.id, "the shell exited").await;
+    let _ = sessions.end(session.id, "the sandbox has ended").await;
 }
 
 /// Warns 10 and 1 minutes before expiry and ends the session at expiry; follows

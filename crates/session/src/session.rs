@@ -86,8 +86,8 @@ pub struct Session {
     pub id: SessionId,
     /// The task instance it runs.
     pub instance: Arc<Instance>,
-    /// The shared terminal (the instance's shell job).
-    pub shell: JobId,
+    /// The shared terminal: the instance's current shell job (replaced when it exits).
+    pub(crate) shell: Mutex<JobId>,
     /// Who created it.
     pub created_by: String,
     /// When.
@@ -120,6 +120,14 @@ pub struct Client {
 }
 
 impl Session {
+    /// The shared terminal's job (the candidate's current shell).
+    pub fn shell(&self) -> JobId {
+        *self
+            .shell
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Current expiry and end state.
     pub fn info(&self) -> SessionInfo {
         self.info.borrow().clone()
@@ -295,7 +303,7 @@ impl Client {
         if self
             .session
             .manager
-            .write_input(self.session.shell, data)
+            .write_input(self.session.shell(), data)
             .await
             .is_ok()
         {
@@ -315,7 +323,7 @@ impl Client {
                 && self
                     .session
                     .manager
-                    .resize(self.session.shell, size)
+                    .resize(self.session.shell(), size)
                     .is_ok()
             {
                 self.session.hub.resize(size.rows, size.cols);

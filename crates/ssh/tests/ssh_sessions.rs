@@ -266,3 +266,21 @@ async fn a_registered_public_key_logs_in_with_the_session_id() {
     let out = intruder.until_exit().await;
     assert!(out.contains("Permission denied"), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exiting_the_shell_starts_a_new_one_in_the_same_box() {
+    let server = Server::start().await;
+    let (session, tokens) = server.session(None).await;
+    let mut cand = server.ssh(&tokens.candidate, 80, 24);
+    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
+    cand.expect("demo$ ").await;
+    ivy.expect("demo$ ").await;
+    cand.send("echo kept > /tmp/state; exit\r");
+    ivy.expect("the shell exited; here is a new one").await;
+    cand.expect("the shell exited; here is a new one").await;
+    // Same sandbox: what the old shell wrote is still there; same session.
+    ivy.clear();
+    cand.send("cat /tmp/state\r");
+    ivy.expect("\rkept\r\n").await;
+    assert!(session.info().ended.is_none());
+}
