@@ -216,3 +216,17 @@ async fn health_follows_what_the_daemon_reports() {
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
 }
+
+#[tokio::test]
+async fn a_stalled_handshake_does_not_block_other_clients() {
+    let server = TestServer::start().await;
+    // Connections that never send a byte: each holds only its own handshake task.
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        stalled.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    let tls = server.pki.client_tls("admin");
+    let config = tandem_client::client_config(&tls).unwrap();
+    assert_eq!(attempt(&server, config).await, Ok(()));
+    drop(stalled);
+}
