@@ -2,10 +2,7 @@
 //! the real OpenSSH client for the candidate and an interviewer.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
-use tandem_testkit::{SshClient, workspace_bin};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tandem_testkit::{Daemon, SshClient};
 use tokio::process::Command;
 
 async fn tandem(dir: &Path, server: &str, args: &[&str]) -> (i32, String, String) {
@@ -41,43 +38,8 @@ async fn an_interview_from_create_to_replay() {
          solution: |\n  touch /tmp/hello\n",
     )
     .unwrap();
-    let mut daemon = Command::new(workspace_bin("tandemd"))
-        .env_clear()
-        .args([
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--ssh-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("--certs-dir")
-        .arg(dir.path().join("certs"))
-        .arg("--tasks-dir")
-        .arg(dir.path().join("tasks"))
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(daemon.stdout.take().unwrap()).lines();
-    let mut grpc = String::new();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            let message = v["fields"]["message"].as_str().unwrap_or("");
-            if message.starts_with("gRPC API listening") {
-                grpc = v["fields"]["address"].as_str().unwrap().to_string();
-            }
-            if message == "ready" {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("tandemd ready");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut daemon = Daemon::start(dir.path()).await;
+    let grpc = daemon.grpc.clone();
 
     let (code, out, err) = tandem(
         dir.path(),
@@ -138,6 +100,6 @@ async fn an_interview_from_create_to_replay() {
     .await;
     assert_eq!(code, 0);
     assert!(replay.contains("made-2"));
-    daemon.start_kill().unwrap();
-    let _ = daemon.wait().await;
+    daemon.child.start_kill().unwrap();
+    let _ = daemon.child.wait().await;
 }

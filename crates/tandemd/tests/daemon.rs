@@ -2,81 +2,11 @@
 //! configuration errors.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tandem_proto::v1 as pb;
 use tandem_proto::v1::job_service_client::JobServiceClient;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
-
-struct Daemon {
-    child: Child,
-    grpc: String,
-    /// JSON log lines after "ready".
-    logs: mpsc::UnboundedReceiver<serde_json::Value>,
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (tandemd runs jobs)"
-    );
-}
-
-/// Starts tandemd on free ports with the given directories; waits until it logs "ready".
-async fn start(dir: &Path) -> Daemon {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tandemd"))
-        .args([
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--ssh-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--certs-dir")
-        .arg(dir.join("certs"))
-        .arg("--tasks-dir")
-        .arg(dir.join("tasks"))
-        .args(["--log-format", "json", "--shutdown-grace", "2s"])
-        .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run tandemd");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let mut grpc = None;
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = rx.recv().await {
-            let message = line["fields"]["message"].as_str().unwrap_or("");
-            if message.starts_with("gRPC API listening") {
-                grpc = line["fields"]["address"].as_str().map(str::to_string);
-            }
-            if message == "ready" {
-                return;
-            }
-        }
-        panic!("tandemd exited before it was ready");
-    })
-    .await
-    .expect("tandemd ready within 60 s");
-    Daemon {
-        child,
-        grpc: grpc.expect("the gRPC address was logged"),
-        logs: rx,
-    }
-}
+use tandem_testkit::{Daemon, require_root};
+use tokio::process::Command;
 
 async fn client(dir: &Path, daemon: &Daemon) -> JobServiceClient<tonic::transport::Channel> {
     let tls = tandem_client::ClientTls::from_dir(&dir.join("certs"), "admin");
@@ -170,7 +100,7 @@ fn workdir() -> tempfile::TempDir {
 async fn after_kill_9_a_restart_serves_finished_jobs_and_marks_running_ones_lost() {
     require_root();
     let dir = workdir();
-    let mut daemon = start(dir.path()).await;
+    let mut daemon = Daemon::start(dir.path()).await;
     let mut c = client(dir.path(), &daemon).await;
     let finished = c
         .start(sh("echo all of it; exit 3"))
@@ -223,7 +153,7 @@ async fn after_kill_9_a_restart_serves_finished_jobs_and_marks_running_ones_lost
 
     daemon.child.start_kill().unwrap(); // SIGKILL
     daemon.child.wait().await.unwrap();
-    let mut daemon = start(dir.path()).await;
+    let mut daemon = Daemon::start(dir.path()).await;
     let mut c = client(dir.path(), &daemon).await;
     let channel = {
         let tls = tandem_client::ClientTls::from_dir(&dir.path().join("certs"), "admin");
@@ -272,7 +202,7 @@ async fn after_kill_9_a_restart_serves_finished_jobs_and_marks_running_ones_lost
 async fn sigterm_stops_jobs_and_exits_zero_within_the_bound() {
     require_root();
     let dir = workdir();
-    let mut daemon = start(dir.path()).await;
+    let mut daemon = Daemon::start(dir.path()).await;
     let mut c = client(dir.path(), &daemon).await;
     let marker = format!("graceful-{}", std::process::id());
     let id = c
@@ -309,7 +239,25 @@ async fn sigterm_stops_jobs_and_exits_zero_within_the_bound() {
         std::fs::read_to_string(dir.path().join("state/jobs").join(&id).join("status.json"))
             .unwrap();
     assert!(record.contains("stopped"), "{record}");
-    let _ = &mut daemon.logs;
+    // It said what it was doing, in order, and finished the sequence.
+    // The reader ends at EOF of the exited daemon's stdout, which closes the channel.
+    let mut messages = Vec::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(10), daemon.logs.recv())
+        .await
+        .expect("the log channel closes after tandemd exited")
+    {
+        messages.push(line["fields"]["message"].as_str().unwrap_or("").to_string());
+    }
+    let at = |m: &str| messages.iter().position(|x| x == m);
+    let (term, stopping, stopped) = (
+        at("SIGTERM received"),
+        at("shutting down: ending sessions, stopping jobs"),
+        at("stopped"),
+    );
+    assert!(
+        term.is_some() && term < stopping && stopping < stopped,
+        "{messages:?}"
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 //! the workspace's binaries. Tests that run jobs need root and say so.
 #![allow(missing_docs)]
 
+mod daemon;
 mod ssh;
+pub use daemon::Daemon;
 pub use ssh::SshClient;
 
 use std::net::SocketAddr;
