@@ -506,6 +506,12 @@ struct StartArgs {
     /// Disk write operations per second limit
     #[arg(long, value_name = "N", help_heading = "Limits")]
     io_write_iops: Option<u64>,
+    /// Size of the job's writable layer (e.g. 512M); held in memory, so it counts towards --memory too [default: 1G]
+    #[arg(long, value_parser = tandem_scenario::units::parse_size, allow_hyphen_values = true, value_name = "SIZE", help_heading = "Limits")]
+    disk: Option<u64>,
+    /// Add a capability to the sandbox's default set (repeatable): NET_ADMIN, NET_RAW, SYS_PTRACE, SYS_NICE, SYS_RESOURCE, IPC_LOCK, DAC_READ_SEARCH, LEASE
+    #[arg(long = "cap", value_name = "NAME", help_heading = "Limits")]
+    capabilities: Vec<String>,
     /// Run on a terminal the size of this one (24x80 without one); sets TERM=xterm-256color unless --env TERM=… is given
     #[arg(long)]
     tty: bool,
@@ -1202,6 +1208,7 @@ fn start_request(
         io_write_bytes_per_second: args.io_write,
         io_read_ops_per_second: args.io_read_iops,
         io_write_ops_per_second: args.io_write_iops,
+        disk_bytes: args.disk,
     };
     let mut env: HashMap<String, String> = args.env.into_iter().collect();
     let terminal = args.tty.then(|| {
@@ -1220,6 +1227,7 @@ fn start_request(
         terminal,
         labels: args.labels.into_iter().collect(),
         hostname: args.hostname.unwrap_or_default(),
+        capabilities: args.capabilities,
     }
 }
 

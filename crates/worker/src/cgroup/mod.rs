@@ -19,8 +19,9 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Resource limits of a job. `None` means unlimited.
+/// Resource limits of a job. `None` means unlimited (for `disk`: the default).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Limits {
     /// CPU time in cores (0.5 = half a core), enforced as a CFS quota per 100 ms period.
     pub cpu: Option<f64>,
@@ -36,7 +37,16 @@ pub struct Limits {
     pub io_read_iops: Option<u64>,
     /// Write operations per second on the state dir's disk.
     pub io_write_iops: Option<u64>,
+    /// Size of the sandbox's writable layer in bytes ([`DEFAULT_DISK`] when unset): what
+    /// its processes can write anywhere in its root (`/tmp` included). The layer is a
+    /// tmpfs, so what is written counts towards `memory` too.
+    pub disk: Option<u64>,
 }
+
+/// Default size of a sandbox's writable layer.
+pub const DEFAULT_DISK: u64 = 1 << 30;
+/// Smallest writable layer accepted.
+pub const MIN_DISK: u64 = 1 << 20;
 
 /// Smallest memory limit accepted: below this a shell cannot even start.
 pub const MIN_MEMORY: u64 = 4 * 1024 * 1024;
@@ -89,6 +99,21 @@ impl Limits {
             return Err(format!(
                 "limits.pids: {pids} is out of range (1 to 4194304)"
             ));
+        }
+        if let Some(disk) = self.disk {
+            if disk < MIN_DISK {
+                return Err(format!(
+                    "limits.disk: {disk} bytes is below the minimum of {MIN_DISK} (1 MiB)"
+                ));
+            }
+            if let Some(total) = total_memory()
+                && disk > total
+            {
+                return Err(format!(
+                    "limits.disk: {disk} bytes is more than this machine's memory ({total}); \
+                     a sandbox's writable layer is held in memory"
+                ));
+            }
         }
         for (name, value) in [
             ("io_read_bps", self.io_read_bps),
@@ -224,16 +249,18 @@ impl Group for Detached {
     }
 }
 
-/// Kills everything in `group`, waits until it is empty (bounded), removes it.
-pub(crate) async fn destroy(group: &dyn Group) -> io::Result<()> {
+/// Kills everything in `group`, waits until it is empty (bounded), removes it. The one
+/// way a job cgroup is emptied and removed; async callers run it on the blocking pool
+/// ([`destroy`]).
+pub(crate) fn destroy_blocking(group: &dyn Group) -> io::Result<()> {
     let mut delay = Duration::from_millis(1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         if group.is_empty()? {
             break;
         }
         group.kill_all()?;
-        if tokio::time::Instant::now() > deadline {
+        if std::time::Instant::now() > deadline {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -244,7 +271,7 @@ pub(crate) async fn destroy(group: &dyn Group) -> io::Result<()> {
         }
         // The kernel finishes tearing processes down asynchronously; there is no
         // notification on v1, so back off briefly and look again.
-        tokio::time::sleep(delay).await;
+        std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));
     }
     let mut tries = 0;
@@ -252,11 +279,18 @@ pub(crate) async fn destroy(group: &dyn Group) -> io::Result<()> {
         match group.remove() {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 50 => {
                 tries += 1;
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                std::thread::sleep(Duration::from_millis(10));
             }
             other => return other,
         }
     }
+}
+
+/// [`destroy_blocking`] on the blocking pool.
+pub(crate) async fn destroy(group: std::sync::Arc<dyn Group>) -> io::Result<()> {
+    tokio::task::spawn_blocking(move || destroy_blocking(group.as_ref()))
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// Detects the host's cgroup setup and returns the backend for `version`.
@@ -480,6 +514,20 @@ mod tests {
                     ..Default::default()
                 },
                 "limits.pids",
+            ),
+            (
+                Limits {
+                    disk: Some(4096),
+                    ..Default::default()
+                },
+                "limits.disk",
+            ),
+            (
+                Limits {
+                    disk: Some(u64::MAX),
+                    ..Default::default()
+                },
+                "limits.disk",
             ),
             (
                 Limits {
