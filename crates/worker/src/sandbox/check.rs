@@ -121,18 +121,10 @@ fn become_check_user(uid: u32, user: &OwnedFd) -> Result<(), Failure> {
         return Err(("keep capabilities".into(), Errno::last()));
     }
     userns::become_ids(uid, uid).map_err(step(|| format!("become host uid {uid}")))?;
-    let all = all_capabilities();
-    super::set_capabilities(all, all).map_err(step(|| "raise capabilities".into()))?;
+    let permitted = super::permitted_capabilities().map_err(step(|| "read capabilities".into()))?;
+    super::set_capabilities(permitted, permitted).map_err(step(|| "raise capabilities".into()))?;
     setns(user, CloneFlags::CLONE_NEWUSER)
         .map_err(step(|| "enter the sandbox's user namespace".into()))
-}
-
-fn all_capabilities() -> u64 {
-    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40);
-    (1u64 << (last + 1)) - 1
 }
 
 fn io_failure(what: String, e: std::io::Error) -> Failure {

@@ -90,7 +90,33 @@ pub(crate) fn join_check(
     caps: CapSet,
 ) -> Result<(), Failure> {
     check::enter(config, sandbox, user)?;
-    lock_down(caps, true)
+    lock_down(caps, true)?;
+    // The check's uid is not the namespace's root, so an exec would clear its
+    // capabilities: carry them across as ambient capabilities.
+    raise_ambient(caps).map_err(step(|| "keep the check's capabilities across exec".into()))
+}
+
+/// Puts `caps` in the inheritable and ambient sets (they must be permitted).
+fn raise_ambient(caps: CapSet) -> Result<(), Errno> {
+    set_sets(caps.0, caps.0, caps.0)?;
+    for cap in 0..64u64 {
+        if caps.0 & (1 << cap) != 0 {
+            // SAFETY: plain prctl with integer arguments.
+            let rc = unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    cap as libc::c_ulong,
+                    0,
+                    0,
+                )
+            };
+            if rc == -1 {
+                return Err(Errno::last());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Installs the seccomp filters, reduces the capabilities to `caps` and makes the process
@@ -151,34 +177,59 @@ fn drop_capabilities(caps: CapSet) -> Result<(), Errno> {
     set_capabilities(keep, keep)
 }
 
+/// `capget`/`capset`'s header (linux/capability.h, version 3).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// One half (32 bits) of each set.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// This process's permitted set.
+pub(crate) fn permitted_capabilities() -> Result<u64, Errno> {
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes one header and two data structs (version 3), both valid here.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } == -1 {
+        return Err(Errno::last());
+    }
+    Ok(u64::from(data[0].permitted) | u64::from(data[1].permitted) << 32)
+}
+
 /// `capset` of the effective and permitted sets (inheritable cleared).
 pub(crate) fn set_capabilities(effective: u64, permitted: u64) -> Result<(), Errno> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let header = Header {
-        version: VERSION_3,
+    set_sets(effective, permitted, 0)
+}
+
+fn set_sets(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno> {
+    use CapData as Data;
+    let header = CapHeader {
+        version: CAP_VERSION_3,
         pid: 0,
     };
     let data = [
         Data {
             effective: effective as u32,
             permitted: permitted as u32,
-            inheritable: 0,
+            inheritable: inheritable as u32,
         },
         Data {
             effective: (effective >> 32) as u32,
             permitted: (permitted >> 32) as u32,
-            inheritable: 0,
+            inheritable: (inheritable >> 32) as u32,
         },
     ];
     // SAFETY: capset reads one header and two data structs (version 3), both valid here.
