@@ -106,13 +106,13 @@ async fn a_check_sees_the_candidates_files_processes_and_network_but_writes_priv
     let (state, text) = run_in(
         &manager,
         sandbox,
-        check(&format!(
+        check(
             "grep api.internal /etc/hosts; cat /data/file; \
              ls -l /proc/[0-9]*/fd 2>/dev/null | grep -c 'held (deleted)'; \
              python3 -c 'import urllib.request as u; print(u.urlopen(\"http://127.0.0.1:8099/\").status)'; \
              echo scratch > /etc/check-wrote && cat /etc/check-wrote; \
-             id -u"
-        )),
+             id -u",
+        ),
     )
     .await;
     assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
