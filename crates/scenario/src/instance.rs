@@ -298,7 +298,11 @@ impl Instances {
             return Err(ScenarioError::NotRunning(id));
         }
         let task = &instance.task;
-        let spec = self.script(task, &instance.owner, "check", &task.check);
+        let mut spec = self.script(task, &instance.owner, "check", &task.check);
+        // The candidate is root in the sandbox: the check runs with a pristine view of
+        // the system (see the worker's check mode) and no rc files of the candidate's.
+        spec.pristine = true;
+        spec.env.insert("HOME".into(), "/nonexistent".into());
         let started = Instant::now();
         let job = match self.manager.exec(id, spec).await {
             Ok(job) => job,
