@@ -401,14 +401,10 @@ fn p_notify(p: &crate::Participant, bytes: Bytes) {
     p.notify(bytes);
 }
 
+/// Writes `dir/session.json` atomically (mode 0644: it holds no secret).
 fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(".session.json.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    serde_json::to_writer_pretty(&mut file, record).map_err(std::io::Error::other)?;
-    file.flush()?;
-    file.sync_all()?;
-    std::fs::rename(tmp, dir.join("session.json"))
+    let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    tandem_fsutil::write_atomic(&dir.join("session.json"), &json, 0o644)
 }
 
 /// `type base64 [comment]` → the key without its comment, and a name.

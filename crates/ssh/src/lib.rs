@@ -61,20 +61,7 @@ pub fn host_key(path: &Path) -> Result<(PrivateKey, bool), SshError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     }
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| err(e.to_string()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| err(e.to_string()))?;
+    tandem_fsutil::write_atomic(path, text.as_bytes(), 0o600).map_err(|e| err(e.to_string()))?;
     Ok((key, true))
 }
 
