@@ -4,6 +4,7 @@
 //!
 //! The server takes a bound listener and a shutdown future (tests run it on port 0).
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod convert;

@@ -27,6 +27,7 @@
 //! # Ok::<(), tandem_pki::PkiError>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod files;
 #[cfg(test)]

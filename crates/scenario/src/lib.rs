@@ -3,6 +3,7 @@
 //! instances ([`instance`]): one sandbox per instance, the setup script, the candidate's
 //! shell, and any number of checks, all run inside the same sandbox by the worker.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod catalog;
 pub mod instance;

@@ -9,6 +9,7 @@
 //!   routes input by role and lock, makes the terminal follow the candidate's window, and
 //!   records everything (asciicast v2 + an events log).
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod hub;
 mod recording;

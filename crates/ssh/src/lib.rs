@@ -9,6 +9,7 @@
 //!   and a sender task per channel that copies the participant's queue to the channel.
 //!   `Handle::data` waits for SSH window space, so a slow client blocks only its own task.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod limit;
 

@@ -9,6 +9,8 @@
 //! scripts. Exit status: 0 success, 1 the server refused or could not be reached (the
 //! reason on stderr as `tandem: …`), 2 a usage error.
 #![warn(missing_docs)]
+// The one unsafe call (the terminal size ioctl) is allowed where it is, in `attach.rs`.
+#![deny(unsafe_code)]
 
 mod attach;
 mod certs;

@@ -2,8 +2,11 @@
 //! PKI, the real API server on `127.0.0.1:0` with a temporary state dir, and the paths of
 //! the workspace's binaries. Tests that run jobs need root and say so.
 #![allow(missing_docs)]
+// Driving `ssh` on a pseudo-terminal needs a few raw calls; they are allowed only in `ssh.rs`.
+#![deny(unsafe_code)]
 
 mod daemon;
+#[allow(unsafe_code)]
 mod ssh;
 pub use daemon::Daemon;
 pub use ssh::SshClient;
