@@ -46,6 +46,33 @@ impl fmt::Display for Role {
     }
 }
 
+/// The size of a terminal: a participant's window or the shared terminal. Transports
+/// (SSH) speak this type; the session converts it to the worker's `PtySize` only where it
+/// resizes or starts the shell's terminal, so transports need not know the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalSize {
+    /// Rows (lines), at least 1.
+    pub rows: u16,
+    /// Columns, at least 1.
+    pub cols: u16,
+}
+
+impl Default for TerminalSize {
+    /// 24 rows of 80 columns, as a terminal without a size would have.
+    fn default() -> Self {
+        Self { rows: 24, cols: 80 }
+    }
+}
+
+impl From<TerminalSize> for tandem_worker::PtySize {
+    fn from(size: TerminalSize) -> Self {
+        Self {
+            rows: size.rows,
+            cols: size.cols,
+        }
+    }
+}
+
 /// A session's id: a random UUID (also the SSH user name for public-key logins).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -4,7 +4,7 @@
 use crate::hub::Hub;
 use crate::recording::Recorder;
 use crate::session::{Session, SessionInfo};
-use crate::{Role, SessionError, SessionId, Tokens};
+use crate::{Role, SessionError, SessionId, TerminalSize, Tokens};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use subtle::ConstantTimeEq;
 use tandem_scenario::{Instances, Task};
-use tandem_worker::{JobId, PtySize};
+use tandem_worker::JobId;
 use tokio::sync::watch;
 
 /// Warnings before a session expires.
@@ -146,11 +146,11 @@ impl Sessions {
                 "duration: must be between 1s and 24h".into(),
             ));
         }
-        let size = PtySize::default();
+        let size = TerminalSize::default();
         let instance = self
             .inner
             .instances
-            .start(Arc::clone(&req.task), &req.created_by, size)
+            .start(Arc::clone(&req.task), &req.created_by, size.into())
             .await?;
         let shell = instance
             .shell()
@@ -482,7 +482,7 @@ async fn pump(sessions: Sessions, session: Arc<Session>) {
         match sessions
             .inner
             .instances
-            .new_shell(&session.instance, size)
+            .new_shell(&session.instance, size.into())
             .await
         {
             Ok(job) => {

@@ -3,7 +3,7 @@
 
 use crate::hub::{ClientQueue, Hub, Slot};
 use crate::recording::Recorder;
-use crate::{Role, SessionId};
+use crate::{Role, SessionId, TerminalSize};
 use bytes::Bytes;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tandem_scenario::Instance;
-use tandem_worker::{JobId, JobManager, PtySize};
+use tandem_worker::{JobId, JobManager};
 use tokio::sync::watch;
 
 /// Whether a participant's typing reaches the terminal.
@@ -42,7 +42,7 @@ pub struct Participant {
     /// Whether their input goes to the terminal (changeable while connected).
     access: Mutex<Access>,
     /// Their window size.
-    size: Mutex<PtySize>,
+    size: Mutex<TerminalSize>,
     /// Their delivery slot.
     slot: Arc<Slot>,
 }
@@ -57,7 +57,7 @@ impl Participant {
     }
 
     /// Their window size.
-    pub fn size(&self) -> PtySize {
+    pub fn size(&self) -> TerminalSize {
         *self
             .size
             .lock()
@@ -149,9 +149,9 @@ impl Session {
     }
 
     /// The terminal's size (rows, cols).
-    pub fn terminal_size(&self) -> PtySize {
+    pub fn terminal_size(&self) -> TerminalSize {
         let (rows, cols) = self.hub.size();
-        PtySize { rows, cols }
+        TerminalSize { rows, cols }
     }
 
     fn lock_participants(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Participant>>> {
@@ -168,7 +168,7 @@ impl Session {
         name: &str,
         via: &'static str,
         from: Option<SocketAddr>,
-        size: PtySize,
+        size: TerminalSize,
     ) -> Client {
         let queue = self.hub.join();
         let participant = Arc::new(Participant {
@@ -313,7 +313,7 @@ impl Client {
 
     /// This participant's window changed. The terminal follows the candidate's size;
     /// others keep theirs, with a one-line notice when theirs is smaller.
-    pub fn resize(&self, size: PtySize) {
+    pub fn resize(&self, size: TerminalSize) {
         let p = &self.participant;
         *p.size
             .lock()
@@ -323,7 +323,7 @@ impl Client {
                 && self
                     .session
                     .manager
-                    .resize(self.session.shell(), size)
+                    .resize(self.session.shell(), size.into())
                     .is_ok()
             {
                 self.session.hub.resize(size.rows, size.cols);

@@ -5,9 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_scenario::Instances;
-use tandem_session::{Access, Client, CreateSession, Role, Sessions};
+use tandem_session::{Access, Client, CreateSession, Role, Sessions, TerminalSize};
 use tandem_testkit::TestManager;
-use tandem_worker::PtySize;
 
 struct Env {
     sessions: Sessions,
@@ -74,7 +73,7 @@ async fn one_terminal_many_clients() {
     assert_eq!((found.id, role), (session.id, Role::Observer));
     assert!(e.sessions.by_token("0".repeat(40).as_str()).is_none());
 
-    let size = PtySize { rows: 24, cols: 80 };
+    let size = TerminalSize { rows: 24, cols: 80 };
     let candidate = session.join(Role::Candidate, "cand", "token", None, size);
     let interviewer = session.join(Role::Interviewer, "ivy", "token", None, size);
     until(&candidate, "demo$ ").await;
@@ -107,7 +106,7 @@ async fn one_terminal_many_clients() {
     assert!(String::from_utf8_lossy(&first).contains("from-cand2"));
 
     // The candidate's window sets the terminal size.
-    candidate.resize(PtySize {
+    candidate.resize(TerminalSize {
         rows: 30,
         cols: 100,
     });

@@ -24,8 +24,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_session::{Client, Role, Sessions};
-use tandem_worker::PtySize;
+use tandem_session::{Client, Role, Sessions, TerminalSize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -174,7 +173,7 @@ struct Connection {
     /// Participants by channel.
     clients: HashMap<ChannelId, Arc<Client>>,
     /// Window sizes asked for by `pty-req`, by channel.
-    sizes: HashMap<ChannelId, PtySize>,
+    sizes: HashMap<ChannelId, TerminalSize>,
 }
 
 impl Connection {
@@ -204,9 +203,9 @@ impl Connection {
     }
 }
 
-fn size(cols: u32, rows: u32) -> PtySize {
+fn size(cols: u32, rows: u32) -> TerminalSize {
     let clamp = |n: u32| u16::try_from(n).unwrap_or(u16::MAX).max(1);
-    PtySize {
+    TerminalSize {
         rows: clamp(rows),
         cols: clamp(cols),
     }
@@ -413,7 +412,7 @@ impl server::Handler for Connection {
 
 /// The participant's own greeting, in their terminal's title (it never touches the
 /// shared screen): the task, their role, the time left.
-fn welcome(identity: &Identity, _size: PtySize) -> Bytes {
+fn welcome(identity: &Identity, _size: TerminalSize) -> Bytes {
     let session = &identity.session;
     let left = session
         .info()
