@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-pub use auth::{Identity, PeerInfo};
+pub use auth::{ApiIdentity, PeerInfo};
 pub use streams::StreamTracker;
 
 /// The API server: configure, then [`serve`](Self::serve).

@@ -18,7 +18,7 @@ mod session;
 
 pub use hub::CLIENT_QUEUE;
 pub use registry::{CreateSession, SessionRecord, Sessions};
-pub use session::{Access, Client, Participant, Session, SessionInfo};
+pub use session::{Client, Participant, ParticipantAccess, Session, SessionInfo};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -27,7 +27,7 @@ use std::str::FromStr;
 /// Who a participant is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub enum ParticipantRole {
     /// Solves the task; the terminal follows their window; always types.
     Candidate,
     /// Watches and may type (unless locked); sees status lines.
@@ -36,7 +36,7 @@ pub enum Role {
     Observer,
 }
 
-impl fmt::Display for Role {
+impl fmt::Display for ParticipantRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Candidate => "candidate",
@@ -119,11 +119,11 @@ impl Tokens {
         }
     }
 
-    pub(crate) fn all(&self) -> [(Role, &str); 3] {
+    pub(crate) fn all(&self) -> [(ParticipantRole, &str); 3] {
         [
-            (Role::Candidate, &self.candidate),
-            (Role::Interviewer, &self.interviewer),
-            (Role::Observer, &self.observer),
+            (ParticipantRole::Candidate, &self.candidate),
+            (ParticipantRole::Interviewer, &self.interviewer),
+            (ParticipantRole::Observer, &self.observer),
         ]
     }
 }

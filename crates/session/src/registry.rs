@@ -4,7 +4,7 @@
 use crate::hub::Hub;
 use crate::recording::Recorder;
 use crate::session::{Session, SessionInfo};
-use crate::{Role, SessionError, SessionId, TerminalSize, Tokens};
+use crate::{ParticipantRole, SessionError, SessionId, TerminalSize, Tokens};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -43,7 +43,7 @@ struct Key {
     key: String,
     /// The comment, used as the participant's name.
     name: String,
-    role: Role,
+    role: ParticipantRole,
 }
 
 /// Credentials of one live session.
@@ -131,8 +131,8 @@ impl Sessions {
     pub async fn create(&self, req: CreateSession) -> Result<(Arc<Session>, Tokens), SessionError> {
         let mut keys = Vec::new();
         for (role, list) in [
-            (Role::Candidate, &req.candidate_keys),
-            (Role::Interviewer, &req.interviewer_keys),
+            (ParticipantRole::Candidate, &req.candidate_keys),
+            (ParticipantRole::Interviewer, &req.interviewer_keys),
         ] {
             for (i, line) in list.iter().enumerate() {
                 keys.push(parse_key(line, role).map_err(|why| {
@@ -207,7 +207,7 @@ impl Sessions {
 
     /// The live session and role a token grants. Every live token is compared, in
     /// constant time, whatever matches: the time taken says nothing about any token.
-    pub fn by_token(&self, token: &str) -> Option<(Arc<Session>, Role)> {
+    pub fn by_token(&self, token: &str) -> Option<(Arc<Session>, ParticipantRole)> {
         let mut found = None;
         for c in self.read_credentials().iter() {
             for (role, candidate) in c.tokens.all() {
@@ -223,7 +223,11 @@ impl Sessions {
 
     /// The live session `session_id` and role for a public key (`type base64`), with the
     /// key's name, if the key is registered for it.
-    pub fn by_key(&self, session_id: &str, key: &str) -> Option<(Arc<Session>, Role, String)> {
+    pub fn by_key(
+        &self,
+        session_id: &str,
+        key: &str,
+    ) -> Option<(Arc<Session>, ParticipantRole, String)> {
         let id: SessionId = session_id.parse().ok()?;
         let found = self
             .read_credentials()
@@ -408,7 +412,7 @@ fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
 }
 
 /// `type base64 [comment]` → the key without its comment, and a name.
-fn parse_key(line: &str, role: Role) -> Result<Key, String> {
+fn parse_key(line: &str, role: ParticipantRole) -> Result<Key, String> {
     let mut fields = line.split_whitespace();
     let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
         return Err("expected an OpenSSH public key: `ssh-ed25519 AAAA… comment`".into());

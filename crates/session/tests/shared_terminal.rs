@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_scenario::Instances;
-use tandem_session::{Access, Client, CreateSession, Role, Sessions, TerminalSize};
+use tandem_session::{
+    Client, CreateSession, ParticipantAccess, ParticipantRole, Sessions, TerminalSize,
+};
 use tandem_testkit::TestManager;
 
 struct Env {
@@ -70,12 +72,12 @@ async fn one_terminal_many_clients() {
     assert_ne!(tokens.candidate, tokens.interviewer);
     assert_eq!(tokens.candidate.len(), 40);
     let (found, role) = e.sessions.by_token(&tokens.observer).unwrap();
-    assert_eq!((found.id, role), (session.id, Role::Observer));
+    assert_eq!((found.id, role), (session.id, ParticipantRole::Observer));
     assert!(e.sessions.by_token("0".repeat(40).as_str()).is_none());
 
     let size = TerminalSize { rows: 24, cols: 80 };
-    let candidate = session.join(Role::Candidate, "cand", "token", None, size);
-    let interviewer = session.join(Role::Interviewer, "ivy", "token", None, size);
+    let candidate = session.join(ParticipantRole::Candidate, "cand", "token", None, size);
+    let interviewer = session.join(ParticipantRole::Interviewer, "ivy", "token", None, size);
     until(&candidate, "demo$ ").await;
     until(&interviewer, "demo$ ").await;
 
@@ -86,7 +88,7 @@ async fn one_terminal_many_clients() {
     until(&candidate, "from-ivy4").await;
 
     // Observers cannot type; locking silences interviewers too.
-    let observer = session.join(Role::Observer, "obs", "token", None, size);
+    let observer = session.join(ParticipantRole::Observer, "obs", "token", None, size);
     observer.input(b"echo from-obs$((3+3))\n").await;
     session.set_locked(true);
     interviewer.input(b"echo locked-ivy$((4+4))\n").await;
@@ -97,11 +99,11 @@ async fn one_terminal_many_clients() {
         "{seen:?}"
     );
     session.set_locked(false);
-    assert!(session.set_access(interviewer.participant.number, Access::Observer));
+    assert!(session.set_access(interviewer.participant.number, ParticipantAccess::Observer));
     interviewer.input(b"echo demoted$((6+6))\n").await;
 
     // A late joiner gets the current screen at once: earlier output is in its first bytes.
-    let late = session.join(Role::Observer, "late", "token", None, size);
+    let late = session.join(ParticipantRole::Observer, "late", "token", None, size);
     let first = late.next_output().await.unwrap();
     assert!(String::from_utf8_lossy(&first).contains("from-cand2"));
 
@@ -115,7 +117,7 @@ async fn one_terminal_many_clients() {
 
     // A client that reads nothing does not slow the others; when it reads again it gets
     // a snapshot instead of the backlog.
-    let slow = session.join(Role::Observer, "slow", "token", None, size);
+    let slow = session.join(ParticipantRole::Observer, "slow", "token", None, size);
     candidate
         .input(b"for i in $(seq 60000); do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done; echo burst$((7+7))\n")
         .await;

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_session::{Client, Role, Sessions, TerminalSize};
+use tandem_session::{Client, ParticipantRole, Sessions, TerminalSize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -157,9 +157,9 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// Who authenticated on a connection.
 #[derive(Debug, Clone)]
-struct Identity {
+struct SshLogin {
     session: Arc<tandem_session::Session>,
-    role: Role,
+    role: ParticipantRole,
     name: String,
     via: &'static str,
 }
@@ -169,7 +169,7 @@ struct Connection {
     peer: SocketAddr,
     sessions: Sessions,
     limiter: Arc<FailureLimiter>,
-    identity: Option<Identity>,
+    identity: Option<SshLogin>,
     /// Participants by channel.
     clients: HashMap<ChannelId, Arc<Client>>,
     /// Window sizes asked for by `pty-req`, by channel.
@@ -185,7 +185,7 @@ impl Connection {
         }
     }
 
-    fn key_login(&self, user: &str, key: &russh::keys::PublicKey) -> Option<Identity> {
+    fn key_login(&self, user: &str, key: &russh::keys::PublicKey) -> Option<SshLogin> {
         // `type base64`, without any comment: what sessions register.
         let text = key.to_openssh().ok()?;
         let text: String = text
@@ -194,7 +194,7 @@ impl Connection {
             .collect::<Vec<_>>()
             .join(" ");
         let (session, role, name) = self.sessions.by_key(user, &text)?;
-        Some(Identity {
+        Some(SshLogin {
             session,
             role,
             name,
@@ -220,7 +220,7 @@ impl server::Handler for Connection {
             return Ok(Auth::reject());
         }
         if let Some((session, role)) = self.sessions.by_token(user) {
-            self.identity = Some(Identity {
+            self.identity = Some(SshLogin {
                 session,
                 role,
                 name: role.to_string(),
@@ -412,7 +412,7 @@ impl server::Handler for Connection {
 
 /// The participant's own greeting, in their terminal's title (it never touches the
 /// shared screen): the task, their role, the time left.
-fn welcome(identity: &Identity, _size: TerminalSize) -> Bytes {
+fn welcome(identity: &SshLogin, _size: TerminalSize) -> Bytes {
     let session = &identity.session;
     let left = session
         .info()
@@ -421,9 +421,9 @@ fn welcome(identity: &Identity, _size: TerminalSize) -> Bytes {
         .map(|d| Duration::from_secs(d.as_secs() / 60 * 60))
         .unwrap_or_default();
     let role = match identity.role {
-        Role::Candidate => "you are the candidate",
-        Role::Interviewer => "you are an interviewer",
-        Role::Observer => "you are an observer (read-only)",
+        ParticipantRole::Candidate => "you are the candidate",
+        ParticipantRole::Interviewer => "you are an interviewer",
+        ParticipantRole::Observer => "you are an observer (read-only)",
     };
     Bytes::from(format!(
         "\x1b]2;tandem: {} — {role} — {} left\x07",

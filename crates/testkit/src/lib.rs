@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tandem_client::ClientTls;
-use tandem_pki::{Role, Validity};
+use tandem_pki::{ApiRole, Validity};
 use tandem_proto::v1::job_service_client::JobServiceClient;
 use tandem_worker::{InitProgram, JobId, JobManager, JobManagerConfig};
 use tokio::sync::{oneshot, watch};
@@ -113,7 +113,7 @@ impl Pki {
             tandem_pki::issue(
                 dir.path(),
                 user,
-                Role::Interviewer,
+                ApiRole::Interviewer,
                 false,
                 Validity::default(),
             )
