@@ -11,7 +11,9 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod expiry;
 mod hub;
+mod pump;
 mod recording;
 mod registry;
 mod session;

@@ -1,5 +1,6 @@
-//! All sessions of a daemon: creating them (a task instance, tokens, the terminal pump,
-//! the recording, the expiry timer), finding them from credentials, ending them.
+//! All sessions of a daemon: creating them (a task instance, tokens, the recording; the
+//! terminal pump in `pump.rs` and the expiry timer in `expiry.rs` are started here),
+//! finding them from credentials, ending them, and their records on disk.
 
 use crate::hub::Hub;
 use crate::recording::Recorder;
@@ -17,9 +18,6 @@ use subtle::ConstantTimeEq;
 use tandem_scenario::{Instances, Task};
 use tandem_worker::JobId;
 use tokio::sync::watch;
-
-/// Warnings before a session expires.
-const WARNINGS: [Duration; 2] = [Duration::from_secs(600), Duration::from_secs(60)];
 
 /// What `create` needs.
 #[derive(Debug, Clone)]
@@ -199,8 +197,8 @@ impl Sessions {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id, Arc::clone(&session));
         self.save(&session);
-        tokio::spawn(pump(self.clone(), Arc::clone(&session)));
-        tokio::spawn(expiry(self.clone(), Arc::clone(&session)));
+        tokio::spawn(crate::pump::run(self.clone(), Arc::clone(&session)));
+        tokio::spawn(crate::expiry::run(self.clone(), Arc::clone(&session)));
         tracing::info!(session = %id, task = %req.task.name, by = %req.created_by, "session created");
         Ok((session, tokens))
     }
@@ -365,6 +363,11 @@ impl Sessions {
         }
     }
 
+    /// Task instances (and through them, the worker).
+    pub(crate) fn instances(&self) -> &Instances {
+        &self.inner.instances
+    }
+
     fn save(&self, session: &Session) {
         let info = session.info();
         let record = SessionRecord {
@@ -437,123 +440,4 @@ fn parse_key(line: &str, role: ParticipantRole) -> Result<Key, String> {
         },
         role,
     })
-}
-
-/// Reads the shell's output into the hub and the recording for the whole session. When
-/// the shell exits (the candidate typed `exit`) a new one starts in the same sandbox, and
-/// everyone sees a line saying so; when the sandbox itself is gone, the session ends.
-async fn pump(sessions: Sessions, session: Arc<Session>) {
-    let manager = sessions.inner.instances.manager().clone();
-    let mut ended = session.watch();
-    let mut restarts: Vec<std::time::Instant> = Vec::new();
-    loop {
-        let shell = session.shell();
-        let mut reader = match manager.output(shell) {
-            Ok(reader) => reader,
-            Err(e) => {
-                tracing::warn!(session = %session.id, error = %e, "no terminal output");
-                break;
-            }
-        };
-        loop {
-            tokio::select! {
-                chunk = reader.next_chunk() => match chunk {
-                    Ok(Some(data)) => {
-                        session.recorder.output(&data);
-                        session.hub.output(&data);
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(session = %session.id, error = %e, "reading the terminal failed");
-                        break;
-                    }
-                },
-                _ = ended.wait_for(|i| i.ended.is_some()) => return,
-            }
-        }
-        if session.info().ended.is_some() {
-            return;
-        }
-        // Not a restart loop: a shell that keeps dying ends the session.
-        let now = std::time::Instant::now();
-        restarts.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-        if restarts.len() >= 5 {
-            let _ = sessions.end(session.id, "the shell keeps exiting").await;
-            return;
-        }
-        restarts.push(now);
-        let size = session.terminal_size();
-        match sessions
-            .inner
-            .instances
-            .new_shell(&session.instance, size.into())
-            .await
-        {
-            Ok(job) => {
-                *session
-                    .shell
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = job;
-                let notice = Bytes::from_static(
-                    b"\r\n\x1b[0m[tandem] the shell exited; here is a new one\r\n",
-                );
-                session.recorder.output(&notice);
-                session.hub.output(&notice);
-                session.recorder.event(json!({"event": "shell_restarted"}));
-                tracing::info!(session = %session.id, "the shell exited; started a new one");
-            }
-            Err(e) => {
-                tracing::info!(session = %session.id, error = %e, "no new shell");
-                break;
-            }
-        }
-    }
-    let _ = sessions.end(session.id, "the sandbox has ended").await;
-}
-
-/// Warns 10 and 1 minutes before expiry and ends the session at expiry; follows
-/// extensions.
-async fn expiry(sessions: Sessions, session: Arc<Session>) {
-    let mut info = session.watch();
-    let mut warned: Vec<Duration> = Vec::new();
-    loop {
-        let current = info.borrow_and_update().clone();
-        if current.ended.is_some() {
-            return;
-        }
-        let now = SystemTime::now();
-        let left = current.expires_at.duration_since(now).unwrap_or_default();
-        if left.is_zero() {
-            let _ = sessions.end(session.id, "time is up").await;
-            return;
-        }
-        // Forget warnings an extension made pending again.
-        warned.retain(|w| *w >= left);
-        let next_warning = WARNINGS
-            .iter()
-            .copied()
-            .filter(|w| *w < left && !warned.contains(w))
-            .max();
-        let wake_in = match next_warning {
-            Some(w) => left - w,
-            None => left,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wake_in) => {
-                if let Some(w) = next_warning {
-                    warned.push(w);
-                    session.tell_everyone(&format!(
-                        "{} left in this session",
-                        humantime::format_duration(w)
-                    ));
-                    session.recorder.event(json!({"event": "warning", "left_s": w.as_secs()}));
-                }
-            }
-            changed = info.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-            }
-        }
-    }
 }
