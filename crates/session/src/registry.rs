@@ -329,6 +329,8 @@ impl Sessions {
         let goodbye = Bytes::from(format!(
             "\r\n\x1b[0m[tandem] the session has ended: {reason}\r\n"
         ));
+        // Output the pump pushes between these goodbyes and `close_all` still reaches the
+        // clients, after the goodbye (tests/shared_terminal.rs allows for it).
         for p in session.participants() {
             p_notify(&p, goodbye.clone());
         }
