@@ -5,22 +5,22 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tandem_pki::Role;
+use tandem_pki::ApiRole;
 use tonic::Status;
 
 /// The caller, from the verified client certificate: CN = user, OU = role.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub struct ApiIdentity {
     /// Certificate CN.
     pub user: String,
     /// Certificate OU, if it names a tandem role.
-    pub role: Option<Role>,
+    pub role: Option<ApiRole>,
 }
 
-impl Identity {
+impl ApiIdentity {
     /// Admins see and manage every job.
     pub fn is_admin(&self) -> bool {
-        self.role == Some(Role::Admin)
+        self.role == Some(ApiRole::Admin)
     }
 
     /// Whether this caller may see a job owned by `owner`.
@@ -33,13 +33,13 @@ impl Identity {
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
     /// The verified caller.
-    pub identity: Arc<Identity>,
+    pub identity: Arc<ApiIdentity>,
     /// The client's address.
     pub remote: SocketAddr,
 }
 
 /// The verified caller of a request (the permission layer already refused anyone else).
-pub fn caller<T>(req: &tonic::Request<T>) -> Result<Arc<Identity>, Status> {
+pub fn caller<T>(req: &tonic::Request<T>) -> Result<Arc<ApiIdentity>, Status> {
     req.extensions()
         .get::<PeerInfo>()
         .map(|p| Arc::clone(&p.identity))
@@ -48,7 +48,7 @@ pub fn caller<T>(req: &tonic::Request<T>) -> Result<Arc<Identity>, Status> {
 
 /// Who may call an RPC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub enum RpcAccess {
     /// Admins and interviewers; the service scopes what interviewers see to their own.
     AnyRole,
     /// Admins only.
@@ -57,36 +57,36 @@ pub enum Access {
 
 /// Every RPC the server answers and who may call it. The test `every_rpc_has_an_entry`
 /// checks this against the service descriptors.
-pub const PERMISSIONS: &[(&str, Access)] = &[
-    ("/tandem.v1.JobService/Start", Access::AnyRole),
-    ("/tandem.v1.JobService/Stop", Access::AnyRole),
-    ("/tandem.v1.JobService/Status", Access::AnyRole),
-    ("/tandem.v1.JobService/List", Access::AnyRole),
-    ("/tandem.v1.JobService/Logs", Access::AnyRole),
-    ("/tandem.v1.JobService/Attach", Access::AnyRole),
-    ("/tandem.v1.TaskService/List", Access::AnyRole),
-    ("/tandem.v1.TaskService/Show", Access::AnyRole),
-    ("/tandem.v1.TaskService/Run", Access::AnyRole),
-    ("/tandem.v1.TaskService/Check", Access::AnyRole),
-    ("/tandem.v1.SessionService/Create", Access::AnyRole),
-    ("/tandem.v1.SessionService/List", Access::AnyRole),
-    ("/tandem.v1.SessionService/Show", Access::AnyRole),
-    ("/tandem.v1.SessionService/End", Access::AnyRole),
-    ("/tandem.v1.SessionService/Extend", Access::AnyRole),
-    ("/tandem.v1.SessionService/SetAccess", Access::AnyRole),
-    ("/tandem.v1.SessionService/SetLock", Access::AnyRole),
-    ("/tandem.v1.SessionService/Check", Access::AnyRole),
-    ("/tandem.v1.SessionService/Recording", Access::AnyRole),
-    ("/tandem.v1.ServerService/Info", Access::AnyRole),
-    ("/grpc.health.v1.Health/Check", Access::AnyRole),
-    ("/grpc.health.v1.Health/Watch", Access::AnyRole),
+pub const PERMISSIONS: &[(&str, RpcAccess)] = &[
+    ("/tandem.v1.JobService/Start", RpcAccess::AnyRole),
+    ("/tandem.v1.JobService/Stop", RpcAccess::AnyRole),
+    ("/tandem.v1.JobService/Status", RpcAccess::AnyRole),
+    ("/tandem.v1.JobService/List", RpcAccess::AnyRole),
+    ("/tandem.v1.JobService/Logs", RpcAccess::AnyRole),
+    ("/tandem.v1.JobService/Attach", RpcAccess::AnyRole),
+    ("/tandem.v1.TaskService/List", RpcAccess::AnyRole),
+    ("/tandem.v1.TaskService/Show", RpcAccess::AnyRole),
+    ("/tandem.v1.TaskService/Run", RpcAccess::AnyRole),
+    ("/tandem.v1.TaskService/Check", RpcAccess::AnyRole),
+    ("/tandem.v1.SessionService/Create", RpcAccess::AnyRole),
+    ("/tandem.v1.SessionService/List", RpcAccess::AnyRole),
+    ("/tandem.v1.SessionService/Show", RpcAccess::AnyRole),
+    ("/tandem.v1.SessionService/End", RpcAccess::AnyRole),
+    ("/tandem.v1.SessionService/Extend", RpcAccess::AnyRole),
+    ("/tandem.v1.SessionService/SetAccess", RpcAccess::AnyRole),
+    ("/tandem.v1.SessionService/SetLock", RpcAccess::AnyRole),
+    ("/tandem.v1.SessionService/Check", RpcAccess::AnyRole),
+    ("/tandem.v1.SessionService/Recording", RpcAccess::AnyRole),
+    ("/tandem.v1.ServerService/Info", RpcAccess::AnyRole),
+    ("/grpc.health.v1.Health/Check", RpcAccess::AnyRole),
+    ("/grpc.health.v1.Health/Watch", RpcAccess::AnyRole),
     (
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        Access::AdminOnly,
+        RpcAccess::AdminOnly,
     ),
     (
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-        Access::AdminOnly,
+        RpcAccess::AdminOnly,
     ),
 ];
 
@@ -106,9 +106,12 @@ pub fn check(path: &str, peer: Option<&PeerInfo>) -> Result<(), Status> {
         None => Err(Status::permission_denied(format!(
             "{path} is not an RPC of this server"
         ))),
-        Some((_, Access::AdminOnly)) if role != Role::Admin => Err(Status::permission_denied(
-            format!("{path} is for admins; {:?} is an {role}", identity.user),
-        )),
+        Some((_, RpcAccess::AdminOnly)) if role != ApiRole::Admin => {
+            Err(Status::permission_denied(format!(
+                "{path} is for admins; {:?} is an {role}",
+                identity.user
+            )))
+        }
         Some(_) => Ok(()),
     }
 }
@@ -208,9 +211,9 @@ mod tests {
         }
     }
 
-    fn peer(user: &str, role: Option<Role>) -> PeerInfo {
+    fn peer(user: &str, role: Option<ApiRole>) -> PeerInfo {
         PeerInfo {
-            identity: Arc::new(Identity {
+            identity: Arc::new(ApiIdentity {
                 user: user.into(),
                 role,
             }),
@@ -222,8 +225,8 @@ mod tests {
     fn roles_are_enforced() {
         let start = "/tandem.v1.JobService/Start";
         let reflect = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
-        let admin = peer("root", Some(Role::Admin));
-        let alice = peer("alice", Some(Role::Interviewer));
+        let admin = peer("root", Some(ApiRole::Admin));
+        let alice = peer("alice", Some(ApiRole::Interviewer));
         let nobody = peer("eve", None);
         assert!(check(start, Some(&admin)).is_ok());
         assert!(check(start, Some(&alice)).is_ok());

@@ -1,7 +1,7 @@
 //! `tandem.v1.JobService` over the worker. Interviewers see and touch only their own jobs:
 //! anyone else's id answers NOT_FOUND, exactly like an id that does not exist.
 
-use crate::auth::{Identity, caller};
+use crate::auth::{ApiIdentity, caller};
 use crate::convert::{self, status_from};
 use crate::streams::{StreamGuard, StreamTracker};
 use futures_util::Stream;
@@ -41,7 +41,7 @@ impl Jobs {
     }
 
     /// The job `id` if `caller` may see it; NOT_FOUND otherwise (existence is not leaked).
-    fn visible(&self, caller: &Identity, field: &str, id: &str) -> Result<JobInfo, Status> {
+    fn visible(&self, caller: &ApiIdentity, field: &str, id: &str) -> Result<JobInfo, Status> {
         let id = convert::job_id(field, id)?;
         match self.manager.info(id) {
             Ok(info) if caller.may_see(&info.spec.owner) => Ok(info),

@@ -4,6 +4,7 @@
 //!
 //! The server takes a bound listener and a shutdown future (tests run it on port 0).
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod convert;
@@ -25,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-pub use auth::{Identity, PeerInfo};
+pub use auth::{ApiIdentity, PeerInfo};
 pub use streams::StreamTracker;
 
 /// The API server: configure, then [`serve`](Self::serve).

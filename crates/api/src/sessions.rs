@@ -1,7 +1,7 @@
 //! `tandem.v1.SessionService` and `ServerService`. Sessions belong to their creator:
 //! others' ids answer NOT_FOUND (admins see all).
 
-use crate::auth::{Identity, caller};
+use crate::auth::{ApiIdentity, caller};
 use crate::jobs::BoxStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,9 @@ use tandem_proto::v1 as pb;
 use tandem_proto::v1::server_service_server::ServerService;
 use tandem_proto::v1::session_service_server::SessionService;
 use tandem_scenario::{Catalog, Instances};
-use tandem_session::{Access, CreateSession, SessionError, SessionId, SessionRecord, Sessions};
+use tandem_session::{
+    CreateSession, ParticipantAccess, SessionError, SessionId, SessionRecord, Sessions,
+};
 use tonic::{Request, Response, Status};
 
 /// Where and how the SSH front end is reached (for the commands given to people).
@@ -58,7 +60,7 @@ fn duration(field: &str, d: Option<prost_types::Duration>) -> Result<Option<Dura
 
 impl SessionsService {
     /// The record of session `id` if `who` may see it.
-    fn visible(&self, who: &Identity, id: &str) -> Result<SessionRecord, Status> {
+    fn visible(&self, who: &ApiIdentity, id: &str) -> Result<SessionRecord, Status> {
         let id = session_id("id", id)?;
         match self.sessions.record(id) {
             Some(r) if who.may_see(&r.created_by) => Ok(r),
@@ -84,7 +86,7 @@ impl SessionsService {
         }
     }
 
-    fn live(&self, who: &Identity, id: &str) -> Result<Arc<tandem_session::Session>, Status> {
+    fn live(&self, who: &ApiIdentity, id: &str) -> Result<Arc<tandem_session::Session>, Status> {
         let record = self.visible(who, id)?;
         self.sessions
             .get(record.id)
@@ -177,8 +179,8 @@ impl SessionService for SessionsService {
                             role: p.role.to_string(),
                             name: p.name.clone(),
                             access: match p.access() {
-                                Access::Writer => "writer".into(),
-                                Access::Observer => "observer".into(),
+                                ParticipantAccess::Writer => "writer".into(),
+                                ParticipantAccess::Observer => "observer".into(),
                             },
                             from: p.from.map(|a| a.to_string()).unwrap_or_default(),
                             connected_since: Some(p.joined_at.into()),
@@ -241,8 +243,8 @@ impl SessionService for SessionsService {
         let who = caller(&req)?;
         let session = self.live(&who, &req.get_ref().id)?;
         let access = match req.get_ref().access.as_str() {
-            "observer" => Access::Observer,
-            "writer" => Access::Writer,
+            "observer" => ParticipantAccess::Observer,
+            "writer" => ParticipantAccess::Writer,
             other => {
                 return Err(Status::invalid_argument(format!(
                     "access: {other:?} is not observer or writer"

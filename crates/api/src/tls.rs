@@ -3,7 +3,7 @@
 //! accept loop that handshakes every connection in its own task with a timeout, so a
 //! stalled or malicious client never holds up anyone else.
 
-use crate::auth::{Identity, PeerInfo};
+use crate::auth::{ApiIdentity, PeerInfo};
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use std::io;
@@ -176,11 +176,11 @@ fn peer_info(tls: &TlsStream<TcpStream>, remote: SocketAddr) -> PeerInfo {
         .peer_certificates()
         .and_then(|certs| certs.first())
         .and_then(|cert| tandem_pki::identity_from_der(cert.as_ref()).ok())
-        .map(|id| Identity {
+        .map(|id| ApiIdentity {
             user: id.user,
             role: id.role,
         })
-        .unwrap_or_else(|| Identity {
+        .unwrap_or_else(|| ApiIdentity {
             user: String::new(),
             role: None,
         });

@@ -3,6 +3,7 @@
 //! over it, and error messages a person can act on ("connection refused (is tandemd
 //! running?)", "the server rejected the client certificate") instead of transport dumps.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -8,10 +8,10 @@
 //! | `ca.crt`, `ca.key` | the CA (ECDSA P-256, self-signed, path length 0) |
 //! | `server.crt`, `server.key` | `tandemd`'s server certificate: CN `tandemd`, the host names and IP addresses as SANs, EKU serverAuth |
 //! | `admin.crt`, `admin.key` | the first client certificate: CN `admin`, OU `admin`, EKU clientAuth |
-//! | `NAME.crt`, `NAME.key` | further client certificates from [`issue`]: CN = user name, OU = [`Role`] |
+//! | `NAME.crt`, `NAME.key` | further client certificates from [`issue`]: CN = user name, OU = [`ApiRole`] |
 //!
 //! The server authorizes a client by its certificate alone: [`identity_from_der`] turns the
-//! verified peer certificate into an [`Identity`] (user from the CN, role from the first OU).
+//! verified peer certificate into a [`CertIdentity`] (user from the CN, role from the first OU).
 //!
 //! Private keys are PKCS#8 PEM files of mode 0600, certificates mode 0644, and a directory
 //! this crate creates has mode 0700. Every file is written atomically (a temporary file in
@@ -19,14 +19,15 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use tandem_pki::{Role, Validity};
+//! use tandem_pki::{ApiRole, Validity};
 //!
 //! let dir = Path::new("certs");
 //! tandem_pki::init(dir, &["localhost".into(), "127.0.0.1".into()], false, Validity::default())?;
-//! tandem_pki::issue(dir, "alice", Role::Interviewer, false, Validity::default())?;
+//! tandem_pki::issue(dir, "alice", ApiRole::Interviewer, false, Validity::default())?;
 //! # Ok::<(), tandem_pki::PkiError>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod files;
 #[cfg(test)]
@@ -59,36 +60,36 @@ const MAX_NAME_LEN: usize = 64;
 
 /// What a client certificate allows its holder to do; stored as the certificate's OU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
+pub enum ApiRole {
     /// Full control: every job, every task, issuing access.
     Admin,
     /// Runs and watches interviews.
     Interviewer,
 }
 
-impl Role {
+impl ApiRole {
     /// The role's name as written in certificates and on the command line.
     pub const fn as_str(self) -> &'static str {
         match self {
-            Role::Admin => "admin",
-            Role::Interviewer => "interviewer",
+            ApiRole::Admin => "admin",
+            ApiRole::Interviewer => "interviewer",
         }
     }
 }
 
-impl fmt::Display for Role {
+impl fmt::Display for ApiRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl FromStr for Role {
+impl FromStr for ApiRole {
     type Err = PkiError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "admin" => Ok(Role::Admin),
-            "interviewer" => Ok(Role::Interviewer),
+            "admin" => Ok(ApiRole::Admin),
+            "interviewer" => Ok(ApiRole::Interviewer),
             _ => Err(PkiError::InvalidRole(s.to_string())),
         }
     }
@@ -171,11 +172,11 @@ impl PkiPaths {
 
 /// Who a client certificate belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub struct CertIdentity {
     /// The user name: the certificate's common name (CN).
     pub user: String,
     /// The role named by the first OU; `None` when there is no OU or it names no role.
-    pub role: Option<Role>,
+    pub role: Option<ApiRole>,
     /// The certificate's first organizational unit (OU), as written.
     pub ou: Option<String>,
 }
@@ -371,7 +372,7 @@ pub fn init(
     let admin = sign_leaf(
         &Leaf {
             cn: ADMIN,
-            ou: Some(Role::Admin.as_str()),
+            ou: Some(ApiRole::Admin.as_str()),
             sans: Vec::new(),
             usage: ExtendedKeyUsagePurpose::ClientAuth,
             not_before,
@@ -398,7 +399,7 @@ pub fn init(
 pub fn issue(
     dir: &Path,
     name: &str,
-    role: Role,
+    role: ApiRole,
     force: bool,
     validity: Validity,
 ) -> Result<Vec<PathBuf>, PkiError> {
@@ -470,7 +471,7 @@ pub fn dev_pki_if_missing(dir: &Path, hosts: &[String]) -> Result<bool, PkiError
 }
 
 /// The identity in a DER certificate: user from the CN (required), role from the first OU.
-pub fn identity_from_der(cert_der: &[u8]) -> Result<Identity, PkiError> {
+pub fn identity_from_der(cert_der: &[u8]) -> Result<CertIdentity, PkiError> {
     let cert = parse_der(cert_der)?;
     let subject = cert.subject();
     let user = subject
@@ -488,7 +489,7 @@ pub fn identity_from_der(cert_der: &[u8]) -> Result<Identity, PkiError> {
         })?),
         None => None,
     };
-    Ok(Identity {
+    Ok(CertIdentity {
         user: user.to_string(),
         role: ou.and_then(|ou| ou.parse().ok()),
         ou: ou.map(str::to_string),

@@ -112,9 +112,9 @@ fn init_writes_six_files_with_private_keys() {
     let admin = identity_from_der(&cert(&p.user_cert("admin"))).unwrap();
     assert_eq!(
         admin,
-        Identity {
+        CertIdentity {
             user: "admin".into(),
-            role: Some(Role::Admin),
+            role: Some(ApiRole::Admin),
             ou: Some("admin".into()),
         }
     );
@@ -184,31 +184,38 @@ fn init_needs_hosts_and_checks_them() {
 #[test]
 fn issue_interviewer() {
     let (_tmp, dir) = pki();
-    let written = issue(&dir, "alice", Role::Interviewer, false, Validity::default()).unwrap();
+    let written = issue(
+        &dir,
+        "alice",
+        ApiRole::Interviewer,
+        false,
+        Validity::default(),
+    )
+    .unwrap();
     assert_eq!(written, vec![dir.join("alice.crt"), dir.join("alice.key")]);
     assert_eq!(mode(&written[1]), 0o600);
     assert_eq!(mode(&written[0]), 0o644);
     let id = identity_from_der(&cert(&written[0])).unwrap();
     assert_eq!(
         id,
-        Identity {
+        CertIdentity {
             user: "alice".into(),
-            role: Some(Role::Interviewer),
+            role: Some(ApiRole::Interviewer),
             ou: Some("interviewer".into()),
         }
     );
 
     // Again: refused without force, replaced with it.
     let before = fs::read(&written[0]).unwrap();
-    let err = issue(&dir, "alice", Role::Admin, false, Validity::default()).unwrap_err();
+    let err = issue(&dir, "alice", ApiRole::Admin, false, Validity::default()).unwrap_err();
     assert!(
         matches!(&err, PkiError::Exists(p) if p.len() == 2),
         "{err:?}"
     );
     assert_eq!(fs::read(&written[0]).unwrap(), before);
-    issue(&dir, "alice", Role::Admin, true, Validity::default()).unwrap();
+    issue(&dir, "alice", ApiRole::Admin, true, Validity::default()).unwrap();
     let id = identity_from_der(&cert(&written[0])).unwrap();
-    assert_eq!(id.role, Some(Role::Admin));
+    assert_eq!(id.role, Some(ApiRole::Admin));
 }
 
 #[test]
@@ -252,7 +259,7 @@ fn invalid_names_are_rejected() {
     for bad in [
         "", "ca", "server", "a/b", "../x", "..", ".hidden", "-rf", "a b", "é", "x\n", &long,
     ] {
-        let err = issue(&dir, bad, Role::Interviewer, false, Validity::default()).unwrap_err();
+        let err = issue(&dir, bad, ApiRole::Interviewer, false, Validity::default()).unwrap_err();
         assert!(matches!(err, PkiError::InvalidName(_)), "{bad:?}: {err:?}");
         assert!(err.to_string().contains("invalid name"), "{err}");
         let now = OffsetDateTime::now_utc();
@@ -262,7 +269,7 @@ fn invalid_names_are_rejected() {
     let before = names(&dir);
     assert_eq!(before.len(), 6);
     for good in ["a", "bob.smith_1-x", &"b".repeat(64)] {
-        issue(&dir, good, Role::Interviewer, false, Validity::default()).unwrap();
+        issue(&dir, good, ApiRole::Interviewer, false, Validity::default()).unwrap();
     }
     assert_eq!(names(&dir).len(), 12);
 }
@@ -273,7 +280,7 @@ fn issue_without_ca_names_the_file() {
     let err = issue(
         tmp.path(),
         "alice",
-        Role::Interviewer,
+        ApiRole::Interviewer,
         false,
         Validity::default(),
     )
@@ -294,7 +301,14 @@ fn issue_without_ca_names_the_file() {
     // A CA certificate that is not PEM.
     let (_tmp2, dir) = pki();
     fs::write(dir.join("ca.crt"), "garbage").unwrap();
-    let err = issue(&dir, "alice", Role::Interviewer, false, Validity::default()).unwrap_err();
+    let err = issue(
+        &dir,
+        "alice",
+        ApiRole::Interviewer,
+        false,
+        Validity::default(),
+    )
+    .unwrap_err();
     assert!(
         matches!(&err, PkiError::BadFile { path, .. } if path.ends_with("ca.crt")),
         "{err:?}"
@@ -305,7 +319,14 @@ fn issue_without_ca_names_the_file() {
     let (_tmp3, other) = pki();
     let (_tmp4, dir) = pki();
     fs::copy(other.join("ca.key"), dir.join("ca.key")).unwrap();
-    let err = issue(&dir, "alice", Role::Interviewer, false, Validity::default()).unwrap_err();
+    let err = issue(
+        &dir,
+        "alice",
+        ApiRole::Interviewer,
+        false,
+        Validity::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, PkiError::KeyMismatch { .. }), "{err:?}");
     assert!(!dir.join("alice.crt").exists());
 }
@@ -366,7 +387,14 @@ fn server_cert_has_sans_and_server_auth() {
 #[test]
 fn certs_verify_against_the_ca() {
     let (_tmp, dir) = pki();
-    issue(&dir, "alice", Role::Interviewer, false, Validity::default()).unwrap();
+    issue(
+        &dir,
+        "alice",
+        ApiRole::Interviewer,
+        false,
+        Validity::default(),
+    )
+    .unwrap();
     let alice = cert(&dir.join("alice.crt"));
     let admin = cert(&dir.join("admin.crt"));
     let server = cert(&dir.join("server.crt"));
@@ -417,7 +445,7 @@ fn expiry_follows_validity() {
     issue(
         tmp.path(),
         "bob",
-        Role::Interviewer,
+        ApiRole::Interviewer,
         false,
         Validity {
             ca_days: 2,
@@ -504,16 +532,16 @@ fn loading_pem_files() {
 
 #[test]
 fn role_names() {
-    for role in [Role::Admin, Role::Interviewer] {
-        assert_eq!(role.to_string().parse::<Role>().unwrap(), role);
+    for role in [ApiRole::Admin, ApiRole::Interviewer] {
+        assert_eq!(role.to_string().parse::<ApiRole>().unwrap(), role);
     }
-    assert_eq!(Role::Interviewer.to_string(), "interviewer");
-    let err = "root".parse::<Role>().unwrap_err().to_string();
+    assert_eq!(ApiRole::Interviewer.to_string(), "interviewer");
+    let err = "root".parse::<ApiRole>().unwrap_err().to_string();
     assert!(
         err.contains("admin") && err.contains("interviewer") && err.contains("root"),
         "{err}"
     );
-    assert!("Admin".parse::<Role>().is_err());
+    assert!("Admin".parse::<ApiRole>().is_err());
 }
 
 #[test]

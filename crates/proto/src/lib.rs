@@ -5,6 +5,7 @@
     clippy::doc_lazy_continuation,
     clippy::large_enum_variant
 )]
+#![forbid(unsafe_code)]
 
 /// The `tandem.v1` package.
 pub mod v1 {

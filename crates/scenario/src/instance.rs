@@ -165,10 +165,10 @@ impl Instances {
             .owner(owner)
             .label("task", &task.name)
             .label("role", "sandbox")
-            .limits(task.limits.clone());
+            .limits(crate::sandbox::limits(&task.limits));
         sandbox.hostname = task.hostname.clone();
         sandbox.rootfs = task.rootfs.clone();
-        sandbox.files = task.files.clone();
+        sandbox.files = task.files.iter().map(crate::sandbox::file).collect();
         // Login shells greet the candidate with the task (on the shared screen, so the
         // interviewers see what the candidate was told).
         sandbox.files.push(tandem_worker::FileSpec {
@@ -190,7 +190,7 @@ impl Instances {
             uid: Some(0),
             gid: Some(0),
         });
-        sandbox.tmpfs = task.tmpfs.clone();
+        sandbox.tmpfs = task.tmpfs.iter().map(crate::sandbox::tmpfs).collect();
         let id = self.manager.start(sandbox).await?;
         tracing::info!(instance = %id, task = %task.name, %owner, "task instance started");
 

@@ -202,3 +202,153 @@ impl ClientQueue {
         }
     }
 }
+
+/// The hub's rules without a terminal or a process: what a client gets first, live
+/// delivery, the byte bound, lag and resync, notices, and leaving.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(bytes: &Bytes) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    /// What the queue holds now, without waiting (and without a resync).
+    fn queued_now(queue: &mut ClientQueue) -> Vec<Bytes> {
+        let mut all = Vec::new();
+        while let Ok(bytes) = queue.rx.try_recv() {
+            all.push(queue.taken(bytes));
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn a_late_joiner_first_gets_a_snapshot_of_the_screen() {
+        let hub = Hub::new(24, 80);
+        hub.output(&Bytes::from_static(b"$ echo earlier\r\nearlier\r\n$ "));
+        let mut late = hub.join();
+        let first = late.next(&hub).await.expect("a snapshot");
+        assert!(text(&first).contains("earlier"), "{:?}", text(&first));
+        assert!(
+            late.rx.is_empty(),
+            "the snapshot is all it gets until new output"
+        );
+        hub.output(&Bytes::from_static(b"next"));
+        assert_eq!(late.next(&hub).await.expect("live output"), "next");
+    }
+
+    #[tokio::test]
+    async fn live_output_reaches_every_client_in_order_and_unchanged() {
+        let hub = Hub::new(24, 80);
+        let mut a = hub.join();
+        let mut b = hub.join();
+        queued_now(&mut a);
+        queued_now(&mut b);
+        for chunk in ["one ", "two ", "three"] {
+            hub.output(&Bytes::from(chunk));
+        }
+        for client in [&mut a, &mut b] {
+            assert_eq!(queued_now(client), ["one ", "two ", "three"]);
+            assert_eq!(client.slot.queued.load(Ordering::Acquire), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_client_gets_its_queue_worth_then_a_snapshot_and_never_slows_the_others() {
+        let hub = Hub::new(24, 80);
+        let mut slow = hub.join();
+        let mut fast = hub.join();
+        queued_now(&mut slow);
+        queued_now(&mut fast);
+        let chunk = Bytes::from(vec![b'x'; 4096]);
+        let chunks = CLIENT_QUEUE / chunk.len() + 8;
+        for _ in 0..chunks {
+            hub.output(&chunk);
+            // The fast client gets every chunk, whatever the slow one does.
+            assert_eq!(queued_now(&mut fast), std::slice::from_ref(&chunk));
+        }
+        assert!(slow.slot.lagged.load(Ordering::Acquire));
+        // The slow client's queue holds at most CLIENT_QUEUE bytes of output.
+        let held: usize = queued_now(&mut slow).iter().map(Bytes::len).sum();
+        assert_eq!(held, CLIENT_QUEUE);
+        // Output while it lags is skipped for it …
+        hub.output(&Bytes::from_static(b"\r\nafter-the-lag"));
+        assert!(slow.rx.is_empty());
+        // … and once drained it gets one snapshot of the current screen instead.
+        let snapshot = slow.next(&hub).await.expect("a resync snapshot");
+        assert!(text(&snapshot).contains("after-the-lag"), "{snapshot:?}");
+        assert!(!slow.slot.lagged.load(Ordering::Acquire));
+        // Then it is live again, from exactly this point.
+        hub.output(&Bytes::from_static(b"live-again"));
+        assert_eq!(slow.next(&hub).await.expect("live output"), "live-again");
+    }
+
+    #[tokio::test]
+    async fn many_small_chunks_lag_a_client_once_its_channel_is_full() {
+        let hub = Hub::new(24, 80);
+        let mut client = hub.join();
+        queued_now(&mut client);
+        for _ in 0..CLIENT_MESSAGES {
+            hub.output(&Bytes::from_static(b"."));
+        }
+        assert!(!client.slot.lagged.load(Ordering::Acquire));
+        hub.output(&Bytes::from_static(b"!"));
+        assert!(client.slot.lagged.load(Ordering::Acquire));
+        assert_eq!(queued_now(&mut client).len(), CLIENT_MESSAGES);
+    }
+
+    #[tokio::test]
+    async fn notices_are_delivered_but_not_counted_against_the_byte_bound() {
+        let hub = Hub::new(24, 80);
+        let mut client = hub.join();
+        queued_now(&mut client);
+        client.slot.notify(Bytes::from(vec![b'n'; 100]));
+        hub.output(&Bytes::from_static(b"0123456789"));
+        assert_eq!(client.slot.queued.load(Ordering::Acquire), 10);
+        let got = queued_now(&mut client);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1], "0123456789");
+        // Taking the uncounted notice did not make the count wrap around.
+        assert_eq!(client.slot.queued.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_left_drains_what_it_had_then_ends() {
+        let hub = Hub::new(24, 80);
+        let mut gone = hub.join();
+        let mut staying = hub.join();
+        queued_now(&mut gone);
+        queued_now(&mut staying);
+        hub.output(&Bytes::from_static(b"before"));
+        hub.leave(&gone.slot);
+        hub.output(&Bytes::from_static(b"after"));
+        assert_eq!(gone.next(&hub).await.expect("queued output"), "before");
+        assert_eq!(gone.next(&hub).await, None);
+        assert_eq!(queued_now(&mut staying), ["before", "after"]);
+    }
+
+    #[tokio::test]
+    async fn closing_all_ends_every_client_after_what_it_holds() {
+        let hub = Hub::new(24, 80);
+        let mut a = hub.join();
+        let mut b = hub.join();
+        queued_now(&mut a);
+        queued_now(&mut b);
+        hub.output(&Bytes::from_static(b"goodbye"));
+        hub.close_all();
+        for client in [&mut a, &mut b] {
+            assert_eq!(client.next(&hub).await.expect("queued output"), "goodbye");
+            assert_eq!(client.next(&hub).await, None);
+        }
+    }
+
+    #[test]
+    fn the_screen_follows_resizes_and_never_has_a_zero_size() {
+        let hub = Hub::new(24, 80);
+        hub.resize(30, 100);
+        assert_eq!(hub.size(), (30, 100));
+        hub.resize(0, 0);
+        assert_eq!(hub.size(), (1, 1));
+        assert_eq!(Hub::new(0, 0).size(), (1, 1));
+    }
+}

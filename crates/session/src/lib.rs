@@ -9,15 +9,18 @@
 //!   routes input by role and lock, makes the terminal follow the candidate's window, and
 //!   records everything (asciicast v2 + an events log).
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
+mod expiry;
 mod hub;
+mod pump;
 mod recording;
 mod registry;
 mod session;
 
 pub use hub::CLIENT_QUEUE;
 pub use registry::{CreateSession, SessionRecord, Sessions};
-pub use session::{Access, Client, Participant, Session, SessionInfo};
+pub use session::{Client, Participant, ParticipantAccess, Session, SessionInfo};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -26,7 +29,7 @@ use std::str::FromStr;
 /// Who a participant is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub enum ParticipantRole {
     /// Solves the task; the terminal follows their window; always types.
     Candidate,
     /// Watches and may type (unless locked); sees status lines.
@@ -35,13 +38,40 @@ pub enum Role {
     Observer,
 }
 
-impl fmt::Display for Role {
+impl fmt::Display for ParticipantRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Candidate => "candidate",
             Self::Interviewer => "interviewer",
             Self::Observer => "observer",
         })
+    }
+}
+
+/// The size of a terminal: a participant's window or the shared terminal. Transports
+/// (SSH) speak this type; the session converts it to the worker's `PtySize` only where it
+/// resizes or starts the shell's terminal, so transports need not know the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalSize {
+    /// Rows (lines), at least 1.
+    pub rows: u16,
+    /// Columns, at least 1.
+    pub cols: u16,
+}
+
+impl Default for TerminalSize {
+    /// 24 rows of 80 columns, as a terminal without a size would have.
+    fn default() -> Self {
+        Self { rows: 24, cols: 80 }
+    }
+}
+
+impl From<TerminalSize> for tandem_worker::PtySize {
+    fn from(size: TerminalSize) -> Self {
+        Self {
+            rows: size.rows,
+            cols: size.cols,
+        }
     }
 }
 
@@ -91,11 +121,11 @@ impl Tokens {
         }
     }
 
-    pub(crate) fn all(&self) -> [(Role, &str); 3] {
+    pub(crate) fn all(&self) -> [(ParticipantRole, &str); 3] {
         [
-            (Role::Candidate, &self.candidate),
-            (Role::Interviewer, &self.interviewer),
-            (Role::Observer, &self.observer),
+            (ParticipantRole::Candidate, &self.candidate),
+            (ParticipantRole::Interviewer, &self.interviewer),
+            (ParticipantRole::Observer, &self.observer),
         ]
     }
 }

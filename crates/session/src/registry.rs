@@ -1,10 +1,11 @@
-//! All sessions of a daemon: creating them (a task instance, tokens, the terminal pump,
-//! the recording, the expiry timer), finding them from credentials, ending them.
+//! All sessions of a daemon: creating them (a task instance, tokens, the recording; the
+//! terminal pump in `pump.rs` and the expiry timer in `expiry.rs` are started here),
+//! finding them from credentials, ending them, and their records on disk.
 
 use crate::hub::Hub;
 use crate::recording::Recorder;
 use crate::session::{Session, SessionInfo};
-use crate::{Role, SessionError, SessionId, Tokens};
+use crate::{ParticipantRole, SessionError, SessionId, TerminalSize, Tokens};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,11 +16,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use subtle::ConstantTimeEq;
 use tandem_scenario::{Instances, Task};
-use tandem_worker::{JobId, PtySize};
+use tandem_worker::JobId;
 use tokio::sync::watch;
-
-/// Warnings before a session expires.
-const WARNINGS: [Duration; 2] = [Duration::from_secs(600), Duration::from_secs(60)];
 
 /// What `create` needs.
 #[derive(Debug, Clone)]
@@ -43,7 +41,7 @@ struct Key {
     key: String,
     /// The comment, used as the participant's name.
     name: String,
-    role: Role,
+    role: ParticipantRole,
 }
 
 /// Credentials of one live session.
@@ -131,8 +129,8 @@ impl Sessions {
     pub async fn create(&self, req: CreateSession) -> Result<(Arc<Session>, Tokens), SessionError> {
         let mut keys = Vec::new();
         for (role, list) in [
-            (Role::Candidate, &req.candidate_keys),
-            (Role::Interviewer, &req.interviewer_keys),
+            (ParticipantRole::Candidate, &req.candidate_keys),
+            (ParticipantRole::Interviewer, &req.interviewer_keys),
         ] {
             for (i, line) in list.iter().enumerate() {
                 keys.push(parse_key(line, role).map_err(|why| {
@@ -146,11 +144,11 @@ impl Sessions {
                 "duration: must be between 1s and 24h".into(),
             ));
         }
-        let size = PtySize::default();
+        let size = TerminalSize::default();
         let instance = self
             .inner
             .instances
-            .start(Arc::clone(&req.task), &req.created_by, size)
+            .start(Arc::clone(&req.task), &req.created_by, size.into())
             .await?;
         let shell = instance
             .shell()
@@ -199,15 +197,15 @@ impl Sessions {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id, Arc::clone(&session));
         self.save(&session);
-        tokio::spawn(pump(self.clone(), Arc::clone(&session)));
-        tokio::spawn(expiry(self.clone(), Arc::clone(&session)));
+        tokio::spawn(crate::pump::run(self.clone(), Arc::clone(&session)));
+        tokio::spawn(crate::expiry::run(self.clone(), Arc::clone(&session)));
         tracing::info!(session = %id, task = %req.task.name, by = %req.created_by, "session created");
         Ok((session, tokens))
     }
 
     /// The live session and role a token grants. Every live token is compared, in
     /// constant time, whatever matches: the time taken says nothing about any token.
-    pub fn by_token(&self, token: &str) -> Option<(Arc<Session>, Role)> {
+    pub fn by_token(&self, token: &str) -> Option<(Arc<Session>, ParticipantRole)> {
         let mut found = None;
         for c in self.read_credentials().iter() {
             for (role, candidate) in c.tokens.all() {
@@ -223,7 +221,11 @@ impl Sessions {
 
     /// The live session `session_id` and role for a public key (`type base64`), with the
     /// key's name, if the key is registered for it.
-    pub fn by_key(&self, session_id: &str, key: &str) -> Option<(Arc<Session>, Role, String)> {
+    pub fn by_key(
+        &self,
+        session_id: &str,
+        key: &str,
+    ) -> Option<(Arc<Session>, ParticipantRole, String)> {
         let id: SessionId = session_id.parse().ok()?;
         let found = self
             .read_credentials()
@@ -327,6 +329,8 @@ impl Sessions {
         let goodbye = Bytes::from(format!(
             "\r\n\x1b[0m[tandem] the session has ended: {reason}\r\n"
         ));
+        // Output the pump pushes between these goodbyes and `close_all` still reaches the
+        // clients, after the goodbye (tests/shared_terminal.rs allows for it).
         for p in session.participants() {
             p_notify(&p, goodbye.clone());
         }
@@ -359,6 +363,11 @@ impl Sessions {
         for id in ids {
             let _ = self.end(id, reason).await;
         }
+    }
+
+    /// Task instances (and through them, the worker).
+    pub(crate) fn instances(&self) -> &Instances {
+        &self.inner.instances
     }
 
     fn save(&self, session: &Session) {
@@ -401,18 +410,14 @@ fn p_notify(p: &crate::Participant, bytes: Bytes) {
     p.notify(bytes);
 }
 
+/// Writes `dir/session.json` atomically (mode 0644: it holds no secret).
 fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(".session.json.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    serde_json::to_writer_pretty(&mut file, record).map_err(std::io::Error::other)?;
-    file.flush()?;
-    file.sync_all()?;
-    std::fs::rename(tmp, dir.join("session.json"))
+    let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    tandem_fsutil::write_atomic(&dir.join("session.json"), &json, 0o644)
 }
 
 /// `type base64 [comment]` → the key without its comment, and a name.
-fn parse_key(line: &str, role: Role) -> Result<Key, String> {
+fn parse_key(line: &str, role: ParticipantRole) -> Result<Key, String> {
     let mut fields = line.split_whitespace();
     let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
         return Err("expected an OpenSSH public key: `ssh-ed25519 AAAA… comment`".into());
@@ -437,123 +442,4 @@ fn parse_key(line: &str, role: Role) -> Result<Key, String> {
         },
         role,
     })
-}
-
-/// Reads the shell's output into the hub and the recording for the whole session. When
-/// the shell exits (the candidate typed `exit`) a new one starts in the same sandbox, and
-/// everyone sees a line saying so; when the sandbox itself is gone, the session ends.
-async fn pump(sessions: Sessions, session: Arc<Session>) {
-    let manager = sessions.inner.instances.manager().clone();
-    let mut ended = session.watch();
-    let mut restarts: Vec<std::time::Instant> = Vec::new();
-    loop {
-        let shell = session.shell();
-        let mut reader = match manager.output(shell) {
-            Ok(reader) => reader,
-            Err(e) => {
-                tracing::warn!(session = %session.id, error = %e, "no terminal output");
-                break;
-            }
-        };
-        loop {
-            tokio::select! {
-                chunk = reader.next_chunk() => match chunk {
-                    Ok(Some(data)) => {
-                        session.recorder.output(&data);
-                        session.hub.output(&data);
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(session = %session.id, error = %e, "reading the terminal failed");
-                        break;
-                    }
-                },
-                _ = ended.wait_for(|i| i.ended.is_some()) => return,
-            }
-        }
-        if session.info().ended.is_some() {
-            return;
-        }
-        // Not a restart loop: a shell that keeps dying ends the session.
-        let now = std::time::Instant::now();
-        restarts.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-        if restarts.len() >= 5 {
-            let _ = sessions.end(session.id, "the shell keeps exiting").await;
-            return;
-        }
-        restarts.push(now);
-        let size = session.terminal_size();
-        match sessions
-            .inner
-            .instances
-            .new_shell(&session.instance, size)
-            .await
-        {
-            Ok(job) => {
-                *session
-                    .shell
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = job;
-                let notice = Bytes::from_static(
-                    b"\r\n\x1b[0m[tandem] the shell exited; here is a new one\r\n",
-                );
-                session.recorder.output(&notice);
-                session.hub.output(&notice);
-                session.recorder.event(json!({"event": "shell_restarted"}));
-                tracing::info!(session = %session.id, "the shell exited; started a new one");
-            }
-            Err(e) => {
-                tracing::info!(session = %session.id, error = %e, "no new shell");
-                break;
-            }
-        }
-    }
-    let _ = sessions.end(session.id, "the sandbox has ended").await;
-}
-
-/// Warns 10 and 1 minutes before expiry and ends the session at expiry; follows
-/// extensions.
-async fn expiry(sessions: Sessions, session: Arc<Session>) {
-    let mut info = session.watch();
-    let mut warned: Vec<Duration> = Vec::new();
-    loop {
-        let current = info.borrow_and_update().clone();
-        if current.ended.is_some() {
-            return;
-        }
-        let now = SystemTime::now();
-        let left = current.expires_at.duration_since(now).unwrap_or_default();
-        if left.is_zero() {
-            let _ = sessions.end(session.id, "time is up").await;
-            return;
-        }
-        // Forget warnings an extension made pending again.
-        warned.retain(|w| *w >= left);
-        let next_warning = WARNINGS
-            .iter()
-            .copied()
-            .filter(|w| *w < left && !warned.contains(w))
-            .max();
-        let wake_in = match next_warning {
-            Some(w) => left - w,
-            None => left,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wake_in) => {
-                if let Some(w) = next_warning {
-                    warned.push(w);
-                    session.tell_everyone(&format!(
-                        "{} left in this session",
-                        humantime::format_duration(w)
-                    ));
-                    session.recorder.event(json!({"event": "warning", "left_s": w.as_secs()}));
-                }
-            }
-            changed = info.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-            }
-        }
-    }
 }

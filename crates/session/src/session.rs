@@ -3,7 +3,7 @@
 
 use crate::hub::{ClientQueue, Hub, Slot};
 use crate::recording::Recorder;
-use crate::{Role, SessionId};
+use crate::{ParticipantRole, SessionId, TerminalSize};
 use bytes::Bytes;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tandem_scenario::Instance;
-use tandem_worker::{JobId, JobManager, PtySize};
+use tandem_worker::{JobId, JobManager};
 use tokio::sync::watch;
 
 /// Whether a participant's typing reaches the terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Access {
+pub enum ParticipantAccess {
     /// Types into the shared terminal (unless the session is locked, for non-candidates).
     Writer,
     /// Watches only; input is dropped.
@@ -30,7 +30,7 @@ pub struct Participant {
     /// Number within the session (1, 2, …), stable for its connection.
     pub number: u64,
     /// Who they are: the token's or key's role.
-    pub role: Role,
+    pub role: ParticipantRole,
     /// A name for lists and the event log (the key's comment, or the role).
     pub name: String,
     /// Where they connect from.
@@ -40,16 +40,16 @@ pub struct Participant {
     /// When they joined.
     pub joined_at: SystemTime,
     /// Whether their input goes to the terminal (changeable while connected).
-    access: Mutex<Access>,
+    access: Mutex<ParticipantAccess>,
     /// Their window size.
-    size: Mutex<PtySize>,
+    size: Mutex<TerminalSize>,
     /// Their delivery slot.
     slot: Arc<Slot>,
 }
 
 impl Participant {
     /// Current access.
-    pub fn access(&self) -> Access {
+    pub fn access(&self) -> ParticipantAccess {
         *self
             .access
             .lock()
@@ -57,7 +57,7 @@ impl Participant {
     }
 
     /// Their window size.
-    pub fn size(&self) -> PtySize {
+    pub fn size(&self) -> TerminalSize {
         *self
             .size
             .lock()
@@ -149,9 +149,9 @@ impl Session {
     }
 
     /// The terminal's size (rows, cols).
-    pub fn terminal_size(&self) -> PtySize {
+    pub fn terminal_size(&self) -> TerminalSize {
         let (rows, cols) = self.hub.size();
-        PtySize { rows, cols }
+        TerminalSize { rows, cols }
     }
 
     fn lock_participants(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Participant>>> {
@@ -164,11 +164,11 @@ impl Session {
     /// of the current screen.
     pub fn join(
         self: &Arc<Self>,
-        role: Role,
+        role: ParticipantRole,
         name: &str,
         via: &'static str,
         from: Option<SocketAddr>,
-        size: PtySize,
+        size: TerminalSize,
     ) -> Client {
         let queue = self.hub.join();
         let participant = Arc::new(Participant {
@@ -178,10 +178,10 @@ impl Session {
             from,
             via,
             joined_at: SystemTime::now(),
-            access: Mutex::new(if role == Role::Observer {
-                Access::Observer
+            access: Mutex::new(if role == ParticipantRole::Observer {
+                ParticipantAccess::Observer
             } else {
-                Access::Writer
+                ParticipantAccess::Writer
             }),
             size: Mutex::new(size),
             slot: Arc::clone(&queue.slot),
@@ -210,7 +210,7 @@ impl Session {
     pub fn tell_interviewers(&self, message: &str) {
         let title = Bytes::from(format!("\x1b]2;tandem: {message}\x07"));
         for p in self.lock_participants().iter() {
-            if p.role != Role::Candidate {
+            if p.role != ParticipantRole::Candidate {
                 p.slot.notify(title.clone());
             }
         }
@@ -225,7 +225,7 @@ impl Session {
     }
 
     /// Changes a participant's access; returns false if no such participant.
-    pub fn set_access(&self, number: u64, access: Access) -> bool {
+    pub fn set_access(&self, number: u64, access: ParticipantAccess) -> bool {
         let found = self
             .lock_participants()
             .iter()
@@ -294,8 +294,8 @@ impl Client {
     pub async fn input(&self, data: &[u8]) {
         let p = &self.participant;
         let allowed = match p.role {
-            Role::Candidate => true,
-            _ => p.access() == Access::Writer && !self.session.is_locked(),
+            ParticipantRole::Candidate => true,
+            _ => p.access() == ParticipantAccess::Writer && !self.session.is_locked(),
         };
         if !allowed || data.is_empty() {
             return;
@@ -313,17 +313,17 @@ impl Client {
 
     /// This participant's window changed. The terminal follows the candidate's size;
     /// others keep theirs, with a one-line notice when theirs is smaller.
-    pub fn resize(&self, size: PtySize) {
+    pub fn resize(&self, size: TerminalSize) {
         let p = &self.participant;
         *p.size
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = size;
-        if p.role == Role::Candidate {
+        if p.role == ParticipantRole::Candidate {
             if size != self.session.terminal_size()
                 && self
                     .session
                     .manager
-                    .resize(self.session.shell(), size)
+                    .resize(self.session.shell(), size.into())
                     .is_ok()
             {
                 self.session.hub.resize(size.rows, size.cols);

@@ -9,6 +9,7 @@
 //!   and a sender task per channel that copies the participant's queue to the channel.
 //!   `Handle::data` waits for SSH window space, so a slow client blocks only its own task.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod limit;
 
@@ -23,8 +24,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_session::{Client, Role, Sessions};
-use tandem_worker::PtySize;
+use tandem_session::{Client, ParticipantRole, Sessions, TerminalSize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -61,20 +61,7 @@ pub fn host_key(path: &Path) -> Result<(PrivateKey, bool), SshError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     }
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| err(e.to_string()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| err(e.to_string()))?;
+    tandem_fsutil::write_atomic(path, text.as_bytes(), 0o600).map_err(|e| err(e.to_string()))?;
     Ok((key, true))
 }
 
@@ -170,9 +157,9 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// Who authenticated on a connection.
 #[derive(Debug, Clone)]
-struct Identity {
+struct SshLogin {
     session: Arc<tandem_session::Session>,
-    role: Role,
+    role: ParticipantRole,
     name: String,
     via: &'static str,
 }
@@ -182,11 +169,11 @@ struct Connection {
     peer: SocketAddr,
     sessions: Sessions,
     limiter: Arc<FailureLimiter>,
-    identity: Option<Identity>,
+    identity: Option<SshLogin>,
     /// Participants by channel.
     clients: HashMap<ChannelId, Arc<Client>>,
     /// Window sizes asked for by `pty-req`, by channel.
-    sizes: HashMap<ChannelId, PtySize>,
+    sizes: HashMap<ChannelId, TerminalSize>,
 }
 
 impl Connection {
@@ -198,7 +185,7 @@ impl Connection {
         }
     }
 
-    fn key_login(&self, user: &str, key: &russh::keys::PublicKey) -> Option<Identity> {
+    fn key_login(&self, user: &str, key: &russh::keys::PublicKey) -> Option<SshLogin> {
         // `type base64`, without any comment: what sessions register.
         let text = key.to_openssh().ok()?;
         let text: String = text
@@ -207,7 +194,7 @@ impl Connection {
             .collect::<Vec<_>>()
             .join(" ");
         let (session, role, name) = self.sessions.by_key(user, &text)?;
-        Some(Identity {
+        Some(SshLogin {
             session,
             role,
             name,
@@ -216,9 +203,9 @@ impl Connection {
     }
 }
 
-fn size(cols: u32, rows: u32) -> PtySize {
+fn size(cols: u32, rows: u32) -> TerminalSize {
     let clamp = |n: u32| u16::try_from(n).unwrap_or(u16::MAX).max(1);
-    PtySize {
+    TerminalSize {
         rows: clamp(rows),
         cols: clamp(cols),
     }
@@ -233,7 +220,7 @@ impl server::Handler for Connection {
             return Ok(Auth::reject());
         }
         if let Some((session, role)) = self.sessions.by_token(user) {
-            self.identity = Some(Identity {
+            self.identity = Some(SshLogin {
                 session,
                 role,
                 name: role.to_string(),
@@ -425,7 +412,7 @@ impl server::Handler for Connection {
 
 /// The participant's own greeting, in their terminal's title (it never touches the
 /// shared screen): the task, their role, the time left.
-fn welcome(identity: &Identity, _size: PtySize) -> Bytes {
+fn welcome(identity: &SshLogin, _size: TerminalSize) -> Bytes {
     let session = &identity.session;
     let left = session
         .info()
@@ -434,9 +421,9 @@ fn welcome(identity: &Identity, _size: PtySize) -> Bytes {
         .map(|d| Duration::from_secs(d.as_secs() / 60 * 60))
         .unwrap_or_default();
     let role = match identity.role {
-        Role::Candidate => "you are the candidate",
-        Role::Interviewer => "you are an interviewer",
-        Role::Observer => "you are an observer (read-only)",
+        ParticipantRole::Candidate => "you are the candidate",
+        ParticipantRole::Interviewer => "you are an interviewer",
+        ParticipantRole::Observer => "you are an observer (read-only)",
     };
     Bytes::from(format!(
         "\x1b]2;tandem: {} — {role} — {} left\x07",

@@ -246,7 +246,7 @@ async fn a_registered_public_key_logs_in_with_the_session_id() {
     assert_eq!(names, ["ivy@laptop"]);
     assert_eq!(
         session.participants()[0].role,
-        tandem_session::Role::Interviewer
+        tandem_session::ParticipantRole::Interviewer
     );
 
     // Another key is refused for the same session id.

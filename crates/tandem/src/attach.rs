@@ -73,6 +73,7 @@ nix::ioctl_read_bad!(
 
 /// The size of the terminal on stdout, stdin or stderr (the first that is one), or `None`
 /// when none is a terminal (or it reports a zero size).
+#[allow(unsafe_code)]
 pub fn terminal_size() -> Option<TerminalSize> {
     [
         std::io::stdout().as_raw_fd(),

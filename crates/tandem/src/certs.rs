@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tandem_pki::{Role, Validity};
+use tandem_pki::{ApiRole, Validity};
 
 use crate::output::{self, Format};
 
@@ -17,11 +17,11 @@ pub enum RoleArg {
     Interviewer,
 }
 
-impl From<RoleArg> for Role {
+impl From<RoleArg> for ApiRole {
     fn from(role: RoleArg) -> Self {
         match role {
-            RoleArg::Admin => Role::Admin,
-            RoleArg::Interviewer => Role::Interviewer,
+            RoleArg::Admin => ApiRole::Admin,
+            RoleArg::Interviewer => ApiRole::Interviewer,
         }
     }
 }

@@ -9,6 +9,8 @@
 //! scripts. Exit status: 0 success, 1 the server refused or could not be reached (the
 //! reason on stderr as `tandem: …`), 2 a usage error.
 #![warn(missing_docs)]
+// The one unsafe call (the terminal size ioctl) is allowed where it is, in `attach.rs`.
+#![deny(unsafe_code)]
 
 mod attach;
 mod certs;
@@ -489,16 +491,16 @@ struct StartArgs {
     #[arg(long, value_parser = parse_cpu, value_name = "CORES", help_heading = "Limits")]
     cpu: Option<f64>,
     /// Memory limit (e.g. 512M, 1.5G, 1000MB); swap is capped too
-    #[arg(long, value_parser = tandem_scenario::units::parse_size, allow_hyphen_values = true, value_name = "SIZE", help_heading = "Limits")]
+    #[arg(long, value_parser = tandem_task::units::parse_size, allow_hyphen_values = true, value_name = "SIZE", help_heading = "Limits")]
     memory: Option<u64>,
     /// Limit on processes and threads
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pids: Option<u64>,
     /// Disk read bandwidth limit (e.g. 10M/s)
-    #[arg(long, value_parser = tandem_scenario::units::parse_rate, allow_hyphen_values = true, value_name = "SIZE/s", help_heading = "Limits")]
+    #[arg(long, value_parser = tandem_task::units::parse_rate, allow_hyphen_values = true, value_name = "SIZE/s", help_heading = "Limits")]
     io_read: Option<u64>,
     /// Disk write bandwidth limit (e.g. 10M/s)
-    #[arg(long, value_parser = tandem_scenario::units::parse_rate, allow_hyphen_values = true, value_name = "SIZE/s", help_heading = "Limits")]
+    #[arg(long, value_parser = tandem_task::units::parse_rate, allow_hyphen_values = true, value_name = "SIZE/s", help_heading = "Limits")]
     io_write: Option<u64>,
     /// Disk read operations per second limit
     #[arg(long, value_name = "N", help_heading = "Limits")]

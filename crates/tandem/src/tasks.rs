@@ -13,7 +13,7 @@ use tandem_proto::v1::{
     CheckOutcome, CheckTaskResponse, Difficulty, InstanceState, ShowTaskResponse, TaskInstance,
     TaskSummary,
 };
-use tandem_scenario::Diagnostic;
+use tandem_task::Diagnostic;
 
 use crate::output::{self, LimitsView};
 
@@ -409,7 +409,7 @@ pub fn validate(paths: &[PathBuf]) -> Vec<Validation> {
     expand(paths)
         .into_iter()
         .map(|target| match target {
-            Ok(path) => match tandem_scenario::task::load(&path) {
+            Ok(path) => match tandem_task::load(&path) {
                 Ok(task) => Validation {
                     path,
                     name: Some(task.name),

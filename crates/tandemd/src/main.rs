@@ -1,5 +1,6 @@
 //! `tandemd`: the tandem daemon. Runs the job worker and serves the gRPC API over mutual
 //! TLS. On first start it creates a development PKI in the certificates directory.
+#![forbid(unsafe_code)]
 
 mod settings;
 

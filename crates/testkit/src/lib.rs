@@ -2,8 +2,11 @@
 //! PKI, the real API server on `127.0.0.1:0` with a temporary state dir, and the paths of
 //! the workspace's binaries. Tests that run jobs need root and say so.
 #![allow(missing_docs)]
+// Driving `ssh` on a pseudo-terminal needs a few raw calls; they are allowed only in `ssh.rs`.
+#![deny(unsafe_code)]
 
 mod daemon;
+#[allow(unsafe_code)]
 mod ssh;
 pub use daemon::Daemon;
 pub use ssh::SshClient;
@@ -12,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tandem_client::ClientTls;
-use tandem_pki::{Role, Validity};
+use tandem_pki::{ApiRole, Validity};
 use tandem_proto::v1::job_service_client::JobServiceClient;
 use tandem_worker::{InitProgram, JobId, JobManager, JobManagerConfig};
 use tokio::sync::{oneshot, watch};
@@ -110,7 +113,7 @@ impl Pki {
             tandem_pki::issue(
                 dir.path(),
                 user,
-                Role::Interviewer,
+                ApiRole::Interviewer,
                 false,
                 Validity::default(),
             )

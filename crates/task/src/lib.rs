@@ -1,0 +1,19 @@
+//! tandem's task format: `tasks/<name>/task.yaml` ([`load`] → [`Task`]), its validation
+//! (every problem as `file:line:column: message`), and the size and rate units people
+//! write in task files and on the command line ([`units`]).
+//!
+//! It runs nothing and does not depend on the job worker, so the CLI can validate task
+//! files and parse units without linking it. What a task asks of its sandbox is plain
+//! values here ([`TaskLimits`], [`TaskFile`], [`TaskTmpfs`]); `tandem-scenario` turns
+//! them into worker job specs and runs task instances.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod sandbox;
+mod task;
+pub mod units;
+
+pub use sandbox::{MIN_CPU, MIN_MEMORY, TaskFile, TaskLimits, TaskTmpfs};
+pub use task::{
+    DEFAULT_CHECK_TIMEOUT, DEFAULT_SETUP_TIMEOUT, DEFAULT_SHELL, Diagnostic, Difficulty, Task, load,
+};

@@ -1,0 +1,375 @@
+//! The task format (`tasks/<name>/task.yaml`) and its validation.
+//!
+//! Parsing is strict (`deny_unknown_fields` everywhere) and every problem is reported as
+//! `file:line:column: message`, all of them at once rather than the first only. Values
+//! that need more than a type check (durations, sizes, file references, scripts) are read
+//! with their position (`Spanned`) and checked afterwards; scripts are checked with
+//! `bash -n`, and bash's line numbers are mapped back into the YAML file.
+
+use crate::sandbox::{TaskFile, TaskLimits, TaskTmpfs};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod accounts;
+mod check;
+
+/// Default time a setup script may take.
+pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default time a check may take.
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default shell of the candidate.
+pub const DEFAULT_SHELL: &str = "/bin/bash -l";
+
+/// One problem in a task file, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file (normally `tasks/<name>/task.yaml`).
+    pub file: PathBuf,
+    /// 1-based line, 0 when the problem concerns the whole file.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (0, _) => write!(f, "{}: {}", self.file.display(), self.message),
+            (l, 0) => write!(f, "{}:{l}: {}", self.file.display(), self.message),
+            (l, c) => write!(f, "{}:{l}:{c}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// How hard a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Difficulty {
+    /// A warm-up.
+    Easy,
+    /// A typical interview task.
+    Medium,
+    /// For senior candidates.
+    Hard,
+}
+
+impl fmt::Display for Difficulty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Easy => "easy",
+            Self::Medium => "medium",
+            Self::Hard => "hard",
+        })
+    }
+}
+
+/// A validated task, ready to run.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// Identifier; equals the directory name.
+    pub name: String,
+    /// One line.
+    pub title: String,
+    /// Shown to the candidate at login.
+    pub description: String,
+    /// How hard it is.
+    pub difficulty: Difficulty,
+    /// Suggested length of the interview.
+    pub time_limit: Duration,
+    /// Limits of the sandbox.
+    pub limits: TaskLimits,
+    /// Root filesystem directory; the host's `/` when `None`.
+    pub rootfs: Option<PathBuf>,
+    /// Host name inside the sandbox.
+    pub hostname: Option<String>,
+    /// Who the candidate is inside (`root`, or a user the setup creates).
+    pub user: String,
+    /// The candidate's shell, program and arguments.
+    pub shell: Vec<String>,
+    /// Environment of setup, check and shell (on top of a standard PATH, HOME, LANG).
+    pub env: BTreeMap<String, String>,
+    /// Files placed before setup, with owners resolved to numbers.
+    pub files: Vec<TaskFile>,
+    /// Size-limited tmpfs mounts.
+    pub tmpfs: Vec<TaskTmpfs>,
+    /// Setup script (bash), run as root before anyone joins.
+    pub setup: Option<String>,
+    /// Time the setup may take.
+    pub setup_timeout: Duration,
+    /// Check script (bash): exit 0 = solved; its output explains.
+    pub check: String,
+    /// Time a check may take.
+    pub check_timeout: Duration,
+    /// For interviewers, gentle to explicit.
+    pub hints: Vec<String>,
+    /// For interviewers: what is wrong and how to fix it.
+    pub solution: String,
+    /// The task's directory.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTask {
+    name: Spanned<String>,
+    title: String,
+    description: String,
+    difficulty: Spanned<String>,
+    time_limit: Spanned<String>,
+    #[serde(default)]
+    limits: Option<RawLimits>,
+    rootfs: Option<Spanned<String>>,
+    hostname: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    shell: Option<Spanned<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    files: Vec<RawFile>,
+    #[serde(default)]
+    tmpfs: Vec<RawTmpfs>,
+    setup: Option<Spanned<String>>,
+    setup_timeout: Option<Spanned<String>>,
+    check: Spanned<String>,
+    check_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    hints: Vec<String>,
+    solution: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    cpu: Option<Spanned<f64>>,
+    memory: Option<Spanned<String>>,
+    pids: Option<Spanned<u64>>,
+    io_read: Option<Spanned<String>>,
+    io_write: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    path: Spanned<String>,
+    source: Option<Spanned<String>>,
+    content: Option<String>,
+    mode: Option<Spanned<String>>,
+    owner: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTmpfs {
+    path: Spanned<String>,
+    size: Spanned<String>,
+}
+
+/// Collects diagnostics for one file.
+struct Report {
+    file: PathBuf,
+    found: Vec<Diagnostic>,
+}
+
+impl Report {
+    fn at<T>(&mut self, value: &Spanned<T>, message: impl Into<String>) {
+        self.found.push(Diagnostic {
+            file: self.file.clone(),
+            line: value.referenced.line(),
+            column: value.referenced.column(),
+            message: message.into(),
+        });
+    }
+
+    fn whole(&mut self, message: impl Into<String>) {
+        self.found.push(Diagnostic {
+            file: self.file.clone(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        });
+    }
+}
+
+/// Loads and validates a task from its directory (or its `task.yaml`). `Err` holds every
+/// problem found.
+pub fn load(path: &Path) -> Result<Task, Vec<Diagnostic>> {
+    let (dir, file) = if path.is_dir() {
+        (path.to_path_buf(), path.join("task.yaml"))
+    } else {
+        (
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            path.to_path_buf(),
+        )
+    };
+    let mut report = Report {
+        file: file.clone(),
+        found: Vec::new(),
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) => {
+            report.whole(format!("cannot read: {e}"));
+            return Err(report.found);
+        }
+    };
+    let raw: RawTask = match serde_saphyr::from_str(&text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            report.found.push(Diagnostic {
+                file,
+                line,
+                column,
+                message: parser_message(&e.to_string()),
+            });
+            return Err(report.found);
+        }
+    };
+    let task = check::check(raw, &dir, &mut report);
+    match task {
+        Some(task) if report.found.is_empty() => Ok(task),
+        _ => Err(report.found),
+    }
+}
+
+/// serde-saphyr's message without its own position prefix and source snippet.
+fn parser_message(display: &str) -> String {
+    let first = display.lines().next().unwrap_or(display);
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match first.split_once(": ") {
+        Some((position, rest)) if position.starts_with("line ") => rest.to_string(),
+        _ => first.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_task(yaml: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("demo");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("task.yaml"), yaml).unwrap();
+        std::fs::write(dir.join("app.py"), "print('hi')\n").unwrap();
+        root
+    }
+
+    const GOOD: &str = "\
+name: demo
+title: A demo task
+description: |
+  Something is broken.
+difficulty: easy
+time_limit: 30m
+limits:
+  cpu: 0.5
+  memory: 256M
+  pids: 100
+files:
+  - path: /opt/app.py
+    source: app.py
+    mode: \"0755\"
+    owner: nobody:nogroup
+  - path: /etc/motd
+    content: hello
+tmpfs:
+  - path: /data
+    size: 10M
+setup: |
+  echo setting up
+check: |
+  test -f /opt/app.py
+hints: [look around]
+solution: |
+  Fix it.
+";
+
+    #[test]
+    fn a_good_task_loads() {
+        let root = write_task(GOOD);
+        let task = load(&root.path().join("demo")).unwrap();
+        assert_eq!(task.name, "demo");
+        assert_eq!(task.time_limit, Duration::from_secs(1800));
+        assert_eq!(task.limits.memory, Some(256 << 20));
+        assert_eq!(task.files[0].mode, 0o755);
+        assert_eq!(task.files[0].content, b"print('hi')\n");
+        assert_eq!(task.files[0].uid, 65534);
+        assert_eq!(task.tmpfs[0].size, 10 << 20);
+        assert_eq!(task.shell, ["/bin/bash", "-l"]);
+        assert_eq!(task.check_timeout, DEFAULT_CHECK_TIMEOUT);
+        assert_eq!(task.user, "root");
+    }
+
+    fn errors(yaml: &str) -> Vec<String> {
+        let root = write_task(yaml);
+        load(&root.path().join("demo"))
+            .unwrap_err()
+            .iter()
+            .map(|d| {
+                let text = d.to_string();
+                text[text.find("task.yaml").unwrap()..].to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unknown_fields_name_line_and_column() {
+        let bad = GOOD.replace("limits:\n", "limts:\n");
+        assert_eq!(
+            errors(&bad)[0],
+            "task.yaml:7:1: unknown field `limts`, expected one of name, title, description, \
+             difficulty, time_limit, limits, rootfs, hostname, user, shell, env, files, tmpfs, \
+             setup, setup_timeout, check, check_timeout, hints, solution"
+        );
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_with_its_position() {
+        let bad = GOOD
+            .replace("time_limit: 30m", "time_limit: 30 minutes please")
+            .replace("memory: 256M", "memory: 256Q")
+            .replace("source: app.py", "source: missing.py")
+            .replace("owner: nobody:nogroup", "owner: nosuchuser")
+            .replace("size: 10M", "size: -1")
+            .replace("difficulty: easy", "difficulty: trivial")
+            .replace("  echo setting up\n", "  if true; then\n    echo x\n");
+        let errs = errors(&bad);
+        let expect = [
+            "task.yaml:5:13: difficulty: \"trivial\"",
+            "task.yaml:6:13: time_limit:",
+            "task.yaml:9:11: limits.memory:",
+            "task.yaml:13:13: files[0].source: cannot read",
+            "task.yaml:20:11: tmpfs[0].size:",
+            "task.yaml:23:3: setup: bash:",
+        ];
+        for prefix in expect {
+            assert!(
+                errs.iter().any(|e| e.starts_with(prefix)),
+                "missing {prefix:?} in {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_yaml_and_missing_fields_are_positioned() {
+        let errs = errors("name: [demo\n");
+        assert!(errs[0].starts_with("task.yaml:1:"), "{errs:?}");
+        let errs = errors("name: demo\ntitle: x\n");
+        assert!(errs[0].contains("missing field"), "{errs:?}");
+    }
+
+    #[test]
+    fn the_name_must_match_the_directory() {
+        let errs = errors(&GOOD.replace("name: demo", "name: other"));
+        assert!(
+            errs[0].starts_with("task.yaml:1:7: name: \"other\" must equal"),
+            "{errs:?}"
+        );
+    }
+}
