@@ -165,9 +165,10 @@ impl Instances {
             .owner(owner)
             .label("task", &task.name)
             .label("role", "sandbox")
-            .limits(crate::sandbox::limits(&task.limits));
+            .limits(task.limits.clone());
         sandbox.hostname = task.hostname.clone();
         sandbox.rootfs = task.rootfs.clone();
+        sandbox.capabilities = task.capabilities.clone();
         sandbox.files = task.files.iter().map(crate::sandbox::file).collect();
         // Login shells greet the candidate with the task (on the shared screen, so the
         // interviewers see what the candidate was told).

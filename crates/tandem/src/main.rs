@@ -250,7 +250,7 @@ enum JobCommand {
         tandem job start -- sh -c 'echo hello'\n  \
         tandem job start --cpu 0.5 --memory 512M --pids 100 --io-write 10M/s -- make -j4\n  \
         id=$(tandem job start --tty --env TERM=xterm -- bash) && tandem job attach \"$id\"")]
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Show one job's status
     Status {
         /// The job's id
@@ -509,7 +509,7 @@ struct StartArgs {
     #[arg(long, value_name = "N", help_heading = "Limits")]
     io_write_iops: Option<u64>,
     /// Size of the job's writable layer (e.g. 512M); held in memory, so it counts towards --memory too [default: 1G]
-    #[arg(long, value_parser = tandem_scenario::units::parse_size, allow_hyphen_values = true, value_name = "SIZE", help_heading = "Limits")]
+    #[arg(long, value_parser = tandem_task::units::parse_size, allow_hyphen_values = true, value_name = "SIZE", help_heading = "Limits")]
     disk: Option<u64>,
     /// Add a capability to the sandbox's default set (repeatable): NET_ADMIN, NET_RAW, SYS_PTRACE, SYS_NICE, SYS_RESOURCE, IPC_LOCK, DAC_READ_SEARCH, LEASE
     #[arg(long = "cap", value_name = "NAME", help_heading = "Limits")]
@@ -736,7 +736,7 @@ async fn run_job(global: &Global, command: JobCommand) -> anyhow::Result<ExitCod
     let status_err = |s: tonic::Status| status_error(global, &s);
     match command {
         JobCommand::Start(args) => {
-            let request = start_request(args, attach::terminal_size);
+            let request = start_request(*args, attach::terminal_size);
             let id = client
                 .start(request)
                 .await
@@ -1276,7 +1276,7 @@ mod tests {
 
     fn start_args(args: &[&str]) -> StartArgs {
         match parse(args).map(|cli| cli.command) {
-            Ok(Command::Job(JobCommand::Start(start))) => start,
+            Ok(Command::Job(JobCommand::Start(start))) => *start,
             other => panic!("not a job start: {other:?}"),
         }
     }

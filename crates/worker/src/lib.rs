@@ -14,7 +14,6 @@
 //! The worker knows nothing of gRPC, SSH or YAML; those crates are its clients.
 #![warn(missing_docs)]
 
-pub mod capability;
 mod cgroup;
 mod error;
 mod ids;
@@ -33,7 +32,6 @@ mod supervise;
 mod sys;
 mod system_view;
 
-pub use capability::CapSet;
 pub use cgroup::{CgroupVersion, DEFAULT_DISK, DeviceNumber, Limits, ResourceUsage};
 pub use error::JobError;
 pub use ids::{DEFAULT_FIRST_UID, DEFAULT_SANDBOX_SLOTS, IDS_PER_SANDBOX};
@@ -43,3 +41,5 @@ pub use output_log::{CHUNK, DEFAULT_OUTPUT_CAP, OutputReader};
 pub use spec::{BindMount, FileSpec, JobId, JobSpec, MAX_FILES_BYTES, PtySize, TmpfsMount};
 pub use status::{ExitOutcome, JobInfo, JobState, JobStatus};
 pub use system_view::{ETC_DIRS, ETC_FILES};
+pub use tandem_limits::CapSet;
+pub use tandem_limits::capability;

@@ -24,6 +24,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use tandem_limits::accounts::{self, GROUP, PASSWD};
 
 /// Host `/etc` files copied into the view when present (symlinks stay symlinks).
 pub const ETC_FILES: &[&str] = &[
@@ -97,64 +98,6 @@ const ETC_NEVER: &[&str] = &["ssl/private", "security/opasswd"];
 /// read-only (each as its own copy-on-write layer) when the host has them as directories
 /// rather than links into `/usr`.
 pub const SYSTEM_DIRS: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
-
-/// The sandbox's own users: Debian's base set, nothing of the host's.
-const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash
-daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
-bin:x:2:2:bin:/bin:/usr/sbin/nologin
-sys:x:3:3:sys:/dev:/usr/sbin/nologin
-sync:x:4:65534:sync:/bin:/bin/sync
-games:x:5:60:games:/usr/games:/usr/sbin/nologin
-man:x:6:12:man:/var/cache/man:/usr/sbin/nologin
-lp:x:7:7:lp:/var/spool/lpd:/usr/sbin/nologin
-mail:x:8:8:mail:/var/mail:/usr/sbin/nologin
-news:x:9:9:news:/var/spool/news:/usr/sbin/nologin
-uucp:x:10:10:uucp:/var/spool/uucp:/usr/sbin/nologin
-proxy:x:13:13:proxy:/bin:/usr/sbin/nologin
-www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin
-backup:x:34:34:backup:/var/backups:/usr/sbin/nologin
-list:x:38:38:Mailing List Manager:/var/list:/usr/sbin/nologin
-irc:x:39:39:ircd:/run/ircd:/usr/sbin/nologin
-_apt:x:42:65534::/nonexistent:/usr/sbin/nologin
-nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
-";
-
-const GROUPS: &[(&str, u32)] = &[
-    ("root", 0),
-    ("daemon", 1),
-    ("bin", 2),
-    ("sys", 3),
-    ("adm", 4),
-    ("tty", 5),
-    ("disk", 6),
-    ("lp", 7),
-    ("mail", 8),
-    ("news", 9),
-    ("uucp", 10),
-    ("man", 12),
-    ("proxy", 13),
-    ("kmem", 15),
-    ("dialout", 20),
-    ("cdrom", 24),
-    ("sudo", 27),
-    ("audio", 29),
-    ("dip", 30),
-    ("www-data", 33),
-    ("backup", 34),
-    ("operator", 37),
-    ("list", 38),
-    ("irc", 39),
-    ("src", 40),
-    ("shadow", 42),
-    ("utmp", 43),
-    ("video", 44),
-    ("sasl", 45),
-    ("plugdev", 46),
-    ("staff", 50),
-    ("games", 60),
-    ("users", 100),
-    ("nogroup", 65534),
-];
 
 /// Where a built view lives.
 #[derive(Debug, Clone)]
@@ -283,23 +226,20 @@ fn etc(host: &Path, etc: &Path) -> Result<(), SystemViewError> {
         }
     }
     write(etc.join("passwd"), PASSWD, 0o644, 0)?;
-    let group: String = GROUPS
-        .iter()
-        .map(|(name, gid)| format!("{name}:x:{gid}:\n"))
-        .collect();
-    write(etc.join("group"), &group, 0o644, 0)?;
+    write(etc.join("group"), GROUP, 0o644, 0)?;
+    let groups = accounts::groups(GROUP);
     // Locked passwords: nobody logs in with one; root's shell is opened by tandem.
     let shadow: String = PASSWD
         .lines()
         .filter_map(|l| l.split(':').next())
         .map(|user| format!("{user}:*:19700:0:99999:7:::\n"))
         .collect();
-    let shadow_gid = GROUPS
+    let shadow_gid = groups
         .iter()
-        .find(|(n, _)| *n == "shadow")
+        .find(|(n, _)| n == "shadow")
         .map_or(0, |g| g.1);
     write(etc.join("shadow"), &shadow, 0o640, shadow_gid)?;
-    let gshadow: String = GROUPS
+    let gshadow: String = groups
         .iter()
         .map(|(name, _)| format!("{name}:*::\n"))
         .collect();
@@ -482,16 +422,6 @@ fn remove_if_present(path: &Path) -> Result<(), SystemViewError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwd_and_groups_are_the_sandboxs_own() {
-        assert!(PASSWD.starts_with("root:x:0:0:"));
-        for line in PASSWD.lines() {
-            let uid: u32 = line.split(':').nth(2).unwrap().parse().unwrap();
-            assert!(uid <= 65534, "{line}: outside the sandbox's 65536 ids");
-        }
-        assert!(GROUPS.iter().all(|(_, gid)| *gid <= 65534));
-    }
 
     #[test]
     fn never_copied_paths_are_below_copied_dirs() {

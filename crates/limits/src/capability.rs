@@ -122,8 +122,8 @@ impl CapSet {
         Ok(set)
     }
 
-    /// This set plus one capability by name (which must be known).
-    pub(crate) fn plus(self, name: &str) -> Self {
+    /// This set plus one capability by name (unknown names add nothing).
+    pub fn plus(self, name: &str) -> Self {
         match number(name) {
             Some(bit) => Self(self.0 | 1 << bit),
             None => self,
