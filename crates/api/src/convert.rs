@@ -59,16 +59,15 @@ pub fn limits(l: &Limits) -> pb::Limits {
 }
 
 /// A terminal size from the API, naming `field` when out of range.
+/// A size beyond the largest terminal a job may have is clamped to it.
 pub fn terminal_size(field: &str, t: &pb::TerminalSize) -> Result<PtySize, Status> {
-    let rows = u16::try_from(t.rows).ok().filter(|&r| r > 0);
-    let cols = u16::try_from(t.cols).ok().filter(|&c| c > 0);
-    match (rows, cols) {
-        (Some(rows), Some(cols)) => Ok(PtySize { rows, cols }),
-        _ => Err(Status::invalid_argument(format!(
-            "{field}: {}x{} is not a terminal size (1 to 65535 rows and columns)",
+    if t.rows == 0 || t.cols == 0 {
+        return Err(Status::invalid_argument(format!(
+            "{field}: {}x{} is not a terminal size (at least 1 row and 1 column)",
             t.cols, t.rows
-        ))),
+        )));
     }
+    Ok(PtySize::clamped(t.cols, t.rows))
 }
 
 /// The worker names its own fields; requests use the API's names.

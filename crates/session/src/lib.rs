@@ -19,6 +19,7 @@ mod registry;
 mod session;
 
 pub use hub::CLIENT_QUEUE;
+pub use recording::DEFAULT_RECORDING_CAP;
 pub use registry::{CreateSession, SessionRecord, Sessions};
 pub use session::{Client, Participant, ParticipantAccess, Session, SessionInfo};
 
@@ -57,6 +58,24 @@ pub struct TerminalSize {
     pub rows: u16,
     /// Columns, at least 1.
     pub cols: u16,
+}
+
+impl TerminalSize {
+    /// Widest terminal a session models (see [`TerminalSize::clamped`]).
+    pub const MAX_COLS: u16 = tandem_worker::MAX_TERMINAL_COLS;
+    /// Tallest terminal a session models.
+    pub const MAX_ROWS: u16 = tandem_worker::MAX_TERMINAL_ROWS;
+
+    /// A client's window size as the session uses it: at least 1×1 and at most
+    /// [`MAX_COLS`](Self::MAX_COLS) × [`MAX_ROWS`](Self::MAX_ROWS), so the session's screen
+    /// model (a cell per position) stays bounded whatever a client claims.
+    pub fn clamped(cols: u32, rows: u32) -> Self {
+        let clamp = |n: u32, max: u16| u16::try_from(n).unwrap_or(max).clamp(1, max);
+        Self {
+            rows: clamp(rows, Self::MAX_ROWS),
+            cols: clamp(cols, Self::MAX_COLS),
+        }
+    }
 }
 
 impl Default for TerminalSize {

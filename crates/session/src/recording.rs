@@ -3,9 +3,12 @@
 //! checks, and who typed each input chunk).
 //!
 //! One writer task per session owns both files; everything reaches it through an
-//! unbounded channel, so no producer (the PTY reader, a client) ever waits on the disk,
-//! and nothing is dropped. The task flushes after every burst and ends, flushing, when
-//! the session drops its handle.
+//! unbounded channel, so no producer (the PTY reader, a client) ever waits on the disk.
+//! The task flushes after every burst and ends, flushing, when the session drops its
+//! handle. Each file is capped ([`DEFAULT_RECORDING_CAP`] by default): the line that would
+//! cross the cap is replaced by a marker (an `o` event on the terminal, a `recording_cut`
+//! or `events_cut` event), and the rest is counted, not written, so a flood of output
+//! cannot fill the state disk.
 
 use serde_json::{Value, json};
 use std::io::{BufWriter, Write};
@@ -14,9 +17,56 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// Default cap of `recording.cast` and of `events.jsonl`, each.
+pub const DEFAULT_RECORDING_CAP: u64 = 64 << 20;
+
 enum Entry {
     Cast(f64, &'static str, String),
     Event(Value),
+}
+
+/// One capped file of the recording.
+struct Capped {
+    out: BufWriter<std::fs::File>,
+    /// Bytes written so far.
+    written: u64,
+    /// The cap.
+    cap: u64,
+    /// Bytes not written since the cap was reached (0 until then).
+    dropped: u64,
+    /// The cap was reached.
+    full: bool,
+}
+
+impl Capped {
+    fn new(file: std::fs::File, cap: u64) -> Self {
+        Self {
+            out: BufWriter::new(file),
+            written: 0,
+            cap,
+            dropped: 0,
+            full: false,
+        }
+    }
+
+    /// Writes `line` (and a newline) unless that crosses the cap; the first time it would,
+    /// writes `marker` instead (markers may go over the cap by their own length).
+    fn line(&mut self, line: &str, marker: impl FnOnce() -> String) -> std::io::Result<()> {
+        let len = line.len() as u64 + 1;
+        if self.full {
+            self.dropped += len;
+            return Ok(());
+        }
+        if self.written + len > self.cap {
+            self.full = true;
+            self.dropped += len;
+            let marker = marker();
+            self.written += marker.len() as u64 + 1;
+            return writeln!(self.out, "{marker}");
+        }
+        self.written += len;
+        writeln!(self.out, "{line}")
+    }
 }
 
 /// Sends entries to the session's recorder.
@@ -35,14 +85,16 @@ impl std::fmt::Debug for Entry {
 
 impl Recorder {
     /// Creates the files in `dir` and the writer task.
+    /// Each file keeps at most `cap` bytes.
     pub fn start(
         dir: &Path,
         cols: u16,
         rows: u16,
         title: &str,
+        cap: u64,
     ) -> std::io::Result<(Self, JoinHandle<()>)> {
-        let mut cast = BufWriter::new(std::fs::File::create(dir.join("recording.cast"))?);
-        let mut events = BufWriter::new(std::fs::File::create(dir.join("events.jsonl"))?);
+        let mut cast = Capped::new(std::fs::File::create(dir.join("recording.cast"))?, cap);
+        let mut events = Capped::new(std::fs::File::create(dir.join("events.jsonl"))?, cap);
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -55,19 +107,34 @@ impl Recorder {
             "title": title,
             "env": {"TERM": "xterm-256color", "SHELL": "/bin/bash"},
         });
-        writeln!(cast, "{header}")?;
-        cast.flush()?;
+        cast.line(&header.to_string(), String::new)?;
+        cast.out.flush()?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Entry>();
         let task = tokio::task::spawn_blocking(move || {
-            let write = |cast: &mut BufWriter<std::fs::File>,
-                         events: &mut BufWriter<std::fs::File>,
-                         entry: Entry|
-             -> std::io::Result<()> {
+            let write = |cast: &mut Capped, events: &mut Capped, entry: Entry| {
                 match entry {
                     Entry::Cast(t, kind, data) => {
-                        writeln!(cast, "{}", json!([round(t), kind, data]))
+                        let line = json!([round(t), kind, data]).to_string();
+                        let cut = cast.line(&line, || {
+                            json!([
+                                round(t),
+                                "o",
+                                format!(
+                                    "\r\n[tandem] the recording stops here: it reached its cap of {cap} bytes\r\n"
+                                )
+                            ])
+                            .to_string()
+                        });
+                        if cast.full && cast.dropped == line.len() as u64 + 1 {
+                            let marker = json!({"event": "recording_cut", "t": round(t), "cap": cap});
+                            cut.and(events.line(&marker.to_string(), || marker.to_string()))
+                        } else {
+                            cut
+                        }
                     }
-                    Entry::Event(v) => writeln!(events, "{v}"),
+                    Entry::Event(v) => events.line(&v.to_string(), || {
+                        json!({"event": "events_cut", "cap": cap}).to_string()
+                    }),
                 }
             };
             while let Some(entry) = rx.blocking_recv() {
@@ -76,9 +143,16 @@ impl Recorder {
                 while let Ok(more) = rx.try_recv() {
                     result = result.and(write(&mut cast, &mut events, more));
                 }
-                if let Err(e) = result.and(cast.flush()).and(events.flush()) {
+                if let Err(e) = result.and(cast.out.flush()).and(events.out.flush()) {
                     tracing::error!(error = %e, "writing the session recording failed");
                 }
+            }
+            if cast.dropped > 0 || events.dropped > 0 {
+                tracing::warn!(
+                    recording_dropped = cast.dropped,
+                    events_dropped = events.dropped,
+                    "the session recording reached its cap"
+                );
             }
         });
         Ok((
@@ -135,4 +209,35 @@ impl Recorder {
 
 fn round(t: f64) -> f64 {
     (t * 1_000_000.0).round() / 1_000_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_file_stops_at_its_cap_with_one_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = 4096;
+        let (recorder, task) = Recorder::start(dir.path(), 80, 24, "t", cap).unwrap();
+        for i in 0..1000 {
+            recorder.output(format!("line {i} of output\r\n").as_bytes());
+            recorder.event(json!({"event": "note", "i": i}));
+        }
+        drop(recorder);
+        task.await.unwrap();
+        let cast = std::fs::read_to_string(dir.path().join("recording.cast")).unwrap();
+        let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+        let last_cast = cast.lines().last().unwrap();
+        assert!(last_cast.contains("the recording stops here"), "{last_cast}");
+        assert_eq!(cast.matches("the recording stops here").count(), 1);
+        assert!(cast.len() as u64 <= cap + 200, "{} bytes", cast.len());
+        // Every line is still valid asciicast / JSON.
+        for line in cast.lines().chain(events.lines()) {
+            serde_json::from_str::<Value>(line).unwrap();
+        }
+        assert!(events.len() as u64 <= cap + 200);
+        assert_eq!(events.matches("events_cut").count(), 1, "{events}");
+        assert!(events.contains("recording_cut") || events.contains("events_cut"));
+    }
 }

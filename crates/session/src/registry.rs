@@ -3,7 +3,7 @@
 //! finding them from credentials, ending them, and their records on disk.
 
 use crate::hub::Hub;
-use crate::recording::Recorder;
+use crate::recording::{DEFAULT_RECORDING_CAP, Recorder};
 use crate::session::{Session, SessionInfo};
 use crate::{ParticipantRole, SessionError, SessionId, TerminalSize, Tokens};
 use bytes::Bytes;
@@ -89,6 +89,8 @@ struct Inner {
     credentials: RwLock<Vec<Credentials>>,
     /// Records of every session, live and past.
     records: RwLock<HashMap<SessionId, SessionRecord>>,
+    /// Cap of each recording file of a new session.
+    recording_cap: std::sync::atomic::AtomicU64,
 }
 
 impl Sessions {
@@ -120,8 +122,18 @@ impl Sessions {
                 live: RwLock::default(),
                 credentials: RwLock::default(),
                 records: RwLock::new(records),
+                recording_cap: std::sync::atomic::AtomicU64::new(DEFAULT_RECORDING_CAP),
             }),
         })
+    }
+
+    /// Sets the cap of each recording file (`recording.cast`, `events.jsonl`) of sessions
+    /// created from now on.
+    pub fn with_recording_cap(self, cap: u64) -> Self {
+        self.inner
+            .recording_cap
+            .store(cap, std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     /// Creates a session: starts a task instance (setup included), issues one token per
@@ -161,6 +173,9 @@ impl Sessions {
             size.cols,
             size.rows,
             &format!("tandem session {id}: {}", req.task.title),
+            self.inner
+                .recording_cap
+                .load(std::sync::atomic::Ordering::Relaxed),
         )
         .map_err(|e| SessionError::Internal(format!("recording: {e}")))?;
         let now = SystemTime::now();
@@ -366,7 +381,7 @@ impl Sessions {
     }
 
     /// Task instances (and through them, the worker).
-    pub(crate) fn instances(&self) -> &Instances {
+    pub fn instances(&self) -> &Instances {
         &self.inner.instances
     }
 

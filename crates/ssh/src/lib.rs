@@ -5,13 +5,22 @@
 //!   session id with a public key registered for that session. Wrong or expired
 //!   credentials are plain authentication failures (nothing says which sessions exist),
 //!   and failures are rate-limited per source address.
-//! * One session channel with a shell ↔ one participant: their window size, their input,
-//!   and a sender task per channel that copies the participant's queue to the channel.
-//!   `Handle::data` waits for SSH window space, so a slow client blocks only its own task.
+//! * One session channel with a shell ↔ one participant: their window size (clamped to
+//!   the largest terminal tandem models), their input, and a sender task per channel that
+//!   copies the participant's queue to the channel. `Handle::data` waits for SSH window
+//!   space, so a slow client blocks only its own task.
+//! * The front door ([`SshLimits`], `gate.rs`): a pre-authentication timeout, caps on
+//!   connections, on connections waiting to log in (the oldest makes room), and on
+//!   channels per connection. A connection that fails to log in counts as one failure
+//!   against its address, however many keys its agent offered.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod gate;
 mod limit;
+
+pub use gate::SshLimits;
+use gate::{Gate, Pending};
 
 use bytes::Bytes;
 use limit::FailureLimiter;
@@ -76,6 +85,7 @@ pub async fn serve(
     listener: TcpListener,
     key: PrivateKey,
     sessions: Sessions,
+    limits: SshLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let config = Arc::new(server::Config {
@@ -92,6 +102,7 @@ pub async fn serve(
         ..Default::default()
     });
     let limiter = Arc::new(FailureLimiter::default());
+    let gate = Arc::new(Gate::default());
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -107,47 +118,112 @@ pub async fn serve(
                 continue;
             }
         };
+        if connections.len() >= limits.max_connections {
+            tracing::warn!(%peer, max = limits.max_connections, "SSH connection refused: too many connections");
+            drop(stream);
+            continue;
+        }
         // Keystroke echo must not wait for Nagle.
         let _ = stream.set_nodelay(true);
+        let login = gate.enter(limits.max_unauthenticated);
         let handler = Connection {
             peer,
             sessions: sessions.clone(),
             limiter: Arc::clone(&limiter),
+            gate: Arc::clone(&gate),
+            login: Arc::clone(&login),
+            failed: false,
+            max_channels: limits.max_channels,
+            channels: 0,
             identity: None,
             clients: HashMap::new(),
             sizes: HashMap::new(),
         };
         let config = Arc::clone(&config);
+        let gate = Arc::clone(&gate);
         let mut stop = shutdown.clone();
         connections.spawn(async move {
-            let session = match server::run_stream(config, stream, handler).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "SSH handshake failed");
-                    return;
-                }
-            };
-            let handle = session.handle();
-            tokio::select! {
-                result = session => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "SSH connection ended");
-                    }
-                }
-                _ = stopped(&mut stop) => {
-                    let _ = handle
-                        .disconnect(
-                            russh::Disconnect::ByApplication,
-                            "tandemd is shutting down".into(),
-                            String::new(),
-                        )
-                        .await;
-                }
-            }
+            connection(config, stream, handler, &login, limits.pre_auth_timeout, &mut stop).await;
+            gate.leave(&login);
         });
     }
     // Connections close themselves on the same shutdown signal.
     while connections.join_next().await.is_some() {}
+}
+
+/// Runs one connection: the SSH handshake and login within `pre_auth` of its accept, and
+/// until it ends, is evicted before login, or the daemon shuts down.
+async fn connection(
+    config: Arc<server::Config>,
+    stream: tokio::net::TcpStream,
+    handler: Connection,
+    login: &Pending,
+    pre_auth: Duration,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let peer = handler.peer;
+    let deadline = tokio::time::Instant::now() + pre_auth;
+    let session = tokio::select! {
+        started = tokio::time::timeout_at(deadline, server::run_stream(config, stream, handler)) => match started {
+            Ok(Ok(session)) => session,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "SSH handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "SSH connection closed: no handshake within the pre-authentication timeout");
+                return;
+            }
+        },
+        _ = evicted(login) => {
+            tracing::info!(%peer, "SSH connection closed: too many connections waiting to log in");
+            return;
+        }
+    };
+    let handle = session.handle();
+    tokio::pin!(session);
+    let close = |reason: &'static str| {
+        let handle = handle.clone();
+        async move {
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, reason.into(), String::new())
+                .await;
+        }
+    };
+    loop {
+        let waiting = !login.is_authenticated();
+        tokio::select! {
+            result = &mut session => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "SSH connection ended");
+                }
+                return;
+            }
+            _ = stopped(stop) => {
+                close("tandemd is shutting down").await;
+                return;
+            }
+            _ = tokio::time::sleep_until(deadline), if waiting => {
+                tracing::info!(%peer, "SSH connection closed: no login within the pre-authentication timeout");
+                close("authentication timed out").await;
+                return;
+            }
+            _ = login.changed(), if waiting => {
+                if login.is_evicted() && !login.is_authenticated() {
+                    tracing::info!(%peer, "SSH connection closed: too many connections waiting to log in");
+                    close("too many connections waiting to log in").await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Completes when the connection was evicted before logging in.
+async fn evicted(login: &Pending) {
+    while !login.is_evicted() {
+        login.changed().await;
+    }
 }
 
 /// Completes when the shutdown flag turns true (or its sender is gone).
@@ -169,6 +245,15 @@ struct Connection {
     peer: SocketAddr,
     sessions: Sessions,
     limiter: Arc<FailureLimiter>,
+    /// The queue of connections waiting to log in.
+    gate: Arc<Gate>,
+    /// This connection's place in it.
+    login: Arc<Pending>,
+    /// This connection already counted as a failed login.
+    failed: bool,
+    /// Session channels allowed, and open.
+    max_channels: usize,
+    channels: usize,
     identity: Option<SshLogin>,
     /// Participants by channel.
     clients: HashMap<ChannelId, Arc<Client>>,
@@ -177,12 +262,28 @@ struct Connection {
 }
 
 impl Connection {
-    fn reject(&self, with_keys: bool) -> Auth {
-        self.limiter.failed(self.peer.ip());
+    /// A rejected attempt. The connection counts once against its address: an agent that
+    /// offers several keys before the right one is one client, not several failures.
+    fn reject(&mut self, with_keys: bool) -> Auth {
+        if !self.failed {
+            self.failed = true;
+            self.limiter.failed(self.peer.ip());
+        }
         Auth::Reject {
             proceed_with_methods: with_keys.then(|| MethodSet::from(&[MethodKind::PublicKey][..])),
             partial_success: false,
         }
+    }
+
+    /// A successful login: the connection leaves the queue of those waiting, and its
+    /// earlier rejected attempts (the `none` probe, other keys) are forgiven.
+    fn accept(&mut self, identity: SshLogin) -> Auth {
+        self.identity = Some(identity);
+        self.login.authenticated(&self.gate);
+        if self.failed {
+            self.limiter.forgive(self.peer.ip());
+        }
+        Auth::Accept
     }
 
     fn key_login(&self, user: &str, key: &russh::keys::PublicKey) -> Option<SshLogin> {
@@ -204,11 +305,7 @@ impl Connection {
 }
 
 fn size(cols: u32, rows: u32) -> TerminalSize {
-    let clamp = |n: u32| u16::try_from(n).unwrap_or(u16::MAX).max(1);
-    TerminalSize {
-        rows: clamp(rows),
-        cols: clamp(cols),
-    }
+    TerminalSize::clamped(cols, rows)
 }
 
 impl server::Handler for Connection {
@@ -220,13 +317,12 @@ impl server::Handler for Connection {
             return Ok(Auth::reject());
         }
         if let Some((session, role)) = self.sessions.by_token(user) {
-            self.identity = Some(SshLogin {
+            return Ok(self.accept(SshLogin {
                 session,
                 role,
                 name: role.to_string(),
                 via: "token",
-            });
-            return Ok(Auth::Accept);
+            }));
         }
         let with_keys = self.sessions.has_keys(user);
         Ok(self.reject(with_keys))
@@ -257,10 +353,7 @@ impl server::Handler for Connection {
     ) -> Result<Auth, Self::Error> {
         // russh verified the signature: the client holds the private key.
         match self.key_login(user, key.public_key) {
-            Some(identity) => {
-                self.identity = Some(identity);
-                Ok(Auth::Accept)
-            }
+            Some(identity) => Ok(self.accept(identity)),
             None => Ok(self.reject(false)),
         }
     }
@@ -274,6 +367,11 @@ impl server::Handler for Connection {
         // Callbacks by channel id are used instead of the Channel stream; dropping it is
         // fine (keeping it unread would stall the connection).
         drop(channel);
+        if self.identity.is_none() || self.channels >= self.max_channels {
+            // Dropping the reply refuses the channel.
+            return Ok(());
+        }
+        self.channels += 1;
         reply.accept().await;
         Ok(())
     }
@@ -406,6 +504,8 @@ impl server::Handler for Connection {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.clients.remove(&channel);
+        self.sizes.remove(&channel);
+        self.channels = self.channels.saturating_sub(1);
         Ok(())
     }
 }

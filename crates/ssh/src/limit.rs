@@ -41,6 +41,13 @@ impl FailureLimiter {
         entry.0 += 1;
     }
 
+    /// Takes back one failure of `ip` (its connection logged in after all).
+    pub(crate) fn forgive(&self, ip: IpAddr) {
+        if let Some(entry) = self.lock().get_mut(&ip) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+    }
+
     /// Whether `ip` has used up its failures.
     pub(crate) fn blocked(&self, ip: IpAddr) -> bool {
         let map = self.lock();
@@ -64,5 +71,7 @@ mod tests {
         }
         assert!(limiter.blocked(a));
         assert!(!limiter.blocked(b), "other addresses are unaffected");
+        limiter.forgive(a);
+        assert!(!limiter.blocked(a), "a login after all takes its failure back");
     }
 }

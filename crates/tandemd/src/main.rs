@@ -110,7 +110,8 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
 
     let server = tandem_api::Server::new(manager.clone(), tls).with_catalog(Arc::new(catalog));
     let sessions = tandem_session::Sessions::new(server.instances(), &cli.state_dir)
-        .context("sessions directory")?;
+        .context("sessions directory")?
+        .with_recording_cap(cli.recording_cap);
     let server = server.with_sessions(
         sessions.clone(),
         tandem_api::sessions::SshInfo {
@@ -145,6 +146,7 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
         ssh_listener,
         host_key,
         sessions.clone(),
+        cli.ssh_limits,
         stop_rx.clone(),
     ));
     health

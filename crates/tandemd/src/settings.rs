@@ -59,6 +59,23 @@ pub struct Cli {
     /// How long stopping a job waits between SIGTERM and SIGKILL at shutdown [default: 10s].
     #[arg(long, env = "TANDEM_SHUTDOWN_GRACE", value_name = "DURATION")]
     pub shutdown_grace: Option<String>,
+    /// Time an SSH connection has to log in before it is closed [default: 20s].
+    #[arg(long, env = "TANDEM_SSH_PRE_AUTH_TIMEOUT", value_name = "DURATION")]
+    pub ssh_pre_auth_timeout: Option<String>,
+    /// SSH connections waiting to log in, at most; a new one beyond makes the oldest
+    /// leave [default: 256].
+    #[arg(long, env = "TANDEM_SSH_MAX_UNAUTHENTICATED", value_name = "N")]
+    pub ssh_max_unauthenticated: Option<usize>,
+    /// SSH connections, at most [default: 1024].
+    #[arg(long, env = "TANDEM_SSH_MAX_CONNECTIONS", value_name = "N")]
+    pub ssh_max_connections: Option<usize>,
+    /// Session channels per SSH connection, at most [default: 4].
+    #[arg(long, env = "TANDEM_SSH_MAX_CHANNELS", value_name = "N")]
+    pub ssh_max_channels: Option<usize>,
+    /// Recording kept per session (recording.cast, and events.jsonl each); beyond it a
+    /// marker [default: 64M].
+    #[arg(long, env = "TANDEM_RECORDING_CAP", value_name = "SIZE")]
+    pub recording_cap: Option<String>,
     /// Log format: text or json [default: text]. Verbosity comes from RUST_LOG.
     #[arg(long, env = "TANDEM_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -88,6 +105,11 @@ struct File {
     output_cap: Option<String>,
     io_device: Option<PathBuf>,
     shutdown_grace: Option<String>,
+    ssh_pre_auth_timeout: Option<String>,
+    ssh_max_unauthenticated: Option<usize>,
+    ssh_max_connections: Option<usize>,
+    ssh_max_channels: Option<usize>,
+    recording_cap: Option<String>,
     log_format: Option<LogFormat>,
 }
 
@@ -104,6 +126,8 @@ pub struct Settings {
     pub output_cap: u64,
     pub io_device: Option<PathBuf>,
     pub shutdown_grace: Duration,
+    pub ssh_limits: tandem_ssh::SshLimits,
+    pub recording_cap: u64,
     pub log_format: LogFormat,
 }
 
@@ -116,6 +140,45 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
     };
     let output_cap = cli.output_cap.or(file.output_cap);
     let shutdown_grace = cli.shutdown_grace.or(file.shutdown_grace);
+    let defaults = tandem_ssh::SshLimits::default();
+    let count = |name: &str, value: Option<usize>, default: usize| match value {
+        Some(0) => Err(format!("{name}: must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let ssh_limits = tandem_ssh::SshLimits {
+        pre_auth_timeout: match cli.ssh_pre_auth_timeout.or(file.ssh_pre_auth_timeout) {
+            Some(text) => humantime::parse_duration(&text)
+                .map_err(|e| format!("ssh_pre_auth_timeout: {text:?}: {e}"))
+                .and_then(|d| {
+                    if d.is_zero() {
+                        Err("ssh_pre_auth_timeout: must be positive".to_string())
+                    } else {
+                        Ok(d)
+                    }
+                })?,
+            None => defaults.pre_auth_timeout,
+        },
+        max_unauthenticated: count(
+            "ssh_max_unauthenticated",
+            cli.ssh_max_unauthenticated.or(file.ssh_max_unauthenticated),
+            defaults.max_unauthenticated,
+        )?,
+        max_connections: count(
+            "ssh_max_connections",
+            cli.ssh_max_connections.or(file.ssh_max_connections),
+            defaults.max_connections,
+        )?,
+        max_channels: count(
+            "ssh_max_channels",
+            cli.ssh_max_channels.or(file.ssh_max_channels),
+            defaults.max_channels,
+        )?,
+    };
+    let recording_cap = match cli.recording_cap.or(file.recording_cap) {
+        Some(text) => parse_size(&text).map_err(|e| format!("recording_cap: {e}"))?,
+        None => tandem_session::DEFAULT_RECORDING_CAP,
+    };
     Ok(Settings {
         grpc_listen: cli
             .grpc_listen
@@ -152,6 +215,8 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
                 .map_err(|e| format!("shutdown_grace: {text:?}: {e}"))?,
             None => tandem_worker::DEFAULT_STOP_GRACE,
         },
+        ssh_limits,
+        recording_cap,
         log_format: cli
             .log_format
             .or(file.log_format)

@@ -38,7 +38,10 @@ pub use ids::{DEFAULT_FIRST_UID, DEFAULT_SANDBOX_SLOTS, IDS_PER_SANDBOX};
 pub use init::INIT_ARG;
 pub use manager::{DEFAULT_STOP_GRACE, InitProgram, JobManager, JobManagerConfig};
 pub use output_log::{CHUNK, DEFAULT_OUTPUT_CAP, OutputReader};
-pub use spec::{BindMount, FileSpec, JobId, JobSpec, MAX_FILES_BYTES, PtySize, TmpfsMount};
+pub use spec::{
+    BindMount, FileSpec, JobId, JobSpec, MAX_FILES_BYTES, MAX_TERMINAL_COLS, MAX_TERMINAL_ROWS,
+    PtySize, TmpfsMount,
+};
 pub use status::{ExitOutcome, JobInfo, JobState, JobStatus};
 pub use system_view::{ETC_DIRS, ETC_FILES};
 pub use tandem_limits::CapSet;

@@ -392,11 +392,34 @@ pub(crate) fn check_overlay_path(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Rejects a zero-sized terminal.
+/// Widest terminal a job may have: sessions model every cell of the screen, and a
+/// client's claim of a 65535-column window must not cost the daemon gigabytes.
+pub const MAX_TERMINAL_COLS: u16 = 500;
+/// Tallest terminal a job may have.
+pub const MAX_TERMINAL_ROWS: u16 = 200;
+
+impl PtySize {
+    /// `cols` × `rows` within 1×1 and [`MAX_TERMINAL_COLS`] × [`MAX_TERMINAL_ROWS`].
+    pub fn clamped(cols: u32, rows: u32) -> Self {
+        let clamp = |n: u32, max: u16| u16::try_from(n).unwrap_or(max).clamp(1, max);
+        Self {
+            rows: clamp(rows, MAX_TERMINAL_ROWS),
+            cols: clamp(cols, MAX_TERMINAL_COLS),
+        }
+    }
+}
+
+/// Rejects a terminal smaller than 1×1 or larger than the maximum.
 pub(crate) fn check_size(size: PtySize) -> Result<(), String> {
     if size.rows == 0 || size.cols == 0 {
         return Err(format!(
             "terminal size must be at least 1x1, got {}x{}",
+            size.cols, size.rows
+        ));
+    }
+    if size.cols > MAX_TERMINAL_COLS || size.rows > MAX_TERMINAL_ROWS {
+        return Err(format!(
+            "terminal size must be at most {MAX_TERMINAL_COLS}x{MAX_TERMINAL_ROWS}, got {}x{}",
             size.cols, size.rows
         ));
     }

@@ -16,7 +16,8 @@ pub struct Server {
     pub sessions: Sessions,
     pub manager: TestManager,
     pub task: Arc<tandem_scenario::Task>,
-    _tasks: tempfile::TempDir,
+    /// The tasks directory (the demo task is in `demo/`).
+    pub tasks: tempfile::TempDir,
     stop: watch::Sender<bool>,
 }
 
@@ -26,18 +27,34 @@ impl Drop for Server {
     }
 }
 
+/// How a test's server differs from the default one.
+#[derive(Default)]
+pub struct Options {
+    /// The SSH front end's bounds.
+    pub limits: tandem_ssh::SshLimits,
+    /// YAML lines added to the demo task (e.g. `limits:` with a disk size).
+    pub task_extra: &'static str,
+}
+
 impl Server {
     pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
         let manager = TestManager::new();
         let tasks = tempfile::tempdir().unwrap();
         let dir = tasks.path().join("demo");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(
             dir.join("task.yaml"),
-            "name: demo\ntitle: Demo task\ndescription: |\n  Demo.\ndifficulty: easy\n\
-             time_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'demo$ '\n\
-             check: |\n  test -f /tmp/solved && echo solved || { echo not yet; exit 1; }\n\
-             solution: |\n  touch /tmp/solved\n",
+            format!(
+                "name: demo\ntitle: Demo task\ndescription: |\n  Demo.\ndifficulty: easy\n\
+                 time_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'demo$ '\n\
+                 check: |\n  test -f /tmp/solved && echo solved || {{ echo not yet; exit 1; }}\n\
+                 solution: |\n  touch /tmp/solved\n{}",
+                options.task_extra
+            ),
         )
         .unwrap();
         let task = Arc::new(tandem_scenario::task::load(&dir).unwrap());
@@ -47,13 +64,19 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, rx) = watch::channel(false);
-        tokio::spawn(tandem_ssh::serve(listener, key, sessions.clone(), rx));
+        tokio::spawn(tandem_ssh::serve(
+            listener,
+            key,
+            sessions.clone(),
+            options.limits,
+            rx,
+        ));
         Self {
             port,
             sessions,
             manager,
             task,
-            _tasks: tasks,
+            tasks,
             stop,
         }
     }
