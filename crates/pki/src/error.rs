@@ -36,7 +36,7 @@ pub enum PkiError {
     /// Files that would be overwritten exist and `force` was not given.
     #[error("refusing to overwrite {}: use --force to replace them", list_paths(.0))]
     Exists(Vec<PathBuf>),
-    /// Some but not all of the files of [`init`] exist, so the daemon cannot make a fresh PKI.
+    /// Some but not all of the files of [`init`](crate::init) exist, so the daemon cannot make a fresh PKI.
     #[error(
         "{}: incomplete PKI: found {}; missing {}. Run `tandem certs init --force` to make a new CA, server and admin certificate (certificates issued by the old CA stop working)",
         dir.display(), list_names(present), list_names(missing)
