@@ -35,11 +35,27 @@ pub fn spec_from_request(req: pb::StartJobRequest, owner: &str) -> Result<JobSpe
             io_write_bps: l.io_write_bytes_per_second,
             io_read_iops: l.io_read_ops_per_second,
             io_write_iops: l.io_write_ops_per_second,
+            disk: l.disk_bytes,
         };
     }
+    spec.capabilities = req.capabilities;
     spec.validate()
         .map_err(|m| Status::invalid_argument(api_field_names(&m)))?;
     Ok(spec)
+}
+
+/// Limits as the API shows them.
+pub fn limits(l: &Limits) -> pb::Limits {
+    pb::Limits {
+        cpu_cores: l.cpu,
+        memory_bytes: l.memory,
+        pids: l.pids,
+        io_read_bytes_per_second: l.io_read_bps,
+        io_write_bytes_per_second: l.io_write_bps,
+        io_read_ops_per_second: l.io_read_iops,
+        io_write_ops_per_second: l.io_write_iops,
+        disk_bytes: l.disk,
+    }
 }
 
 /// A terminal size from the API, naming `field` when out of range.
@@ -57,7 +73,8 @@ pub fn terminal_size(field: &str, t: &pb::TerminalSize) -> Result<PtySize, Statu
 
 /// The worker names its own fields; requests use the API's names.
 fn api_field_names(message: &str) -> String {
-    const NAMES: [(&str, &str); 9] = [
+    const NAMES: [(&str, &str); 10] = [
+        ("limits.disk", "limits.disk_bytes"),
         ("limits.cpu", "limits.cpu_cores"),
         ("limits.memory", "limits.memory_bytes"),
         ("limits.io_read_bps", "limits.io_read_bytes_per_second"),
@@ -121,15 +138,7 @@ pub fn job(info: &JobInfo) -> pb::Job {
         args: spec.args.clone(),
         labels: spec.labels.clone().into_iter().collect(),
         terminal: spec.pty.is_some(),
-        limits: Some(pb::Limits {
-            cpu_cores: spec.limits.cpu,
-            memory_bytes: spec.limits.memory,
-            pids: spec.limits.pids,
-            io_read_bytes_per_second: spec.limits.io_read_bps,
-            io_write_bytes_per_second: spec.limits.io_write_bps,
-            io_read_ops_per_second: spec.limits.io_read_iops,
-            io_write_ops_per_second: spec.limits.io_write_iops,
-        }),
+        limits: Some(limits(&spec.limits)),
         created_at: timestamp(Some(status.created_at)),
         started_at: timestamp(status.started_at),
         ended_at: timestamp(status.ended_at),

@@ -123,15 +123,7 @@ impl TaskService for Tasks {
             hints: task.hints.clone(),
             solution: task.solution.clone(),
             user: task.user.clone(),
-            limits: Some(pb::Limits {
-                cpu_cores: l.cpu,
-                memory_bytes: l.memory,
-                pids: l.pids,
-                io_read_bytes_per_second: l.io_read_bps,
-                io_write_bytes_per_second: l.io_write_bps,
-                io_read_ops_per_second: l.io_read_iops,
-                io_write_ops_per_second: l.io_write_iops,
-            }),
+            limits: Some(crate::convert::limits(l)),
             setup: task.setup.clone().unwrap_or_default(),
             check: task.check.clone(),
         }))

@@ -165,9 +165,10 @@ impl Instances {
             .owner(owner)
             .label("task", &task.name)
             .label("role", "sandbox")
-            .limits(crate::sandbox::limits(&task.limits));
+            .limits(task.limits.clone());
         sandbox.hostname = task.hostname.clone();
         sandbox.rootfs = task.rootfs.clone();
+        sandbox.capabilities = task.capabilities.clone();
         sandbox.files = task.files.iter().map(crate::sandbox::file).collect();
         // Login shells greet the candidate with the task (on the shared screen, so the
         // interviewers see what the candidate was told).
@@ -298,7 +299,11 @@ impl Instances {
             return Err(ScenarioError::NotRunning(id));
         }
         let task = &instance.task;
-        let spec = self.script(task, &instance.owner, "check", &task.check);
+        let mut spec = self.script(task, &instance.owner, "check", &task.check);
+        // The candidate is root in the sandbox: the check runs with a pristine view of
+        // the system (see the worker's check mode) and no rc files of the candidate's.
+        spec.pristine = true;
+        spec.env.insert("HOME".into(), "/nonexistent".into());
         let started = Instant::now();
         let job = match self.manager.exec(id, spec).await {
             Ok(job) => job,

@@ -4,7 +4,7 @@
 //!
 //! It runs nothing and does not depend on the job worker, so the CLI can validate task
 //! files and parse units without linking it. What a task asks of its sandbox is plain
-//! values here ([`TaskLimits`], [`TaskFile`], [`TaskTmpfs`]); `tandem-scenario` turns
+//! values here ([`Limits`], [`TaskFile`], [`TaskTmpfs`]); `tandem-scenario` turns
 //! them into worker job specs and runs task instances.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -13,7 +13,8 @@ mod sandbox;
 mod task;
 pub mod units;
 
-pub use sandbox::{MIN_CPU, MIN_MEMORY, TaskFile, TaskLimits, TaskTmpfs};
+pub use sandbox::{TaskFile, TaskTmpfs};
+pub use tandem_limits::{CapSet, Limits};
 pub use task::{
     DEFAULT_CHECK_TIMEOUT, DEFAULT_SETUP_TIMEOUT, DEFAULT_SHELL, Diagnostic, Difficulty, Task, load,
 };

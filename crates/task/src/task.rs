@@ -6,13 +6,14 @@
 //! with their position (`Spanned`) and checked afterwards; scripts are checked with
 //! `bash -n`, and bash's line numbers are mapped back into the YAML file.
 
-use crate::sandbox::{TaskFile, TaskLimits, TaskTmpfs};
+use crate::sandbox::{TaskFile, TaskTmpfs};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tandem_limits::Limits;
 
 mod accounts;
 mod check;
@@ -82,7 +83,9 @@ pub struct Task {
     /// Suggested length of the interview.
     pub time_limit: Duration,
     /// Limits of the sandbox.
-    pub limits: TaskLimits,
+    pub limits: Limits,
+    /// Capabilities added to the sandbox's default set (checked against the allow-list).
+    pub capabilities: Vec<String>,
     /// Root filesystem directory; the host's `/` when `None`.
     pub rootfs: Option<PathBuf>,
     /// Host name inside the sandbox.
@@ -123,6 +126,8 @@ struct RawTask {
     time_limit: Spanned<String>,
     #[serde(default)]
     limits: Option<RawLimits>,
+    #[serde(default)]
+    capabilities: Vec<Spanned<String>>,
     rootfs: Option<Spanned<String>>,
     hostname: Option<Spanned<String>>,
     user: Option<Spanned<String>>,
@@ -150,6 +155,7 @@ struct RawLimits {
     pids: Option<Spanned<u64>>,
     io_read: Option<Spanned<String>>,
     io_write: Option<Spanned<String>>,
+    disk: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,8 +330,27 @@ solution: |
         assert_eq!(
             errors(&bad)[0],
             "task.yaml:7:1: unknown field `limts`, expected one of name, title, description, \
-             difficulty, time_limit, limits, rootfs, hostname, user, shell, env, files, tmpfs, \
-             setup, setup_timeout, check, check_timeout, hints, solution"
+             difficulty, time_limit, limits, capabilities, rootfs, hostname, user, shell, env, \
+             files, tmpfs, setup, setup_timeout, check, check_timeout, hints, solution"
+        );
+    }
+
+    #[test]
+    fn capabilities_and_disk_are_checked_where_they_are_written() {
+        let with = |extra: &str| GOOD.replace("limits:\n", &format!("{extra}limits:\n"));
+        let root = write_task(&with("capabilities: [NET_ADMIN, cap_sys_ptrace]\n"));
+        let task = load(&root.path().join("demo")).unwrap();
+        assert_eq!(task.capabilities, ["NET_ADMIN", "cap_sys_ptrace"]);
+        let errs = errors(&with("capabilities: [NET_ADMIN, SYS_ADMIN]\n"));
+        assert!(
+            errs[0].starts_with("task.yaml:7:27: capabilities[1]: SYS_ADMIN is never granted"),
+            "{errs:?}"
+        );
+        let bad = GOOD.replace("limits:\n", "limits:\n  disk: 512K\n");
+        let errs = errors(&bad);
+        assert!(
+            errs[0].contains("limits.disk: 524288 bytes is below the minimum"),
+            "{errs:?}"
         );
     }
 

@@ -20,7 +20,7 @@
 
 use crate::protocol::{
     CONFIG_FD, CONTROL_FD, CONTROL_KILL, CONTROL_TERMINATE, EVENT_FD, ExitOutcome, InitConfig,
-    InitEvent, JOIN_FD,
+    InitEvent, JOIN_FD, Mode, USERNS_FD,
 };
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
@@ -56,14 +56,6 @@ const HANDLED: [Signal; 6] = [
     Signal::SIGUSR1,
 ];
 
-/// Namespaces a joining command enters (all of the sandbox's).
-const JOINED: CloneFlags = CloneFlags::CLONE_NEWPID
-    .union(CloneFlags::CLONE_NEWNS)
-    .union(CloneFlags::CLONE_NEWNET)
-    .union(CloneFlags::CLONE_NEWUTS)
-    .union(CloneFlags::CLONE_NEWIPC)
-    .union(CloneFlags::CLONE_NEWCGROUP);
-
 /// Entry point of `tandem-init`. Never returns.
 pub fn main() -> ! {
     for fd in [CONFIG_FD, EVENT_FD, CONTROL_FD] {
@@ -87,19 +79,19 @@ struct Events(OwnedFd);
 
 impl Events {
     fn send(&mut self, event: &InitEvent) {
-        self.send_with_fd(event, None);
+        self.send_with_fds(event, &[]);
     }
 
-    fn send_with_fd(&mut self, event: &InitEvent, fd: Option<BorrowedFd<'_>>) {
+    fn send_with_fds(&mut self, event: &InitEvent, fds: &[BorrowedFd<'_>]) {
         let Ok(message) = serde_json::to_vec(event) else {
             return;
         };
-        let fds = fd.map(|f| [f.as_raw_fd()]);
-        let cmsgs: Vec<ControlMessage<'_>> = fds
-            .as_ref()
-            .map(|f| ControlMessage::ScmRights(f))
-            .into_iter()
-            .collect();
+        let fds: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let cmsgs: Vec<ControlMessage<'_>> = if fds.is_empty() {
+            Vec::new()
+        } else {
+            vec![ControlMessage::ScmRights(&fds)]
+        };
         let _ = sendmsg::<UnixAddr>(
             self.0.as_raw_fd(),
             &[IoSlice::new(&message)],
@@ -144,35 +136,60 @@ fn monitor(mut events: Events) -> ! {
         Err(e) => events.fail("create signalfd", e),
     };
 
-    let join = config.sandbox.is_none();
-    if join {
-        // SAFETY: only probes whether the descriptor number is open.
-        if unsafe { libc::fcntl(JOIN_FD, libc::F_GETFD) } == -1 {
-            events.fail(
-                "join a sandbox: its init's pidfd (fd 6) is missing",
-                Errno::EBADF,
-            );
-        }
-        // SAFETY: JOIN_FD was checked open in main() (join mode) and nothing else owns it.
-        let target = unsafe { OwnedFd::from_raw_fd(JOIN_FD) };
-        // Entering the PID namespace applies to children: the init forked below lives
-        // there. The rest (mount, network, …) applies to this process and is inherited.
-        if let Err(e) = nix::sched::setns(&target, JOINED) {
-            let why = if e == Errno::ESRCH {
-                " (the sandbox has ended)"
-            } else {
-                ""
+    let join = !matches!(config.mode, Mode::Create(_));
+    let namespaces = match &config.mode {
+        Mode::Create(sandbox) => {
+            let ns = match crate::sandbox::userns::create(sandbox.ids) {
+                Ok(ns) => ns,
+                Err((step, e)) => events.fail(step, e),
             };
-            events.fail(format!("enter the sandbox's namespaces{why}"), e);
+            if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+                let hint = if e == Errno::EPERM {
+                    " (needs CAP_SYS_ADMIN: run the daemon as root)"
+                } else {
+                    ""
+                };
+                events.fail(format!("create PID namespace{hint}"), e);
+            }
+            Some(ns)
         }
-    } else if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
-        let hint = if e == Errno::EPERM {
-            " (needs CAP_SYS_ADMIN: run the daemon as root)"
-        } else {
-            ""
-        };
-        events.fail(format!("create PID namespace{hint}"), e);
-    }
+        Mode::Join | Mode::Check(_) => {
+            for (fd, what) in [
+                (JOIN_FD, "its init's pidfd"),
+                (USERNS_FD, "its user namespace"),
+            ] {
+                // SAFETY: only probes whether the descriptor number is open.
+                if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+                    events.fail(
+                        format!("join a sandbox: {what} (fd {fd}) is missing"),
+                        Errno::EBADF,
+                    );
+                }
+            }
+            // SAFETY: JOIN_FD and USERNS_FD were checked open above and nothing else owns
+            // them.
+            let (target, user) = unsafe {
+                (
+                    OwnedFd::from_raw_fd(JOIN_FD),
+                    OwnedFd::from_raw_fd(USERNS_FD),
+                )
+            };
+            // Entering the PID namespace applies to children: the init forked below lives
+            // there. Everything else applies to this process, which locks itself down
+            // before forking, so that nothing inside ever sees a process of ours with more
+            // privilege than its own.
+            let joined = match &config.mode {
+                Mode::Check(check) => {
+                    crate::sandbox::join_check(check, &target, &user, config.caps)
+                }
+                _ => crate::sandbox::join(&target, &user, config.caps),
+            };
+            if let Err((step, e)) = joined {
+                events.fail(step, e);
+            }
+            None
+        }
+    };
 
     // SAFETY: this process is single-threaded (tandem-init never starts threads), so the
     // child may run arbitrary code after fork.
@@ -181,15 +198,17 @@ fn monitor(mut events: Events) -> ! {
         Ok(ForkResult::Child) => {
             drop(signals);
             drop(control);
-            init(config, events, mask)
+            init(config, events, mask, namespaces)
         }
         Ok(ForkResult::Parent { child }) => {
-            if !join {
-                // Later jobs join this sandbox through a pidfd of its init. Opened here, by
-                // the init's parent, before the init can have been reaped: it cannot refer
-                // to a recycled pid.
+            if let Some(ns) = namespaces {
+                // Later jobs join this sandbox through a pidfd of its init and its user
+                // namespace. The pidfd is opened here, by the init's parent, before the
+                // init can have been reaped: it cannot refer to a recycled pid.
                 match pidfd_open(child) {
-                    Ok(pidfd) => events.send_with_fd(&InitEvent::Sandbox, Some(pidfd.as_fd())),
+                    Ok(pidfd) => {
+                        events.send_with_fds(&InitEvent::Sandbox, &[pidfd.as_fd(), ns.user.as_fd()])
+                    }
                     Err(e) => {
                         let _ = kill(child, Signal::SIGKILL);
                         events.fail("open a pidfd of the sandbox's init", e);
@@ -268,30 +287,43 @@ fn monitor_loop(init: Pid, signals: SignalFd, control: OwnedFd, join: bool) -> !
 }
 
 /// PID 1 of the job's namespace.
-fn init(config: InitConfig, mut events: Events, mask: SigSet) -> ! {
+fn init(
+    config: InitConfig,
+    mut events: Events,
+    mask: SigSet,
+    namespaces: Option<crate::sandbox::Namespaces>,
+) -> ! {
     // If the monitor dies (only a SIGKILL can do that) the job must die with it. The
     // monitor cannot have died before this line without the worker having killed it, in
     // which case the worker also kills the job's cgroup.
     if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
         events.fail("set parent-death signal", e);
     }
+    if let Err((step, e)) = crate::sandbox::not_dumpable() {
+        events.fail(step, e);
+    }
     let signals = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
     {
         Ok(s) => s,
         Err(e) => events.fail("create signalfd", e),
     };
-    if let Some(sandbox) = &config.sandbox
-        && let Err((step, e)) = crate::sandbox::enter(sandbox)
-    {
-        events.fail(step, e);
-    }
+    // Create mode: build the sandbox (a joining init arrives locked down already).
+    let create = match (&config.mode, namespaces) {
+        (Mode::Create(sandbox), Some(ns)) => {
+            if let Err((step, e)) = crate::sandbox::enter(sandbox, ns) {
+                events.fail(step, e);
+            }
+            true
+        }
+        _ => false,
+    };
     // The terminal comes from the job's own devpts instance, so that `tty`, `ttyname` and
     // programs that check them work inside; the worker gets the master.
     let terminal = match config.pty {
         None => None,
         Some(size) => match crate::sys::open_pty(size) {
             Ok((master, slave)) => {
-                events.send_with_fd(&InitEvent::Terminal, Some(master.as_fd()));
+                events.send_with_fds(&InitEvent::Terminal, &[master.as_fd()]);
                 Some(slave)
             }
             Err(e) => events.fail(
@@ -300,7 +332,7 @@ fn init(config: InitConfig, mut events: Events, mask: SigSet) -> ! {
             ),
         },
     };
-    if let Err((step, e)) = crate::sandbox::lock_down() {
+    if create && let Err((step, e)) = crate::sandbox::lock_down(config.caps, false) {
         events.fail(step, e);
     }
 

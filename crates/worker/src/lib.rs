@@ -16,22 +16,30 @@
 
 mod cgroup;
 mod error;
-mod files;
+mod ids;
 pub mod init;
+mod launch;
 mod manager;
 mod output_log;
 pub mod protocol;
 mod pty;
+mod recovery;
 mod sandbox;
 mod spec;
 mod state;
 mod status;
+mod supervise;
 mod sys;
+mod system_view;
 
-pub use cgroup::{CgroupVersion, DeviceNumber, Limits, ResourceUsage};
+pub use cgroup::{CgroupVersion, DEFAULT_DISK, DeviceNumber, Limits, ResourceUsage};
 pub use error::JobError;
+pub use ids::{DEFAULT_FIRST_UID, DEFAULT_SANDBOX_SLOTS, IDS_PER_SANDBOX};
 pub use init::INIT_ARG;
 pub use manager::{DEFAULT_STOP_GRACE, InitProgram, JobManager, JobManagerConfig};
 pub use output_log::{CHUNK, DEFAULT_OUTPUT_CAP, OutputReader};
-pub use spec::{BindMount, FileSpec, JobId, JobSpec, PtySize, TmpfsMount};
+pub use spec::{BindMount, FileSpec, JobId, JobSpec, MAX_FILES_BYTES, PtySize, TmpfsMount};
 pub use status::{ExitOutcome, JobInfo, JobState, JobStatus};
+pub use system_view::{ETC_DIRS, ETC_FILES};
+pub use tandem_limits::CapSet;
+pub use tandem_limits::capability;

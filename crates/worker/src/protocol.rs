@@ -1,21 +1,25 @@
 //! The private protocol between the worker (in the daemon) and `tandem-init`.
 //!
-//! The worker starts `tandem-init` with three extra file descriptors:
+//! The worker starts `tandem-init` with three extra file descriptors (five when joining):
 //!
 //! | fd | direction | content |
 //! |----|-----------|---------|
 //! | 3  | worker → init | [`InitConfig`] as JSON in a sealed memfd (no pipe, so no deadlock on large specs) |
-//! | 4  | init → worker | [`InitEvent`]s: a `SOCK_SEQPACKET` socket, one JSON object per message; the PTY master travels with [`InitEvent::Terminal`] as `SCM_RIGHTS` |
+//! | 4  | init → worker | [`InitEvent`]s: a `SOCK_SEQPACKET` socket, one JSON object per message; descriptors travel with [`InitEvent::Sandbox`] and [`InitEvent::Terminal`] as `SCM_RIGHTS` |
 //! | 5  | worker → init | control bytes: [`CONTROL_TERMINATE`], [`CONTROL_KILL`]; EOF means kill |
-//! | 6  | worker → init | only in join mode: a pidfd of the sandbox's init, whose namespaces to enter |
+//! | 6  | worker → init | join modes only: a pidfd of the sandbox's init, whose namespaces to enter |
+//! | 7  | worker → init | join modes only: the sandbox's user namespace |
 //!
 //! All of them are close-on-exec inside init, so the user's command never sees them.
 //!
-//! Two modes: **create** builds a new sandbox (the monitor sends a pidfd of the new init
-//! with [`InitEvent::Sandbox`], so that later jobs can join it); **join** runs a command in
-//! an existing sandbox (its namespaces, root and cgroup) without creating anything.
+//! Three modes ([`Mode`]): **create** builds a new sandbox (the monitor sends a pidfd of
+//! the new init and its user namespace with [`InitEvent::Sandbox`], so that later jobs can
+//! join it); **join** runs a command in an existing sandbox (its namespaces, root and
+//! cgroup) without creating anything; **check** joins like `join`, but the command sees a
+//! pristine system view over the sandbox's files (see `sandbox::check`).
 
-use crate::spec::{BindMount, PtySize, TmpfsMount};
+use crate::capability::CapSet;
+use crate::spec::{BindMount, FileSpec, PtySize, TmpfsMount};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -25,8 +29,10 @@ pub const CONFIG_FD: i32 = 3;
 pub const EVENT_FD: i32 = 4;
 /// File descriptor number of the control pipe (read end) in `tandem-init`.
 pub const CONTROL_FD: i32 = 5;
-/// File descriptor number of the target sandbox's init pidfd (join mode only).
+/// File descriptor number of the target sandbox's init pidfd (join modes only).
 pub const JOIN_FD: i32 = 6;
+/// File descriptor number of the target sandbox's user namespace (join modes only).
+pub const USERNS_FD: i32 = 7;
 
 /// Control byte: send the job's process group SIGTERM (and SIGHUP first on a PTY).
 pub const CONTROL_TERMINATE: u8 = b'T';
@@ -53,8 +59,32 @@ pub struct InitConfig {
     /// Run the command as this user (a name or uid in the sandbox's /etc/passwd); root
     /// when unset.
     pub user: Option<String>,
-    /// What to build (create mode), or `None` to join the sandbox behind [`JOIN_FD`].
-    pub sandbox: Option<SandboxConfig>,
+    /// The capabilities the job's processes keep (bounding, permitted and effective sets),
+    /// inside the sandbox's user namespace.
+    pub caps: CapSet,
+    /// What to build or join.
+    pub mode: Mode,
+}
+
+/// What init does before running the command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Mode {
+    /// Build a new sandbox.
+    Create(SandboxConfig),
+    /// Enter the sandbox behind [`JOIN_FD`] and [`USERNS_FD`].
+    Join,
+    /// Enter it as a check (see [`CheckConfig`]).
+    Check(CheckConfig),
+}
+
+/// A sandbox's user namespace maps its ids `0..count` to the host's `host_base..`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    /// Host uid (and gid) of the sandbox's root.
+    pub host_base: u32,
+    /// How many ids are mapped.
+    pub count: u32,
 }
 
 /// What a new sandbox consists of.
@@ -62,28 +92,53 @@ pub struct InitConfig {
 pub struct SandboxConfig {
     /// Host name in the job's UTS namespace.
     pub hostname: String,
+    /// Its user namespace's id map.
+    pub ids: IdMap,
     /// The job's root filesystem.
     pub rootfs: RootfsConfig,
+    /// Files written into the root (as the sandbox's root user) before anything runs.
+    pub files: Vec<FileSpec>,
 }
 
 /// How init builds the job's copy-on-write root.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RootfsConfig {
-    /// Read-only lower layer: the host's `/` or a rootfs directory.
+    /// An empty host directory (in the job's state dir) on which init mounts, in the
+    /// sandbox's own mount namespace only, the tmpfs holding the writable layers.
+    pub staging: PathBuf,
+    /// Lowest, read-only layer of the root: the system view's skeleton or a rootfs
+    /// directory. Presented through an idmapped mount.
     pub lower: PathBuf,
-    /// Overlay upper directory (the job's writes), in the job's state dir.
-    pub upper: PathBuf,
-    /// Overlay work directory, next to `upper`.
-    pub work: PathBuf,
-    /// Where the overlay is mounted before `pivot_root`.
-    pub mount_point: PathBuf,
-    /// Host paths hidden inside the job under an empty read-only tmpfs (the state dir,
-    /// the certificates…), when they exist in the lower layer.
+    /// Host directories shown read-only at the same path inside (`/usr`, …), each under a
+    /// writable layer of its own. Idmapped too.
+    pub system_dirs: Vec<PathBuf>,
+    /// Size of the writable layers' tmpfs in bytes (`limits.disk`).
+    pub disk: u64,
+    /// Host paths hidden inside the job under an empty read-only tmpfs, when they exist in
+    /// the lower layer (matters for a rootfs directory that contains them).
     pub hide: Vec<PathBuf>,
     /// Host directories or files bind-mounted into the job.
     pub binds: Vec<BindMount>,
     /// Size-limited tmpfs mounts.
     pub tmpfs: Vec<TmpfsMount>,
+}
+
+/// How a check sees the sandbox: its files through a private copy-on-write layer, with
+/// the system parts (`/usr`, the loader's links and configuration, interpreters' site
+/// configuration) replaced by pristine read-only copies, as a host uid that is not mapped
+/// in the sandbox (so the sandbox cannot trace it or read its memory).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckConfig {
+    /// Host directory of the pins layer (see `system_view`).
+    pub pins: PathBuf,
+    /// `(path inside, host directory)` of the pristine system directories.
+    pub system_dirs: Vec<(PathBuf, PathBuf)>,
+    /// The sandbox's mounts (inside paths) the check sees live: `/proc`, `/dev`, tmpfs …
+    pub mounts: Vec<PathBuf>,
+    /// Host uid and gid the check runs as.
+    pub host_uid: u32,
+    /// Size of the check's private writable layer in bytes.
+    pub scratch: u64,
 }
 
 /// How the job's main process ended.
@@ -101,8 +156,9 @@ pub enum ExitOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum InitEvent {
-    /// Create mode: a pidfd of the new sandbox's init is attached as `SCM_RIGHTS` (sent by
-    /// the monitor, the init's parent, so the pid cannot have been reused).
+    /// Create mode: a pidfd of the new sandbox's init and its user namespace are attached
+    /// as `SCM_RIGHTS` (sent by the monitor, the init's parent, so the pid cannot have been
+    /// reused).
     Sandbox,
     /// The PTY master is attached to this message as `SCM_RIGHTS`.
     Terminal,

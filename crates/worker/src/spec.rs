@@ -85,6 +85,7 @@ pub struct FileSpec {
 
 /// Everything needed to start a job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct JobSpec {
     /// Program to run; looked up in the job's `PATH` (or a standard one) if it has no `/`.
     /// Empty for a holding sandbox (see [`JobSpec::sandbox`]).
@@ -123,7 +124,18 @@ pub struct JobSpec {
     /// Bytes the command reads on stdin (e.g. a script for `bash -s`); `/dev/null` when
     /// unset. Not with a terminal.
     pub stdin: Option<Vec<u8>>,
+    /// Capabilities added to the sandbox's default set (see [`crate::capability`]): names
+    /// from [`ALLOWED_EXTRA`](crate::capability::ALLOWED_EXTRA), e.g. `NET_ADMIN`.
+    pub capabilities: Vec<String>,
+    /// Run in an existing sandbox as a **check** (with [`JobManager::exec`](crate::JobManager::exec)):
+    /// the command sees the sandbox's files, processes and network, but its programs,
+    /// loader and interpreter configuration come from pristine read-only copies, its own
+    /// writes go to a private layer, and it runs as a host uid the sandbox cannot trace.
+    pub pristine: bool,
 }
+
+/// Most bytes of [`JobSpec::files`] content in one spec (they travel to init in memory).
+pub const MAX_FILES_BYTES: usize = 16 << 20;
 
 impl JobSpec {
     /// A spec running `command` with `args`, no environment, no terminal.
@@ -280,6 +292,16 @@ impl JobSpec {
             }
             check_target(&bind.target).map_err(|e| format!("binds[{i}].target: {e}"))?;
         }
+        crate::capability::CapSet::with_extra(&self.capabilities)?;
+        let files_bytes: usize = self.files.iter().map(|f| f.content.len()).sum();
+        if files_bytes > MAX_FILES_BYTES {
+            return Err(format!(
+                "files: {files_bytes} bytes of content is more than the {MAX_FILES_BYTES} allowed"
+            ));
+        }
+        if self.pristine && self.user.is_some() {
+            return Err("user: a check runs as tandem's own check user".into());
+        }
         for (i, file) in self.files.iter().enumerate() {
             check_target(&file.path).map_err(|e| format!("files[{i}].path: {e}"))?;
             if file.mode > 0o7777 {
@@ -324,6 +346,8 @@ impl JobSpec {
             Some("tmpfs")
         } else if !self.files.is_empty() {
             Some("files")
+        } else if !self.capabilities.is_empty() {
+            Some("capabilities")
         } else {
             None
         };

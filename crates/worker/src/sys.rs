@@ -7,7 +7,7 @@
 //! `F_DUPFD_CLOEXEC`); a descriptor that were inheritable even briefly could leak one job's
 //! terminal or pipe into another job.
 
-use crate::protocol::{CONFIG_FD, CONTROL_FD, EVENT_FD, JOIN_FD};
+use crate::protocol::{CONFIG_FD, CONTROL_FD, EVENT_FD, JOIN_FD, USERNS_FD};
 use crate::spec::PtySize;
 use nix::fcntl::OFlag;
 use nix::pty::{grantpt, posix_openpt, unlockpt};
@@ -68,7 +68,7 @@ pub(crate) fn memfd_with(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
     Ok(file.into())
 }
 
-/// Descriptors handed to `tandem-init` as fds 3, 4, 5 (and 6 in join mode).
+/// Descriptors handed to `tandem-init` as fds 3, 4, 5 (and 6, 7 in the join modes).
 pub(crate) struct InitFds {
     /// Duplicates numbered ≥ 10 so that the `dup2` calls in the child cannot clobber one
     /// another's source; close-on-exec, so only the `dup2` targets survive exec.
@@ -80,15 +80,16 @@ impl InitFds {
         config: &OwnedFd,
         events: &OwnedFd,
         control: &OwnedFd,
-        join: Option<&OwnedFd>,
+        join: Option<(&OwnedFd, &OwnedFd)>,
     ) -> io::Result<Self> {
         let mut high = vec![
             (dup_high(config)?, CONFIG_FD),
             (dup_high(events)?, EVENT_FD),
             (dup_high(control)?, CONTROL_FD),
         ];
-        if let Some(join) = join {
-            high.push((dup_high(join)?, JOIN_FD));
+        if let Some((pidfd, userns)) = join {
+            high.push((dup_high(pidfd)?, JOIN_FD));
+            high.push((dup_high(userns)?, USERNS_FD));
         }
         Ok(Self { high })
     }
@@ -144,6 +145,28 @@ fn dup_high(fd: &OwnedFd) -> io::Result<OwnedFd> {
     }
     // SAFETY: fresh descriptor from fcntl, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// `lsetxattr(2)`: sets an extended attribute on `path` itself (not a link's target).
+pub(crate) fn lsetxattr(
+    path: &std::ffi::CStr,
+    name: &std::ffi::CStr,
+    value: &[u8],
+) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated and `value` is valid for `value.len()` bytes.
+    let rc = unsafe {
+        libc::lsetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Registers an owned descriptor with the tokio reactor.

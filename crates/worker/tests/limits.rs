@@ -157,9 +157,13 @@ async fn cpu_limit_holds_a_busy_loop_to_its_quota() {
 
 #[tokio::test]
 async fn write_bandwidth_limit_slows_direct_io() {
-    let (manager, _fixture) = manager();
-    // The job's writes land in its overlay upper dir, on the state dir's disk.
-    let spec = sh("dd if=/dev/zero of=/var/tmp/big bs=1M count=50 oflag=direct 2>&1 | tail -n 1")
+    let (manager, fixture) = manager();
+    // A sandbox's own writes land in memory (its writable layer is a tmpfs); what reaches
+    // the state dir's disk is a writable bind of a directory on it.
+    let disk_dir = fixture.path().join("bound");
+    std::fs::create_dir(&disk_dir).unwrap();
+    let spec = sh("dd if=/dev/zero of=/disk/big bs=1M count=50 oflag=direct 2>&1 | tail -n 1")
+        .bind(&disk_dir, "/disk", false)
         .limits(Limits {
             io_write_bps: Some(10 * MIB),
             ..Limits::default()

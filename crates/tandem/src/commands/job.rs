@@ -34,7 +34,7 @@ pub enum JobCommand {
         tandem job start -- sh -c 'echo hello'\n  \
         tandem job start --cpu 0.5 --memory 512M --pids 100 --io-write 10M/s -- make -j4\n  \
         id=$(tandem job start --tty --env TERM=xterm -- bash) && tandem job attach \"$id\"")]
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Show one job's status
     Status {
         /// The job's id
@@ -103,6 +103,12 @@ pub struct StartArgs {
     /// Disk write operations per second limit
     #[arg(long, value_name = "N", help_heading = "Limits")]
     io_write_iops: Option<u64>,
+    /// Size of the job's writable layer (e.g. 512M); held in memory, so it counts towards --memory too [default: 1G]
+    #[arg(long, value_parser = tandem_task::units::parse_size, allow_hyphen_values = true, value_name = "SIZE", help_heading = "Limits")]
+    disk: Option<u64>,
+    /// Add a capability to the sandbox's default set (repeatable): NET_ADMIN, NET_RAW, SYS_PTRACE, SYS_NICE, SYS_RESOURCE, IPC_LOCK, DAC_READ_SEARCH, LEASE
+    #[arg(long = "cap", value_name = "NAME", help_heading = "Limits")]
+    capabilities: Vec<String>,
     /// Run on a terminal the size of this one (24x80 without one); sets TERM=xterm-256color unless --env TERM=… is given
     #[arg(long)]
     tty: bool,
@@ -146,7 +152,7 @@ pub async fn run(global: &Global, command: JobCommand) -> anyhow::Result<ExitCod
     let status_err = |s: tonic::Status| status_error(global, &s);
     match command {
         JobCommand::Start(args) => {
-            let request = start_request(args, terminal::terminal_size);
+            let request = start_request(*args, terminal::terminal_size);
             let id = client
                 .start(request)
                 .await
@@ -252,6 +258,7 @@ fn start_request(
         io_write_bytes_per_second: args.io_write,
         io_read_ops_per_second: args.io_read_iops,
         io_write_ops_per_second: args.io_write_iops,
+        disk_bytes: args.disk,
     };
     let mut env: HashMap<String, String> = args.env.into_iter().collect();
     let terminal = args.tty.then(|| {
@@ -270,6 +277,7 @@ fn start_request(
         terminal,
         labels: args.labels.into_iter().collect(),
         hostname: args.hostname.unwrap_or_default(),
+        capabilities: args.capabilities,
     }
 }
 
@@ -281,7 +289,7 @@ mod tests {
 
     fn start_args(args: &[&str]) -> StartArgs {
         match parse(args).map(|cli| cli.command) {
-            Ok(Command::Job(JobCommand::Start(start))) => start,
+            Ok(Command::Job(JobCommand::Start(start))) => *start,
             other => panic!("not a job start: {other:?}"),
         }
     }

@@ -1,6 +1,8 @@
-//! Who owns the files a task places: users and groups of the sandbox's root filesystem.
+//! Who owns the files a task places: users and groups of the sandbox's root filesystem
+//! (the system view's own accounts, or a rootfs directory's).
 
 use std::path::Path;
+use tandem_limits::accounts;
 
 /// Users and groups of a root filesystem, from its `/etc/passwd` and `/etc/group`.
 pub(super) struct Accounts {
@@ -9,27 +11,21 @@ pub(super) struct Accounts {
 }
 
 impl Accounts {
+    /// The accounts of a rootfs directory.
     pub(super) fn read(root: &Path) -> Self {
         let read = |f: &str| std::fs::read_to_string(root.join(f)).unwrap_or_default();
-        let users = read("etc/passwd")
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                Some((
-                    f.first()?.to_string(),
-                    f.get(2)?.parse().ok()?,
-                    f.get(3)?.parse().ok()?,
-                ))
-            })
-            .collect();
-        let groups = read("etc/group")
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                Some((f.first()?.to_string(), f.get(2)?.parse().ok()?))
-            })
-            .collect();
-        Self { users, groups }
+        Self {
+            users: accounts::users(&read("etc/passwd")),
+            groups: accounts::groups(&read("etc/group")),
+        }
+    }
+
+    /// The system view's accounts (a task without a rootfs).
+    pub(super) fn system_view() -> Self {
+        Self {
+            users: accounts::users(accounts::PASSWD),
+            groups: accounts::groups(accounts::GROUP),
+        }
     }
 
     /// `user[:group]`, names from the rootfs or numbers.
@@ -64,6 +60,12 @@ impl Accounts {
                     .ok_or_else(|| format!("no group {g:?} in the root filesystem's /etc/group"))?,
             },
         };
+        if uid > accounts::MAX_ID || gid > accounts::MAX_ID {
+            return Err(format!(
+                "{uid}:{gid} is outside the sandbox's ids (0 to {})",
+                accounts::MAX_ID
+            ));
+        }
         Ok((uid, gid))
     }
 }

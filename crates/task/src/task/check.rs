@@ -6,11 +6,12 @@ use super::{
     DEFAULT_CHECK_TIMEOUT, DEFAULT_SETUP_TIMEOUT, DEFAULT_SHELL, Diagnostic, Difficulty, RawFile,
     RawTask, Report, Task,
 };
-use crate::sandbox::{TaskFile, TaskLimits, TaskTmpfs};
+use crate::sandbox::{TaskFile, TaskTmpfs};
 use crate::units::{parse_rate, parse_size};
 use serde_saphyr::Spanned;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
+use tandem_limits::{CapSet, Limits};
 
 /// Checks every field of `raw`, the task file of the task directory `dir`. `None` when
 /// nothing usable could be made (the problems are in `report` either way).
@@ -69,7 +70,7 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
             duration(report, "check_timeout", d)
         });
 
-    let mut limits = TaskLimits::default();
+    let mut limits = Limits::default();
     if let Some(l) = &raw.limits {
         limits.cpu = l.cpu.as_ref().map(|c| c.value);
         limits.pids = l.pids.as_ref().map(|p| p.value);
@@ -85,13 +86,15 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
             .io_write
             .as_ref()
             .and_then(|r| rate(report, "limits.io_write", r));
+        limits.disk = l.disk.as_ref().and_then(|d| size(report, "limits.disk", d));
         if let Err(e) = limits.validate() {
             let position = l
                 .cpu
                 .as_ref()
                 .map(|c| c.referenced)
                 .or(l.pids.as_ref().map(|p| p.referenced))
-                .or(l.memory.as_ref().map(|m| m.referenced));
+                .or(l.memory.as_ref().map(|m| m.referenced))
+                .or(l.disk.as_ref().map(|d| d.referenced));
             match position {
                 Some(p) => report.found.push(Diagnostic {
                     file: report.file.clone(),
@@ -114,7 +117,6 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
         }
         path
     });
-    let root = rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
     let hostname = raw.hostname.as_ref().map(|h| {
         if !valid_hostname(&h.value) {
             report.at(
@@ -157,7 +159,9 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
         }
     }
 
-    let accounts = Accounts::read(&root);
+    let accounts = rootfs
+        .as_deref()
+        .map_or_else(Accounts::system_view, Accounts::read);
     let mut files = Vec::new();
     for (i, f) in raw.files.iter().enumerate() {
         if let Some(spec) = file(report, i, f, dir, &accounts) {
@@ -192,6 +196,20 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
         bash_syntax(report, "check", &raw.check);
     }
 
+    let capabilities: Vec<String> = raw.capabilities.iter().map(|c| c.value.clone()).collect();
+    if let Err(e) = CapSet::with_extra(&capabilities) {
+        // The message names the entry: "capabilities[i]: …".
+        let index = e
+            .strip_prefix("capabilities[")
+            .and_then(|rest| rest.split(']').next())
+            .and_then(|i| i.parse::<usize>().ok())
+            .unwrap_or(0);
+        match raw.capabilities.get(index) {
+            Some(entry) => report.at(entry, e),
+            None => report.at(&raw.check, e),
+        }
+    }
+
     Some(Task {
         name,
         title: raw.title.trim().to_string(),
@@ -199,6 +217,7 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
         difficulty,
         time_limit,
         limits,
+        capabilities,
         rootfs,
         hostname,
         user,

@@ -13,109 +13,15 @@ mod v1;
 mod v2;
 
 use serde::{Deserialize, Serialize};
+pub use tandem_limits::{DEFAULT_DISK, Limits};
+
+/// Processes the cgroup holds besides the job's own: tandem-init's monitor and init.
+pub(crate) const INIT_PROCESSES: u64 = 2;
 use std::fmt;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Resource limits of a job. `None` means unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Limits {
-    /// CPU time in cores (0.5 = half a core), enforced as a CFS quota per 100 ms period.
-    pub cpu: Option<f64>,
-    /// Memory in bytes (swap is capped too: the job cannot swap beyond it).
-    pub memory: Option<u64>,
-    /// Number of processes and threads of the job's own (not counting tandem's init pair).
-    pub pids: Option<u64>,
-    /// Read bandwidth on the state dir's disk, bytes per second.
-    pub io_read_bps: Option<u64>,
-    /// Write bandwidth on the state dir's disk, bytes per second.
-    pub io_write_bps: Option<u64>,
-    /// Read operations per second on the state dir's disk.
-    pub io_read_iops: Option<u64>,
-    /// Write operations per second on the state dir's disk.
-    pub io_write_iops: Option<u64>,
-}
-
-/// Smallest memory limit accepted: below this a shell cannot even start.
-pub const MIN_MEMORY: u64 = 4 * 1024 * 1024;
-/// Smallest CPU limit accepted (a 1 ms quota per 100 ms period).
-pub const MIN_CPU: f64 = 0.01;
-/// Processes the cgroup holds besides the job's own: tandem-init's monitor and init.
-pub(crate) const INIT_PROCESSES: u64 = 2;
-
-impl Limits {
-    /// True when any disk IO limit is set (those need a block device).
-    pub fn has_io(&self) -> bool {
-        self.io_read_bps.is_some()
-            || self.io_write_bps.is_some()
-            || self.io_read_iops.is_some()
-            || self.io_write_iops.is_some()
-    }
-
-    /// Rejects zero, negative and absurd values, naming the field.
-    pub fn validate(&self) -> Result<(), String> {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if let Some(cpu) = self.cpu {
-            if !cpu.is_finite() || cpu < MIN_CPU {
-                return Err(format!(
-                    "limits.cpu: {cpu} is not a positive number of cores (minimum {MIN_CPU})"
-                ));
-            }
-            if cpu > cpus as f64 {
-                return Err(format!(
-                    "limits.cpu: {cpu} cores is more than this machine's {cpus}"
-                ));
-            }
-        }
-        if let Some(memory) = self.memory {
-            if memory < MIN_MEMORY {
-                return Err(format!(
-                    "limits.memory: {memory} bytes is below the minimum of {MIN_MEMORY} (4 MiB)"
-                ));
-            }
-            if let Some(total) = total_memory()
-                && memory > total
-            {
-                return Err(format!(
-                    "limits.memory: {memory} bytes is more than this machine's {total}"
-                ));
-            }
-        }
-        if let Some(pids) = self.pids
-            && !(1..=4_194_304).contains(&pids)
-        {
-            return Err(format!(
-                "limits.pids: {pids} is out of range (1 to 4194304)"
-            ));
-        }
-        for (name, value) in [
-            ("io_read_bps", self.io_read_bps),
-            ("io_write_bps", self.io_write_bps),
-            ("io_read_iops", self.io_read_iops),
-            ("io_write_iops", self.io_write_iops),
-        ] {
-            if value == Some(0) {
-                return Err(format!("limits.{name}: must be positive"));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn total_memory() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
 
 /// What a job used, as far as the cgroup version offers it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,16 +130,18 @@ impl Group for Detached {
     }
 }
 
-/// Kills everything in `group`, waits until it is empty (bounded), removes it.
-pub(crate) async fn destroy(group: &dyn Group) -> io::Result<()> {
+/// Kills everything in `group`, waits until it is empty (bounded), removes it. The one
+/// way a job cgroup is emptied and removed; async callers run it on the blocking pool
+/// ([`destroy`]).
+pub(crate) fn destroy_blocking(group: &dyn Group) -> io::Result<()> {
     let mut delay = Duration::from_millis(1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         if group.is_empty()? {
             break;
         }
         group.kill_all()?;
-        if tokio::time::Instant::now() > deadline {
+        if std::time::Instant::now() > deadline {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -244,7 +152,7 @@ pub(crate) async fn destroy(group: &dyn Group) -> io::Result<()> {
         }
         // The kernel finishes tearing processes down asynchronously; there is no
         // notification on v1, so back off briefly and look again.
-        tokio::time::sleep(delay).await;
+        std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));
     }
     let mut tries = 0;
@@ -252,11 +160,18 @@ pub(crate) async fn destroy(group: &dyn Group) -> io::Result<()> {
         match group.remove() {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 50 => {
                 tries += 1;
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                std::thread::sleep(Duration::from_millis(10));
             }
             other => return other,
         }
     }
+}
+
+/// [`destroy_blocking`] on the blocking pool.
+pub(crate) async fn destroy(group: std::sync::Arc<dyn Group>) -> io::Result<()> {
+    tokio::task::spawn_blocking(move || destroy_blocking(group.as_ref()))
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// Detects the host's cgroup setup and returns the backend for `version`.
@@ -427,73 +342,6 @@ fn make_dir(dir: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limits_validation_names_the_field() {
-        let ok = Limits {
-            cpu: Some(0.5),
-            memory: Some(64 << 20),
-            pids: Some(100),
-            io_write_bps: Some(10 << 20),
-            ..Limits::default()
-        };
-        assert_eq!(ok.validate(), Ok(()));
-        let bad = [
-            (
-                Limits {
-                    cpu: Some(-1.0),
-                    ..Default::default()
-                },
-                "limits.cpu",
-            ),
-            (
-                Limits {
-                    cpu: Some(f64::NAN),
-                    ..Default::default()
-                },
-                "limits.cpu",
-            ),
-            (
-                Limits {
-                    cpu: Some(1e9),
-                    ..Default::default()
-                },
-                "limits.cpu",
-            ),
-            (
-                Limits {
-                    memory: Some(0),
-                    ..Default::default()
-                },
-                "limits.memory",
-            ),
-            (
-                Limits {
-                    memory: Some(u64::MAX),
-                    ..Default::default()
-                },
-                "limits.memory",
-            ),
-            (
-                Limits {
-                    pids: Some(0),
-                    ..Default::default()
-                },
-                "limits.pids",
-            ),
-            (
-                Limits {
-                    io_read_iops: Some(0),
-                    ..Default::default()
-                },
-                "limits.io_read_iops",
-            ),
-        ];
-        for (limits, field) in bad {
-            let err = limits.validate().unwrap_err();
-            assert!(err.starts_with(field), "{err:?} should name {field}");
-        }
-    }
 
     #[test]
     fn mountinfo_parsing() {

@@ -1,16 +1,22 @@
-//! The job's root: an overlay (read-only lower = host `/` or a rootfs directory; upper and
-//! work in the job's state dir), a fresh `/proc`, a minimal `/dev` with its own devpts
-//! instance, read-only `/sys`, tmpfs `/tmp` and `/run`, hidden host paths, the spec's bind
-//! and tmpfs mounts, then `pivot_root`.
+//! The job's root: an overlay whose read-only lower layer is an idmapped copy of the
+//! system view's skeleton (or a rootfs directory), with each of the host's system
+//! directories (`/usr`, …) as an overlay of its own over an idmapped copy; every writable
+//! layer on one tmpfs of `limits.disk` bytes (so the writes of a sandbox never touch the
+//! host's disk and are charged to its memory cgroup); a fresh `/proc`, a minimal `/dev`
+//! with its own devpts instance, read-only `/sys`, small tmpfs `/run` and `/dev/shm`, the
+//! spec's bind and tmpfs mounts, then `pivot_root`.
 //!
 //! Every mount happens in the job's private mount namespace (made `MS_PRIVATE`
-//! recursively first), so nothing propagates to the host and everything disappears with
-//! the job's last process: there is nothing to unmount afterwards, even after a crash.
+//! recursively first, and owned by the host's user namespace), so nothing propagates to
+//! the host, nothing inside can change it, and everything disappears with the job's last
+//! process: there is nothing to unmount afterwards, even after a crash.
 
-use super::{Failure, step};
+use super::{Failure, idmap, step};
 use crate::protocol::RootfsConfig;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 const NONE: Option<&str> = None;
@@ -18,29 +24,39 @@ const NONE: Option<&str> = None;
 /// Device nodes bind-mounted from the host into the job's `/dev`.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-/// Builds the root filesystem at `cfg.mount_point` and pivots into it.
-pub(crate) fn build(cfg: &RootfsConfig) -> Result<(), Failure> {
+/// Size of `/run` and of `/dev/shm` (each; charged to the job's memory like all tmpfs).
+pub(crate) const SMALL_TMPFS: u64 = 64 << 20;
+
+/// Builds the root filesystem and pivots into it. Runs as host root in the job's new
+/// mount namespace; `userns` is the sandbox's user namespace (for the idmapped layers).
+pub(crate) fn build(cfg: &RootfsConfig, userns: &OwnedFd) -> Result<(), Failure> {
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .map_err(step(|| "make all mounts private".into()))?;
 
-    let root = &cfg.mount_point;
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        cfg.lower.display(),
-        cfg.upper.display(),
-        cfg.work.display()
-    );
+    let stage = &cfg.staging;
     mount(
-        Some("overlay"),
-        root,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(options.as_str()),
+        Some("tmpfs"),
+        stage,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(format!("size={},mode=700", cfg.disk).as_str()),
     )
-    .map_err(step(|| format!("mount the overlay root ({options})")))?;
+    .map_err(step(|| "mount the sandbox's writable tmpfs".into()))?;
+    let root = stage.join("root");
+    mkdir(&root)?;
+    let root_owner = overlay(stage, "root", &cfg.lower, &root, userns)?;
+    for dir in &cfg.system_dirs {
+        let name = dir
+            .file_name()
+            .ok_or_else(|| (format!("system directory {}", dir.display()), Errno::EINVAL))?
+            .to_string_lossy()
+            .into_owned();
+        let target = confined(&root, &root.join(&name), Path::new(&name))?;
+        overlay(stage, &name, dir, &target, userns)?;
+    }
 
     let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    let proc_dir = dir_inside(root, "/proc")?;
+    let proc_dir = dir_inside(&root, "/proc")?;
     mount(
         Some("proc"),
         &proc_dir,
@@ -49,8 +65,15 @@ pub(crate) fn build(cfg: &RootfsConfig) -> Result<(), Failure> {
         NONE,
     )
     .map_err(step(|| "mount /proc".into()))?;
-    build_dev(root)?;
-    let sys = dir_inside(root, "/sys")?;
+    build_dev(&root, root_owner)?;
+    let tmp = dir_inside(&root, "/tmp")?;
+    let tmp_meta = std::fs::metadata(&tmp).map_err(|e| io_failure("stat /tmp".into(), e))?;
+    if tmp_meta.mode() & 0o7777 != 0o1777 {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777))
+            .and_then(|()| std::os::unix::fs::chown(&tmp, Some(root_owner.0), Some(root_owner.1)))
+            .map_err(|e| io_failure("make /tmp world-writable".into(), e))?;
+    }
+    let sys = dir_inside(&root, "/sys")?;
     mount(
         Some("sysfs"),
         &sys,
@@ -59,11 +82,15 @@ pub(crate) fn build(cfg: &RootfsConfig) -> Result<(), Failure> {
         NONE,
     )
     .map_err(step(|| "mount /sys read-only".into()))?;
-    tmpfs(root, "/tmp", "mode=1777", nosuid_nodev)?;
-    tmpfs(root, "/run", "mode=755", nosuid_nodev)?;
+    tmpfs(
+        &root,
+        "/run",
+        &format!("size={SMALL_TMPFS},mode=755,uid={0},gid={0}", root_owner.0),
+        nosuid_nodev,
+    )?;
 
     for host in &cfg.hide {
-        let target = inside(root, host);
+        let target = inside(&root, host);
         if target.is_dir() {
             mount(
                 Some("tmpfs"),
@@ -75,54 +102,95 @@ pub(crate) fn build(cfg: &RootfsConfig) -> Result<(), Failure> {
             .map_err(step(|| format!("hide {}", host.display())))?;
         }
     }
+    // A bind shows the host's files with their owners shifted like the layers' (host root
+    // appears as the sandbox's root): a writable bind hands the sandbox's root the host
+    // root's rights over the files in it, so bind only what you would hand over.
     for bind in &cfg.binds {
         let target = if bind.source.is_dir() {
-            dir_inside(root, &bind.target)?
+            dir_inside(&root, &bind.target)?
         } else {
-            file_inside(root, &bind.target)?
+            file_inside(&root, &bind.target)?
         };
-        let what = || {
-            format!(
-                "bind {} to {}",
-                bind.source.display(),
-                bind.target.display()
-            )
-        };
-        mount(
-            Some(&bind.source),
-            &target,
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            NONE,
-        )
-        .map_err(step(what))?;
-        if bind.read_only {
-            remount_read_only(&target).map_err(step(what))?;
-        }
+        let copy = idmap::detached_copy(
+            &bind.source,
+            userns,
+            idmap::Options {
+                nosuid: true,
+                writable: !bind.read_only,
+            },
+        )?;
+        idmap::attach(&copy, &target)?;
     }
     for t in &cfg.tmpfs {
         let target = t.target.to_string_lossy();
         tmpfs(
-            root,
+            &root,
             &target,
-            &format!("size={},mode=755", t.size),
+            &format!("size={},mode=755,uid={1},gid={1}", t.size, root_owner.0),
             nosuid_nodev,
         )?;
     }
 
-    pivot(root)?;
-    harden_proc();
-    Ok(())
+    pivot(&root)?;
+    harden_proc()
 }
 
-fn build_dev(root: &Path) -> Result<(), Failure> {
+/// Mounts an overlay at `target`: lower = an idmapped copy of `lower`, upper and work on
+/// the staging tmpfs under `layers/<name>`. The upper directory takes the owner and mode
+/// the lower's top directory has as the sandbox sees it (the merged top directory shows
+/// the upper's). Returns that owner (host ids).
+fn overlay(
+    stage: &Path,
+    name: &str,
+    lower: &Path,
+    target: &Path,
+    userns: &OwnedFd,
+) -> Result<(u32, u32), Failure> {
+    let lower_dir = stage.join("lower").join(name);
+    let upper = stage.join("layers").join(name).join("upper");
+    let work = stage.join("layers").join(name).join("work");
+    for d in [&lower_dir, &upper, &work] {
+        mkdir(d)?;
+    }
+    let copy = idmap::detached_copy(lower, userns, idmap::Options::LAYER)?;
+    idmap::attach(&copy, &lower_dir)?;
+    let meta = std::fs::metadata(&lower_dir)
+        .map_err(|e| io_failure(format!("stat {}", lower.display()), e))?;
+    std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()))
+        .map_err(|e| io_failure(format!("chown the {name} layer"), e))?;
+    std::fs::set_permissions(
+        &upper,
+        std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+    )
+    .map_err(|e| io_failure(format!("chmod the {name} layer"), e))?;
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower_dir.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(step(|| format!("mount the {name} layer ({options})")))?;
+    Ok((meta.uid(), meta.gid()))
+}
+
+/// `/dev`: a small tmpfs owned by the sandbox's root (`owner`, host ids), the host's
+/// harmless device nodes bind-mounted in, a devpts instance of the job's own.
+fn build_dev(root: &Path, owner: (u32, u32)) -> Result<(), Failure> {
     let dev = dir_inside(root, "/dev")?;
+    let (uid, gid) = owner;
     mount(
         Some("tmpfs"),
         &dev,
         Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=65536"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_STRICTATIME,
+        Some(format!("mode=755,size=65536,uid={uid},gid={gid}").as_str()),
     )
     .map_err(step(|| "mount /dev".into()))?;
     for name in DEVICES {
@@ -145,7 +213,8 @@ fn build_dev(root: &Path) -> Result<(), Failure> {
         &pts,
         Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        // The `tty` group (5) of the sandbox, as a host gid.
+        Some(format!("newinstance,ptmxmode=0666,mode=0620,gid={}", gid + 5).as_str()),
     )
     .map_err(step(|| "mount /dev/pts".into()))?;
     let shm = dev.join("shm");
@@ -154,8 +223,8 @@ fn build_dev(root: &Path) -> Result<(), Failure> {
         Some("tmpfs"),
         &shm,
         Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=1777"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(format!("mode=1777,size={SMALL_TMPFS},uid={uid},gid={gid}").as_str()),
     )
     .map_err(step(|| "mount /dev/shm".into()))?;
     for (link, to) in [
@@ -171,7 +240,7 @@ fn build_dev(root: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn pivot(root: &Path) -> Result<(), Failure> {
+pub(super) fn pivot(root: &Path) -> Result<(), Failure> {
     // pivot_root(".", ".") stacks the old root under the new one at "/"; detaching it
     // leaves only the new root. No directory for the old root is needed inside.
     nix::unistd::chdir(root).map_err(step(|| "enter the new root".into()))?;
@@ -182,8 +251,9 @@ fn pivot(root: &Path) -> Result<(), Failure> {
 
 /// Makes the parts of /proc that reach the host kernel read-only or empty (as container
 /// runtimes do); `/proc/sys/net` stays writable since it belongs to the job's own
-/// network namespace.
-fn harden_proc() {
+/// network namespace. (The files are the host root's, which the sandbox's root is not;
+/// this is the second wall.) A step that fails fails the start.
+fn harden_proc() -> Result<(), Failure> {
     for path in [
         "/proc/sys",
         "/proc/sysrq-trigger",
@@ -191,17 +261,21 @@ fn harden_proc() {
         "/proc/bus",
         "/proc/fs",
     ] {
-        let _ = mount(
+        if !Path::new(path).exists() {
+            continue;
+        }
+        mount(
             Some(path),
             path,
             NONE,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             NONE,
         )
-        .and_then(|()| remount_read_only(Path::new(path)));
+        .and_then(|()| remount_read_only(Path::new(path)))
+        .map_err(step(|| format!("make {path} read-only")))?;
     }
     // A bind mount starts with its source's flags (read-only here): remount it writable.
-    let _ = mount(
+    mount(
         Some("/proc/sys/net"),
         "/proc/sys/net",
         NONE,
@@ -216,7 +290,8 @@ fn harden_proc() {
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             NONE,
         )
-    });
+    })
+    .map_err(step(|| "keep /proc/sys/net writable".into()))?;
     for path in [
         "/proc/kcore",
         "/proc/keys",
@@ -225,9 +300,11 @@ fn harden_proc() {
         "/proc/latency_stats",
     ] {
         if Path::new(path).exists() {
-            let _ = mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE);
+            mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)
+                .map_err(step(|| format!("mask {path}")))?;
         }
     }
+    Ok(())
 }
 
 fn remount_read_only(target: &Path) -> Result<(), Errno> {

@@ -1,151 +1,189 @@
-//! A seccomp deny-list: system calls that act on the host kernel's global state fail with
-//! EPERM (or ENOSYS for `clone3`, whose flags a filter cannot inspect, so that libc falls
-//! back to `clone`, whose flags it can). Everything else is allowed: candidates need real
-//! tools. Without CAP_SYS_ADMIN most of these fail anyway; the filter is the second wall.
+//! The seccomp filter of every sandbox process: a deny-list compiled by rust-vmm's
+//! `seccompiler` (the filter compiler of Firecracker and Cloud Hypervisor).
+//!
+//! Refused with EPERM: system calls that act on the host kernel's global state or open
+//! kernel surface an interview box never needs ([`DENIED`], each with its reason), and
+//! `clone` asking for a new namespace. `clone3` gets ENOSYS, since a filter cannot read its
+//! flags (they sit in a struct in memory): libc then falls back to `clone`, whose flags it
+//! can. A foreign ABI (32-bit `int 0x80`) kills the process; x32 numbers of the denied calls
+//! are denied too. Everything else is allowed: candidates need real tools, and the user
+//! namespace (capabilities only over the sandbox's own objects) is the first wall.
 
 use nix::errno::Errno;
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+use std::collections::BTreeMap;
 
-#[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH: u32 = 0xC000_003E;
-#[cfg(target_arch = "aarch64")]
-const AUDIT_ARCH: u32 = 0xC000_00B7;
-
-/// x32 system calls share the x86_64 arch value but set this bit in the number.
-#[cfg(target_arch = "x86_64")]
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-
-/// Refused with EPERM.
-const DENIED: &[libc::c_long] = &[
-    libc::SYS_mount,
-    libc::SYS_umount2,
-    libc::SYS_pivot_root,
-    libc::SYS_fsopen,
-    libc::SYS_fsconfig,
-    libc::SYS_fsmount,
-    libc::SYS_fspick,
-    libc::SYS_move_mount,
-    libc::SYS_open_tree,
-    libc::SYS_mount_setattr,
-    libc::SYS_unshare,
-    libc::SYS_setns,
-    libc::SYS_swapon,
-    libc::SYS_swapoff,
-    libc::SYS_reboot,
-    libc::SYS_kexec_load,
-    libc::SYS_kexec_file_load,
-    libc::SYS_init_module,
-    libc::SYS_finit_module,
-    libc::SYS_delete_module,
-    libc::SYS_open_by_handle_at,
-    libc::SYS_name_to_handle_at,
-    libc::SYS_bpf,
-    libc::SYS_perf_event_open,
-    libc::SYS_keyctl,
-    libc::SYS_add_key,
-    libc::SYS_request_key,
-    libc::SYS_userfaultfd,
-    libc::SYS_acct,
-    libc::SYS_settimeofday,
-    libc::SYS_clock_settime,
-    libc::SYS_clock_adjtime,
-    libc::SYS_adjtimex,
-    libc::SYS_quotactl,
-    libc::SYS_syslog,
+/// Refused with EPERM, and why.
+pub(crate) const DENIED: &[(libc::c_long, &str)] = &[
+    (libc::SYS_mount, "mounts: the sandbox's mounts are fixed"),
+    (libc::SYS_umount2, "mounts"),
+    (libc::SYS_pivot_root, "mounts"),
+    (libc::SYS_fsopen, "mounts (new mount API)"),
+    (libc::SYS_fsconfig, "mounts (new mount API)"),
+    (libc::SYS_fsmount, "mounts (new mount API)"),
+    (libc::SYS_fspick, "mounts (new mount API)"),
+    (libc::SYS_move_mount, "mounts (new mount API)"),
+    (libc::SYS_open_tree, "mounts (new mount API)"),
+    (libc::SYS_mount_setattr, "mounts (new mount API)"),
+    (
+        libc::SYS_unshare,
+        "new namespaces (a nested user namespace re-grants capabilities)",
+    ),
+    (libc::SYS_setns, "entering other namespaces"),
+    (libc::SYS_swapon, "host swap"),
+    (libc::SYS_swapoff, "host swap"),
+    (libc::SYS_reboot, "host power"),
+    (libc::SYS_kexec_load, "replacing the host kernel"),
+    (libc::SYS_kexec_file_load, "replacing the host kernel"),
+    (libc::SYS_init_module, "kernel modules"),
+    (libc::SYS_finit_module, "kernel modules"),
+    (libc::SYS_delete_module, "kernel modules"),
+    (
+        libc::SYS_open_by_handle_at,
+        "opening files by handle bypasses the mount tree",
+    ),
+    (libc::SYS_name_to_handle_at, "file handles"),
+    (libc::SYS_bpf, "eBPF: large kernel surface"),
+    (
+        libc::SYS_perf_event_open,
+        "perf: kernel surface and host information",
+    ),
+    (
+        libc::SYS_userfaultfd,
+        "userfaultfd: a classic exploit primitive",
+    ),
+    (
+        libc::SYS_io_uring_setup,
+        "io_uring: large kernel surface, bypasses this filter",
+    ),
+    (libc::SYS_io_uring_enter, "io_uring"),
+    (libc::SYS_io_uring_register, "io_uring"),
+    (libc::SYS_keyctl, "kernel keyrings are not namespaced"),
+    (libc::SYS_add_key, "kernel keyrings"),
+    (libc::SYS_request_key, "kernel keyrings"),
+    (libc::SYS_acct, "process accounting to a host file"),
+    (libc::SYS_quotactl, "host disk quotas"),
+    (libc::SYS_quotactl_fd, "host disk quotas"),
+    (libc::SYS_syslog, "the host kernel log"),
+    (libc::SYS_settimeofday, "the host clock"),
+    (libc::SYS_clock_settime, "the host clock"),
+    (libc::SYS_clock_adjtime, "the host clock"),
+    (libc::SYS_adjtimex, "the host clock"),
+    (libc::SYS_fanotify_init, "filesystem-wide event monitoring"),
+    (libc::SYS_lookup_dcookie, "kernel profiling"),
     #[cfg(target_arch = "x86_64")]
-    libc::SYS_iopl,
+    (libc::SYS_iopl, "I/O ports"),
     #[cfg(target_arch = "x86_64")]
-    libc::SYS_ioperm,
+    (libc::SYS_ioperm, "I/O ports"),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_uselib, "obsolete"),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS__sysctl, "obsolete"),
 ];
 
 /// `clone` flags that create namespaces: refused with EPERM.
-const NAMESPACE_FLAGS: u32 = (libc::CLONE_NEWNS
-    | libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWCGROUP) as u32;
+const NAMESPACE_FLAGS: [libc::c_int; 7] = [
+    libc::CLONE_NEWNS,
+    libc::CLONE_NEWUSER,
+    libc::CLONE_NEWPID,
+    libc::CLONE_NEWNET,
+    libc::CLONE_NEWUTS,
+    libc::CLONE_NEWIPC,
+    libc::CLONE_NEWCGROUP,
+];
 
-// Classic BPF opcodes (linux/filter.h) and seccomp_data offsets.
-const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+/// x32 system calls share the x86_64 arch value and set this bit in the number.
 #[cfg(target_arch = "x86_64")]
-const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
-const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-const OFFSET_NR: u32 = 0;
-const OFFSET_ARCH: u32 = 4;
-/// Low 32 bits of `args[0]` (little-endian).
-const OFFSET_ARG0_LOW: u32 = 16;
+const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+/// x32's own number for `kexec_load` (x32 renumbers only calls with compat structures,
+/// 512–547; of the denied calls, only this one).
+#[cfg(target_arch = "x86_64")]
+const X32_KEXEC_LOAD: i64 = 528;
 
-const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
-const RET_KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
-const fn ret_errno(errno: i32) -> u32 {
-    libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA)
-}
+#[cfg(target_arch = "x86_64")]
+const ARCH: TargetArch = TargetArch::x86_64;
+#[cfg(target_arch = "aarch64")]
+const ARCH: TargetArch = TargetArch::aarch64;
 
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
+/// The two filters: the deny-list (EPERM) and `clone3` (ENOSYS). The kernel runs both;
+/// they match disjoint calls.
+pub(crate) fn programs() -> Result<[BpfProgram; 2], seccompiler::BackendError> {
+    let mut denied: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for &(nr, _) in DENIED {
+        denied.insert(nr, Vec::new());
+        #[cfg(target_arch = "x86_64")]
+        denied.insert(nr | X32_SYSCALL_BIT, Vec::new());
     }
-}
-
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
-
-/// The filter program. Each check is "compare, skip the next instruction if different,
-/// return": jumps stay tiny, so the list can grow without hitting the 255 jump limit.
-pub(super) fn program() -> Vec<libc::sock_filter> {
-    let mut p = vec![
-        stmt(LD_W_ABS, OFFSET_ARCH),
-        jump(JEQ_K, AUDIT_ARCH, 1, 0),
-        // A foreign ABI (e.g. 32-bit compat): its numbers mean other calls; refuse it.
-        stmt(RET_K, RET_KILL),
-        stmt(LD_W_ABS, OFFSET_NR),
-    ];
     #[cfg(target_arch = "x86_64")]
-    {
-        p.push(jump(JGE_K, X32_SYSCALL_BIT, 0, 1));
-        p.push(stmt(RET_K, ret_errno(libc::EPERM)));
-    }
-    for &nr in DENIED {
-        p.push(jump(JEQ_K, nr as u32, 0, 1));
-        p.push(stmt(RET_K, ret_errno(libc::EPERM)));
-    }
-    p.push(jump(JEQ_K, libc::SYS_clone3 as u32, 0, 1));
-    p.push(stmt(RET_K, ret_errno(libc::ENOSYS)));
-    // clone: allowed unless its flags (args[0]) ask for a namespace.
-    p.push(jump(JEQ_K, libc::SYS_clone as u32, 0, 3));
-    p.push(stmt(LD_W_ABS, OFFSET_ARG0_LOW));
-    p.push(jump(JSET_K, NAMESPACE_FLAGS, 0, 1));
-    p.push(stmt(RET_K, ret_errno(libc::EPERM)));
-    p.push(stmt(RET_K, RET_ALLOW));
-    p
+    denied.insert(X32_KEXEC_LOAD | X32_SYSCALL_BIT, Vec::new());
+    // One rule per flag: the rules of a call are alternatives, so any flag matches.
+    let clone_rules = NAMESPACE_FLAGS
+        .iter()
+        .map(|&flag| {
+            let flag = flag as u64;
+            SeccompRule::new(vec![SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(flag),
+                flag,
+            )?])
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    denied.insert(libc::SYS_clone, clone_rules);
+    let deny = SeccompFilter::new(
+        denied,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        ARCH,
+    )?;
+    let clone3 = SeccompFilter::new(
+        [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        ARCH,
+    )?;
+    Ok([deny.try_into()?, clone3.try_into()?])
 }
 
-/// Installs the filter for this process and everything it forks afterwards.
+/// Installs the filters for this process and everything it forks afterwards. Called while
+/// the process holds CAP_SYS_ADMIN in its user namespace, so no `no_new_privs` is needed
+/// and setuid programs (`su`, `sudo`) keep working inside.
 pub(super) fn install() -> Result<(), Errno> {
-    let filter = program();
-    let prog = libc::sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: seccomp(SET_MODE_FILTER) reads the sock_fprog and its filter array, both of
-    // which are valid for the duration of the call (the kernel copies them).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0,
-            &prog as *const libc::sock_fprog,
-        )
-    };
-    if rc == -1 {
-        return Err(Errno::last());
+    let programs = programs().map_err(|_| Errno::EINVAL)?;
+    for program in &programs {
+        let prog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: seccomp(SET_MODE_FILTER) reads the sock_fprog and its filter array, both
+        // valid for the duration of the call (the kernel copies them).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if rc == -1 {
+            return Err(Errno::last());
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_compile_within_the_kernel_limits() {
+        let [deny, clone3] = programs().expect("filters compile");
+        // BPF_MAXINSNS.
+        assert!(deny.len() < 4096 && clone3.len() < 4096);
+        assert!(DENIED.iter().any(|(nr, _)| *nr == libc::SYS_io_uring_setup));
+    }
 }

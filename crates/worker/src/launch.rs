@@ -1,0 +1,587 @@
+//! Starting a job: a new sandbox ([`JobManager::start`]) or a command joining one
+//! ([`JobManager::exec`]).
+//!
+//! 1. [`plan`]: what init is asked to do: build a sandbox (its uid range, root, files,
+//!    capabilities), join one, or join one as a check.
+//! 2. [`spawn`]: the job's cgroup is created first and joined by the child between fork
+//!    and exec (nothing of the job ever runs unlimited), with the protocol's descriptors.
+//! 3. [`await_running`]: init's events until the command runs (or the exact error).
+//!
+//! A start that fails leaves nothing: no job entry, cgroup, directory or process.
+
+use crate::capability::CapSet;
+use crate::cgroup::{self, DeviceNumber, Group};
+use crate::error::JobError;
+use crate::ids::IdLease;
+use crate::manager::{Job, JobManager, SandboxHandles, SandboxLayout};
+use crate::output_log::{self, LogWriter};
+use crate::protocol::{CheckConfig, InitConfig, InitEvent, Mode, RootfsConfig, SandboxConfig};
+use crate::pty::PtyMaster;
+use crate::spec::{FileSpec, JobId, JobSpec};
+use crate::state;
+use crate::status::{JobState, JobStatus};
+use crate::supervise::{DRAIN_LIMIT, Source, Supervised, pump_output, read_events, supervise};
+use crate::sys::{self, InitFds};
+use crate::system_view::SYSTEM_DIRS;
+use nix::fcntl::OFlag;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+use tokio::net::unix::pipe;
+use tokio::sync::{mpsc, watch};
+
+/// Size of a check's private writable layer.
+const CHECK_SCRATCH: u64 = 64 << 20;
+
+/// What init will be asked to do, with what the job keeps of it.
+struct Plan {
+    /// Init's instructions.
+    mode: Mode,
+    /// The capabilities of the job's processes.
+    caps: CapSet,
+    /// For a new sandbox: what later commands need to join it.
+    layout: Option<Arc<SandboxLayout>>,
+    /// For a join: duplicates of the sandbox's pidfd and user namespace.
+    join: Option<(OwnedFd, OwnedFd)>,
+}
+
+impl JobManager {
+    pub(crate) async fn launch(
+        self,
+        spec: JobSpec,
+        parent: Option<Arc<Job>>,
+    ) -> Result<JobId, JobError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(JobError::NotPermitted(format!(
+                "jobs run in their own namespaces, cgroups and overlay root filesystem, which \
+                 needs root (CAP_SYS_ADMIN); this process runs as uid {}",
+                nix::unistd::geteuid()
+            )));
+        }
+        let io_device = if spec.limits.has_io() {
+            Some(self.io_device().map_err(JobError::InvalidSpec)?)
+        } else {
+            None
+        };
+        let ids = match parent {
+            Some(_) => None,
+            None => Some(
+                IdLease::take(self.inner.config.first_uid, self.inner.config.sandbox_slots)
+                    .map_err(JobError::Setup)?,
+            ),
+        };
+        let id = JobId::new_random();
+        let dir = self.inner.jobs_dir.join(id.to_string());
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(JobError::io(format!(
+                "create job directory {}",
+                dir.display()
+            )))?;
+        let owns_cgroup = parent.is_none();
+        let cgroup: Arc<dyn Group> = match &parent {
+            Some(parent) => Arc::clone(&parent.cgroup),
+            None => match self
+                .inner
+                .cgroups
+                .create(&id.to_string(), &spec.limits, io_device)
+            {
+                Ok(group) => Arc::from(group),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(JobError::Setup(format!("cgroup: {e}")));
+                }
+            },
+        };
+        match self
+            .launch_in(id, spec, &dir, Arc::clone(&cgroup), parent, ids)
+            .await
+        {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                self.write_jobs().remove(&id);
+                if owns_cgroup && let Err(err) = cgroup::destroy(cgroup).await {
+                    tracing::warn!(job = %id, error = %err, "cannot remove the cgroup of a failed start");
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    fn io_device(&self) -> Result<DeviceNumber, String> {
+        self.inner
+            .io_device
+            .get_or_init(|| match &self.inner.config.io_device {
+                Some(node) => cgroup::block_device_node(node),
+                None => cgroup::block_device_of(&self.inner.state_dir),
+            })
+            .clone()
+    }
+
+    async fn launch_in(
+        &self,
+        id: JobId,
+        spec: JobSpec,
+        dir: &Path,
+        cgroup: Arc<dyn Group>,
+        parent: Option<Arc<Job>>,
+        ids: Option<IdLease>,
+    ) -> Result<(), JobError> {
+        let config = &self.inner.config;
+        let (writer, log) = output_log::create(&dir.join("output.log"), config.output_cap)
+            .map_err(JobError::io("create output log"))?;
+        let plan = match (&parent, &ids) {
+            (None, Some(ids)) => self.plan_sandbox(id, &spec, dir, ids)?,
+            (Some(parent), _) => plan_join(parent, &spec, crate::ids::check_uid(config.first_uid))?,
+            (None, None) => {
+                return Err(JobError::Setup("a new sandbox without a uid range".into()));
+            }
+        };
+        let init_config = InitConfig {
+            argv: if spec.hold {
+                Vec::new()
+            } else {
+                std::iter::once(spec.command.clone())
+                    .chain(spec.args.iter().cloned())
+                    .collect()
+            },
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            cwd: spec.cwd.clone(),
+            pty: spec.pty,
+            user: spec.user.clone(),
+            caps: plan.caps,
+            mode: plan.mode,
+        };
+
+        let (commands, command_rx) = mpsc::channel(8);
+        let job = Arc::new(Job {
+            id,
+            spec: Arc::new(spec),
+            status: watch::Sender::new(JobStatus::new(SystemTime::now())),
+            dir: dir.to_path_buf(),
+            log,
+            cgroup,
+            parent,
+            layout: plan.layout,
+            sandbox: OnceLock::new(),
+            ids: Mutex::new(ids),
+            stopping: AtomicBool::new(false),
+            pty: OnceLock::new(),
+            commands,
+            supervisor: Mutex::new(None),
+        });
+        state::write(dir, state::SPEC, &*job.spec)
+            .map_err(JobError::io("record the job's spec"))?;
+        self.write_jobs().insert(id, Arc::clone(&job));
+
+        let spawned = spawn(self, &job, &init_config, plan.join)?;
+        let Spawned {
+            mut child,
+            pipe,
+            control,
+            events,
+        } = spawned;
+        let events = sys::register_async(events).map_err(JobError::io("event socket"))?;
+        let (event_tx, mut event_rx) = mpsc::channel(4);
+        let event_reader = tokio::spawn(read_events(events, event_tx));
+        let mut writer = Some(writer);
+        let mut pump = pipe.map(|p| {
+            tokio::spawn(pump_output(
+                Source::Pipe(p),
+                writer.take().expect("writer unused"),
+            ))
+        });
+        let failure = await_running(
+            &job,
+            &mut event_rx,
+            &mut writer,
+            &mut pump,
+            config.start_timeout,
+        )
+        .await;
+        if let Some(error) = failure {
+            // Init exits by itself after a failure; the kills cover the timeout case.
+            if job.parent.is_none() {
+                let _ = job.cgroup.kill_all();
+            }
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            drop(control);
+            let _ = event_reader.await;
+            if let Some(pump) = pump {
+                let _ = tokio::time::timeout(DRAIN_LIMIT, pump).await;
+            }
+            return Err(error);
+        }
+        let Some(pump) = pump else {
+            return Err(JobError::Start {
+                step: "init started a terminal job without sending its terminal".into(),
+                error: io::Error::from(io::ErrorKind::InvalidData),
+            });
+        };
+        job.status.send_modify(|s| {
+            s.state = JobState::Running;
+            s.pid = child.id();
+            s.started_at = Some(SystemTime::now());
+        });
+        job.persist();
+        let supervisor = tokio::spawn(supervise(
+            Arc::clone(&job),
+            Supervised {
+                child,
+                events: event_rx,
+                event_reader,
+                control,
+                commands: command_rx,
+                pump,
+            },
+        ));
+        if let Ok(mut slot) = job.supervisor.lock() {
+            *slot = Some(supervisor);
+        }
+        Ok(())
+    }
+
+    /// A new sandbox: its root (the system view, or the spec's rootfs directory), its
+    /// files, its capabilities.
+    fn plan_sandbox(
+        &self,
+        id: JobId,
+        spec: &JobSpec,
+        dir: &Path,
+        ids: &IdLease,
+    ) -> Result<Plan, JobError> {
+        let view = self.inner.system_view.as_ref().ok_or_else(|| {
+            JobError::Setup("the sandbox system view was not built (not root?)".into())
+        })?;
+        let staging = dir.join("sandbox");
+        std::fs::create_dir(&staging)
+            .map_err(JobError::io(format!("create {}", staging.display())))?;
+        let (lower, system_dirs, pins, check_dirs) = match &spec.rootfs {
+            None => (
+                view.root.clone(),
+                view.system_dirs.clone(),
+                view.pins.clone(),
+                view.system_dirs
+                    .iter()
+                    .map(|d| (d.clone(), d.clone()))
+                    .collect(),
+            ),
+            Some(rootfs) => {
+                let check_dirs = SYSTEM_DIRS
+                    .iter()
+                    .map(|name| (PathBuf::from("/").join(name), rootfs.join(name)))
+                    .filter(|(_, host)| std::fs::symlink_metadata(host).is_ok_and(|m| m.is_dir()))
+                    .collect();
+                (
+                    rootfs.clone(),
+                    Vec::new(),
+                    self.rootfs_pins(rootfs)?,
+                    check_dirs,
+                )
+            }
+        };
+        let id_text = id.to_string();
+        let hostname = spec
+            .hostname
+            .clone()
+            .unwrap_or_else(|| format!("job-{}", &id_text[..8]));
+        let caps = CapSet::with_extra(&spec.capabilities).map_err(JobError::InvalidSpec)?;
+        let hide: Vec<PathBuf> = std::iter::once(self.inner.state_dir.clone())
+            .chain(self.inner.config.hide_paths.iter().cloned())
+            .collect();
+        let mounts = ["/proc", "/dev", "/sys", "/run"]
+            .into_iter()
+            .map(PathBuf::from)
+            .chain(spec.tmpfs.iter().map(|t| t.target.clone()))
+            .chain(spec.binds.iter().map(|b| b.target.clone()))
+            .chain(hide.iter().cloned())
+            .collect();
+        let mut files = identity_files(&hostname, id);
+        files.extend(spec.files.iter().cloned());
+        Ok(Plan {
+            mode: Mode::Create(SandboxConfig {
+                hostname,
+                ids: ids.map,
+                rootfs: RootfsConfig {
+                    staging,
+                    lower,
+                    system_dirs,
+                    disk: spec.limits.disk.unwrap_or(cgroup::DEFAULT_DISK),
+                    hide,
+                    binds: spec.binds.clone(),
+                    tmpfs: spec.tmpfs.clone(),
+                },
+                files,
+            }),
+            caps,
+            layout: Some(Arc::new(SandboxLayout {
+                caps,
+                pins,
+                system_dirs: check_dirs,
+                mounts,
+            })),
+            join: None,
+        })
+    }
+
+    /// The check pins of a rootfs directory, built on first use.
+    fn rootfs_pins(&self, rootfs: &Path) -> Result<PathBuf, JobError> {
+        let mut built = self
+            .inner
+            .rootfs_pins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(pins) = built.get(rootfs) {
+            return Ok(pins.clone());
+        }
+        let dir = self
+            .inner
+            .state_dir
+            .join("system")
+            .join(format!("rootfs-pins-{}", built.len()));
+        let pins = crate::system_view::build_rootfs_pins(rootfs, &dir)
+            .map_err(|e| JobError::Setup(e.to_string()))?;
+        built.insert(rootfs.to_path_buf(), pins.clone());
+        Ok(pins)
+    }
+}
+
+/// A command joining `parent`'s sandbox: plainly, or as a check.
+fn plan_join(parent: &Job, spec: &JobSpec, check_uid: u32) -> Result<Plan, JobError> {
+    if parent.status.borrow().state.is_finished() {
+        return Err(JobError::Ended(parent.id));
+    }
+    let (handles, layout) = match (parent.sandbox.get(), &parent.layout) {
+        (Some(h), Some(l)) => (h, l),
+        _ => {
+            return Err(JobError::Start {
+                step: format!("join the sandbox of job {}", parent.id),
+                error: io::Error::from(io::ErrorKind::NotFound),
+            });
+        }
+    };
+    let join = (
+        handles
+            .pidfd
+            .try_clone()
+            .map_err(JobError::io("duplicate the sandbox's pidfd"))?,
+        handles
+            .userns
+            .try_clone()
+            .map_err(JobError::io("duplicate the sandbox's user namespace"))?,
+    );
+    let (mode, caps) = if spec.pristine {
+        (
+            Mode::Check(CheckConfig {
+                pins: layout.pins.clone(),
+                system_dirs: layout.system_dirs.clone(),
+                mounts: layout.mounts.clone(),
+                host_uid: check_uid,
+                scratch: CHECK_SCRATCH,
+            }),
+            // To read the candidate's /proc/PID/fd and the like.
+            layout.caps.plus("SYS_PTRACE"),
+        )
+    } else {
+        (Mode::Join, layout.caps)
+    };
+    Ok(Plan {
+        mode,
+        caps,
+        layout: None,
+        join: Some(join),
+    })
+}
+
+/// `/etc/hostname`, `/etc/hosts` and `/etc/machine-id` of a new sandbox.
+fn identity_files(hostname: &str, id: JobId) -> Vec<FileSpec> {
+    let file = |path: &str, content: String| FileSpec {
+        path: path.into(),
+        content: content.into_bytes(),
+        mode: 0o644,
+        uid: None,
+        gid: None,
+    };
+    vec![
+        file("/etc/hostname", format!("{hostname}\n")),
+        file(
+            "/etc/hosts",
+            format!(
+                "127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            ),
+        ),
+        file(
+            "/etc/machine-id",
+            format!("{}\n", id.to_string().replace('-', "")),
+        ),
+    ]
+}
+
+/// The spawned monitor and the daemon's ends of its descriptors.
+struct Spawned {
+    child: tokio::process::Child,
+    /// Output pipe (no terminal).
+    pipe: Option<pipe::Receiver>,
+    /// Write end of the control pipe.
+    control: pipe::Sender,
+    /// The worker's end of the event socket.
+    events: OwnedFd,
+}
+
+/// Spawns `tandem-init` for `job`: it joins the job's cgroup before it execs.
+fn spawn(
+    manager: &JobManager,
+    job: &Job,
+    init_config: &InitConfig,
+    join: Option<(OwnedFd, OwnedFd)>,
+) -> Result<Spawned, JobError> {
+    let config = &manager.inner.config;
+    // A PTY job's terminal is created by init inside the job; without one, stdout and
+    // stderr share one pipe (merged in order) and stdin is /dev/null.
+    let (stdio, pipe) = if job.spec.pty.is_some() {
+        ([Stdio::null(), Stdio::null(), Stdio::null()], None)
+    } else {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+            .map_err(|e| JobError::io("create output pipe")(e.into()))?;
+        let stdin = match &job.spec.stdin {
+            Some(bytes) => Stdio::from(
+                sys::memfd_with("tandem-job-stdin", bytes)
+                    .map_err(JobError::io("create stdin memfd"))?,
+            ),
+            None => Stdio::null(),
+        };
+        let write_dup = write
+            .try_clone()
+            .map_err(JobError::io("duplicate descriptor"))?;
+        let stdio = [stdin, write_dup.into(), Stdio::from(write)];
+        let read = pipe::Receiver::from_owned_fd(read).map_err(JobError::io("output pipe"))?;
+        (stdio, Some(read))
+    };
+    let (events_ours, events_init) =
+        sys::event_socket().map_err(JobError::io("create event socket"))?;
+    let (control_read, control_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| JobError::io("create control pipe")(e.into()))?;
+    let config_json = serde_json::to_vec(init_config)
+        .map_err(|e| JobError::io("encode init config")(io::Error::other(e)))?;
+    let config_fd = sys::memfd_with("tandem-init-config", &config_json)
+        .map_err(JobError::io("create init config memfd"))?;
+
+    let [stdin, stdout, stderr] = stdio;
+    let mut cmd = tokio::process::Command::new(&config.init.program);
+    cmd.args(&config.init.args)
+        .env_clear()
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(stderr)
+        .kill_on_drop(true);
+    let init_fds = InitFds::new(
+        &config_fd,
+        &events_init,
+        &control_read,
+        join.as_ref().map(|(p, u)| (p, u)),
+    )
+    .map_err(JobError::io("prepare init descriptors"))?;
+    init_fds.install(&mut cmd, job.cgroup.procs_files());
+    let spawned = cmd.spawn();
+    // Close the daemon's copies right away: the pipe's write end (held by `cmd`) must
+    // only be open in the job, or readers would never see EOF.
+    drop(cmd);
+    drop((init_fds, config_fd, events_init, control_read, join));
+    let child = spawned.map_err(JobError::io(format!(
+        "spawn init program {}",
+        config.init.program.display()
+    )))?;
+    let control =
+        pipe::Sender::from_owned_fd(control_write).map_err(JobError::io("control pipe"))?;
+    Ok(Spawned {
+        child,
+        pipe,
+        control,
+        events: events_ours,
+    })
+}
+
+/// Follows init's events until the command runs; `Some(error)` if it did not.
+async fn await_running(
+    job: &Job,
+    events: &mut mpsc::Receiver<(InitEvent, Vec<OwnedFd>)>,
+    writer: &mut Option<LogWriter>,
+    pump: &mut Option<tokio::task::JoinHandle<()>>,
+    timeout: std::time::Duration,
+) -> Option<JobError> {
+    let protocol = |step: &str| {
+        Some(JobError::Start {
+            step: step.into(),
+            error: io::Error::from(io::ErrorKind::InvalidData),
+        })
+    };
+    tokio::time::timeout(timeout, async {
+        loop {
+            match events.recv().await {
+                Some((InitEvent::Sandbox, fds)) => {
+                    let mut fds = fds.into_iter();
+                    match (fds.next(), fds.next()) {
+                        (Some(pidfd), Some(userns)) => {
+                            let _ = job.sandbox.set(SandboxHandles { pidfd, userns });
+                        }
+                        _ => return protocol("receive the sandbox's pidfd and user namespace"),
+                    }
+                }
+                Some((InitEvent::Terminal, fds)) => {
+                    let (Some(master), Some(writer)) = (fds.into_iter().next(), writer.take())
+                    else {
+                        return protocol("receive the job's terminal");
+                    };
+                    let master = match PtyMaster::new(master) {
+                        Ok(m) => Arc::new(m),
+                        Err(error) => {
+                            return Some(JobError::Start {
+                                step: "register the job's terminal".into(),
+                                error,
+                            });
+                        }
+                    };
+                    let _ = job.pty.set(Arc::clone(&master));
+                    *pump = Some(tokio::spawn(pump_output(Source::Pty(master), writer)));
+                }
+                Some((InitEvent::Running, _)) => return None,
+                Some((InitEvent::Failed { step, errno }, _)) => {
+                    return Some(JobError::Start {
+                        step,
+                        error: io::Error::from_raw_os_error(errno),
+                    });
+                }
+                Some((other, _)) => {
+                    return protocol(&format!(
+                        "init reported {other:?} before the command started"
+                    ));
+                }
+                None => {
+                    return Some(JobError::Start {
+                        step: "init exited before the command started".into(),
+                        error: io::Error::from(io::ErrorKind::UnexpectedEof),
+                    });
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Some(JobError::Start {
+            step: format!("init did not report within {timeout:?}"),
+            error: io::Error::from(io::ErrorKind::TimedOut),
+        })
+    })
+}

@@ -1,0 +1,168 @@
+//! Idmapped mounts (Linux ≥ 5.12; as overlayfs layers ≥ 5.19): a detached copy of a host
+//! directory's mount whose files appear with their owners shifted into the sandbox's user
+//! namespace (host uid 0 shows as the sandbox's root), read-only.
+
+use super::Failure;
+use nix::errno::Errno;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// `struct mount_attr` (linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
+
+/// Options of an idmapped copy (always `nodev`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Options {
+    /// Ignore setuid/setgid bits.
+    pub nosuid: bool,
+    /// Writable (only for a spec's writable binds).
+    pub writable: bool,
+}
+
+impl Options {
+    /// A read-only layer or view that may hold setuid programs.
+    pub const LAYER: Self = Self {
+        nosuid: false,
+        writable: false,
+    };
+    /// A read-only view without setuid.
+    pub const PRISTINE: Self = Self {
+        nosuid: true,
+        writable: false,
+    };
+}
+
+/// A detached idmapped copy of the mount at `source` (not its submounts), `nodev`.
+pub(crate) fn detached_copy(
+    source: &Path,
+    userns: &OwnedFd,
+    options: Options,
+) -> Result<OwnedFd, Failure> {
+    let path = cstring(source)?;
+    // SAFETY: open_tree takes a dirfd, a NUL-terminated path and flags; returns a new fd.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err((
+            format!("copy the mount of {}", source.display()),
+            Errno::last(),
+        ));
+    }
+    // SAFETY: a fresh descriptor owned by nothing else.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let mut set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV;
+    if options.nosuid {
+        set |= MOUNT_ATTR_NOSUID;
+    }
+    if !options.writable {
+        set |= MOUNT_ATTR_RDONLY;
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: mount_setattr reads `size` bytes of `attr`, which is a valid mount_attr.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        let errno = Errno::last();
+        let hint = match errno {
+            Errno::EINVAL => {
+                ": the file system under it does not support idmapped mounts (needs Linux ≥ 5.12; \
+                 tmpfs needs ≥ 6.3, overlayfs ≥ 5.19)"
+            }
+            Errno::ENOSYS => ": this kernel has no mount_setattr (needs Linux ≥ 5.12)",
+            _ => "",
+        };
+        return Err((
+            format!(
+                "map {} into the sandbox's user namespace{hint}",
+                source.display()
+            ),
+            errno,
+        ));
+    }
+    Ok(tree)
+}
+
+/// A detached copy of the mount at `path` with everything mounted below it, as it is
+/// (no idmap, same flags); `None` when nothing is at `path`.
+pub(crate) fn clone_tree(path: &Path) -> Result<Option<OwnedFd>, Failure> {
+    let c_path = cstring(path)?;
+    // SAFETY: open_tree takes a dirfd, a NUL-terminated path and flags; returns a new fd.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            OPEN_TREE_CLONE | libc::AT_RECURSIVE as libc::c_uint | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return match Errno::last() {
+            Errno::ENOENT => Ok(None),
+            e => Err((format!("copy the mounts at {}", path.display()), e)),
+        };
+    }
+    // SAFETY: a fresh descriptor owned by nothing else.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+}
+
+/// Attaches a detached mount at `target`.
+pub(crate) fn attach(tree: &OwnedFd, target: &Path) -> Result<(), Failure> {
+    let path = cstring(target)?;
+    // SAFETY: move_mount takes two (dirfd, path) pairs and flags; all valid here.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err((
+            format!("attach a mount at {}", target.display()),
+            Errno::last(),
+        ));
+    }
+    Ok(())
+}
+
+fn cstring(path: &Path) -> Result<CString, Failure> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| (format!("path {}", path.display()), Errno::EINVAL))
+}

@@ -1,0 +1,212 @@
+//! Checks (`JobSpec::pristine` commands) see the candidate's box but run none of the
+//! candidate's code: `/usr`, the loader's links and configuration and the interpreters'
+//! site configuration come from pristine copies; the check's own writes stay private; and
+//! it runs as a host uid the sandbox does not map, so the sandbox's root cannot trace it.
+
+mod common;
+use common::*;
+use tandem_worker::{JobId, JobManager, JobSpec, JobState};
+
+async fn run_in(manager: &JobManager, sandbox: JobId, spec: JobSpec) -> (JobState, String) {
+    let id = manager.exec(sandbox, spec).await.expect("exec");
+    let text = output_text(manager, id).await;
+    (
+        within(30, "wait", manager.wait(id)).await.unwrap().state,
+        text,
+    )
+}
+
+/// A process that waits, named by the marker after it (`pgrep -f ' MARKER$'`).
+const SLEEPER: &str = "python3 -c \"import time; time.sleep(1000)\"";
+
+fn check(script: &str) -> JobSpec {
+    let mut spec = JobSpec::new("/bin/bash", ["-s"])
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/nonexistent");
+    spec.stdin = Some(script.as_bytes().to_vec());
+    spec.pristine = true;
+    spec
+}
+
+/// What a root candidate does to make every check pass: replace the shell, python and
+/// the loader's configuration, plant Python site code, an rc file in the checks' HOME.
+const FORGE: &str = r#"
+set -e
+printf '#!/bin/sh\nexit 0\n' > /usr/bin/bash.fake && chmod 755 /usr/bin/bash.fake
+cp /usr/bin/bash.fake /usr/bin/python3 2>/dev/null || true
+rm -f /usr/bin/bash && mv /usr/bin/bash.fake /usr/bin/bash
+for d in /etc/python3*; do echo 'import os; os._exit(0)' > "$d/sitecustomize.py"; done
+echo /tmp/evil.so > /etc/ld.so.preload
+mkdir -p /nonexistent && echo 'exit 0' > /nonexistent/.bashrc
+echo forged
+"#;
+
+#[tokio::test]
+async fn a_candidate_who_replaces_the_tools_cannot_make_a_check_pass() {
+    let (manager, _f) = manager();
+    let sandbox = manager.start(JobSpec::sandbox()).await.unwrap();
+    // The same forgery works on what the candidate runs: a plain command is fooled.
+    let (state, text) = run_in(&manager, sandbox, sh(FORGE)).await;
+    assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
+    let (state, _) = run_in(&manager, sandbox, sh("/usr/bin/bash -c 'exit 1'")).await;
+    assert_eq!(
+        state,
+        JobState::Exited { code: 0 },
+        "the forged bash exits 0"
+    );
+    let (state, text) = run_in(
+        &manager,
+        sandbox,
+        sh("/usr/bin/python3 -c 'import sys; sys.exit(1)'"),
+    )
+    .await;
+    assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
+
+    // A check that fails still fails, in bash and in python.
+    let (state, text) = run_in(&manager, sandbox, check("echo not solved; exit 1")).await;
+    assert_eq!(state, JobState::Exited { code: 1 }, "{text}");
+    assert_eq!(text, "not solved\n");
+    let (state, text) = run_in(
+        &manager,
+        sandbox,
+        check("exec /usr/bin/python3 -c 'import sys; print(\"py\"); sys.exit(3)'"),
+    )
+    .await;
+    assert_eq!(state, JobState::Exited { code: 3 }, "{text}");
+    assert_eq!(text, "py\n");
+    manager
+        .stop(sandbox, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_check_sees_the_candidates_files_processes_and_network_but_writes_privately() {
+    let (manager, _f) = manager();
+    let mut spec = JobSpec::sandbox();
+    spec = spec.tmpfs("/data", 1 << 20);
+    let sandbox = manager.start(spec).await.unwrap();
+    let marker = unique_marker("held");
+    let (state, text) = run_in(
+        &manager,
+        sandbox,
+        sh(&format!(
+            "echo 10.1.2.3 api.internal >> /etc/hosts; chmod 600 /etc/hosts; \
+             echo data > /data/file; \
+             (setsid sh -c 'exec 3>/data/held; rm /data/held; exec {SLEEPER} {marker}' \
+               >/dev/null 2>&1 &); \
+             (setsid python3 -m http.server --bind 127.0.0.1 8099 >/dev/null 2>&1 &); \
+             for i in $(seq 100); do python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 8099))' 2>/dev/null && break; sleep 0.1; done; \
+             echo ready"
+        )),
+    )
+    .await;
+    assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
+
+    let (state, text) = run_in(
+        &manager,
+        sandbox,
+        check(
+            "grep api.internal /etc/hosts; cat /data/file; \
+             ls -l /proc/[0-9]*/fd 2>/dev/null | grep -c 'held (deleted)'; \
+             python3 -c 'import urllib.request as u; print(u.urlopen(\"http://127.0.0.1:8099/\").status)'; \
+             echo scratch > /etc/check-wrote && cat /etc/check-wrote; \
+             id -u",
+        ),
+    )
+    .await;
+    assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "10.1.2.3 api.internal", "{text}");
+    assert_eq!(lines[1], "data");
+    assert_eq!(
+        lines[2], "1",
+        "the check reads the candidate's /proc/PID/fd: {text}"
+    );
+    assert_eq!(
+        lines[3], "200",
+        "the check reaches the candidate's loopback: {text}"
+    );
+    assert_eq!(lines[4], "scratch");
+    assert_eq!(
+        lines[5], "65534",
+        "the check's uid is not mapped in the sandbox"
+    );
+
+    // The check's write stayed in its own layer.
+    let (_, text) = run_in(
+        &manager,
+        sandbox,
+        sh("test -e /etc/check-wrote && echo leaked || echo private"),
+    )
+    .await;
+    assert_eq!(text, "private\n");
+    manager
+        .stop(sandbox, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_sandbox_root_cannot_trace_or_read_a_running_check() {
+    let (manager, _f) = manager();
+    let sandbox = manager.start(JobSpec::sandbox()).await.unwrap();
+    let own = unique_marker("own");
+    let (state, _) = run_in(
+        &manager,
+        sandbox,
+        sh(&format!("(setsid {SLEEPER} {own} >/dev/null 2>&1 &)")),
+    )
+    .await;
+    assert_eq!(state, JobState::Exited { code: 0 });
+    let marker = unique_marker("check");
+    let check_job = manager
+        .exec(
+            sandbox,
+            check(&format!("echo started; exec {SLEEPER} {marker}")),
+        )
+        .await
+        .unwrap();
+    read_until(&mut manager.output(check_job).unwrap(), "started").await;
+    // Each probe runs first against a process of the candidate's own (not a child of
+    // the probe), where it must succeed, then against the check.
+    let seize = "python3 -c 'import ctypes,sys; l=ctypes.CDLL(None, use_errno=True); \
+                 sys.exit(0 if l.ptrace(0x4206, int(sys.argv[1]), 0, 0) == 0 else 1)'";
+    let probe = format!(
+        "for p in $(pgrep -f ' {own}$') $(pgrep -f ' {marker}$'); do \
+           if cat /proc/$p/environ >/dev/null 2>&1; then echo environ=yes; else echo environ=no; fi; \
+           if ls /proc/$p/fd >/dev/null 2>&1; then echo fd=yes; else echo fd=no; fi; \
+           if {seize} $p 2>/dev/null; then echo ptrace=yes; else echo ptrace=no; fi; \
+         done; \
+         grep -E '^Uid' /proc/$(pgrep -f ' {marker}$')/status | cut -f2"
+    );
+    let mut probe = sh(&probe);
+    probe.capabilities = Vec::new();
+    let (state, text) = run_in(&manager, sandbox, probe).await;
+    assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[..6],
+        [
+            "environ=yes",
+            "fd=yes",
+            "ptrace=yes",
+            "environ=no",
+            "fd=no",
+            "ptrace=no"
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        lines[6], "65534",
+        "the check runs as an unmapped uid: {text}"
+    );
+    manager
+        .stop(check_job, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    manager
+        .stop(sandbox, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+}
