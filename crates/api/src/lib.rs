@@ -12,6 +12,8 @@ pub mod jobs;
 pub mod sessions;
 mod streams;
 pub mod tasks;
+#[cfg(feature = "test-server")]
+pub mod test_server;
 pub mod tls;
 
 use std::future::Future;

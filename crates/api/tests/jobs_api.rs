@@ -1,11 +1,14 @@
 //! The job service over real mutual TLS: ownership (interviewers see only their own jobs,
 //! others' ids are NOT_FOUND like missing ones), validation, concurrent log followers,
 //! clients that vanish mid-stream, shutdown, and attach.
+//!
+//! These tests need root: they start real jobs (namespaces, cgroups). TLS and permission
+//! tests that start none are in `mtls.rs` and run without root.
 
 use std::time::Duration;
+use tandem_api::test_server::TestServer;
 use tandem_proto::v1 as pb;
 use tandem_proto::v1::job_service_client::JobServiceClient;
-use tandem_testkit::TestServer;
 use tonic::Code;
 use tonic::transport::Channel;
 

@@ -1,11 +1,14 @@
 //! Authentication: only TLS 1.3 clients with a valid certificate from the tandem CA and a
 //! tandem role get anywhere; each failure is a handshake failure or the right gRPC code.
+//!
+//! No root needed: the server's job manager is never asked to start a job (the calls
+//! made are listings, health and reflection), so it is made without root.
 
 use std::sync::Arc;
 use std::time::SystemTime;
+use tandem_api::test_server::{Pki, TestServer};
 use tandem_proto::v1 as pb;
 use tandem_proto::v1::job_service_client::JobServiceClient;
-use tandem_testkit::{Pki, TestServer};
 use tonic::Code;
 
 /// A client config like the CLI's, with the given client auth (or none) and versions.
@@ -50,7 +53,7 @@ async fn attempt(server: &TestServer, config: Arc<rustls::ClientConfig>) -> Resu
 
 #[tokio::test]
 async fn valid_certificates_of_both_roles_are_accepted() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_unprivileged().await;
     for user in ["admin", "alice"] {
         let tls = server.pki.client_tls(user);
         let config = tandem_client::client_config(&tls).unwrap();
@@ -60,7 +63,7 @@ async fn valid_certificates_of_both_roles_are_accepted() {
 
 #[tokio::test]
 async fn a_client_without_a_certificate_is_refused() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_unprivileged().await;
     let ca = server.pki.path().join("ca.crt");
     let err = attempt(&server, config(&ca, None, &[&rustls::version::TLS13]))
         .await
@@ -71,7 +74,7 @@ async fn a_client_without_a_certificate_is_refused() {
 
 #[tokio::test]
 async fn a_certificate_from_another_ca_is_refused() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_unprivileged().await;
     let other = Pki::new();
     let ca = server.pki.path().join("ca.crt");
     let cert = other.path().join("admin.crt");
@@ -88,7 +91,7 @@ async fn a_certificate_from_another_ca_is_refused() {
 
 #[tokio::test]
 async fn an_expired_certificate_is_refused() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_unprivileged().await;
     let now = time::OffsetDateTime::now_utc();
     tandem_pki::issue_with(
         server.pki.path(),
@@ -111,7 +114,7 @@ async fn an_expired_certificate_is_refused() {
 
 #[tokio::test]
 async fn a_tls12_only_client_is_refused() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_unprivileged().await;
     let p = server.pki.path();
     let err = attempt(
         &server,
@@ -129,7 +132,7 @@ async fn a_tls12_only_client_is_refused() {
 
 #[tokio::test]
 async fn a_certificate_without_a_tandem_role_is_denied_every_rpc() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_unprivileged().await;
     let now = time::OffsetDateTime::now_utc();
     tandem_pki::issue_with(
         server.pki.path(),
@@ -156,7 +159,7 @@ async fn a_certificate_without_a_tandem_role_is_denied_every_rpc() {
 
 #[tokio::test]
 async fn reflection_is_for_admins_and_health_for_everyone() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_unprivileged().await;
     let alice = server.channel(&server.pki.client_tls("alice")).await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(alice.clone());
     let reply = health
@@ -190,7 +193,7 @@ async fn reflection_is_for_admins_and_health_for_everyone() {
 
 #[tokio::test]
 async fn health_follows_what_the_daemon_reports() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_unprivileged().await;
     let channel = server.channel(&server.pki.client_tls("admin")).await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let overall = || tonic_health::pb::HealthCheckRequest {
@@ -219,7 +222,7 @@ async fn health_follows_what_the_daemon_reports() {
 
 #[tokio::test]
 async fn a_stalled_handshake_does_not_block_other_clients() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_unprivileged().await;
     // Connections that never send a byte: each holds only its own handshake task.
     let mut stalled = Vec::new();
     for _ in 0..20 {

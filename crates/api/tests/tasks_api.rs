@@ -1,12 +1,14 @@
 //! The task service over mutual TLS: list/show, run an instance, check it (failed, then
 //! passed after a fix), others' instances are NOT_FOUND, a failing setup is reported with
 //! its output.
+//!
+//! Needs root: task instances are real sandboxes (namespaces, cgroups).
 
+use tandem_api::test_server::TestServer;
 use tandem_proto::v1 as pb;
 use tandem_proto::v1::job_service_client::JobServiceClient;
 use tandem_proto::v1::task_service_client::TaskServiceClient;
 use tandem_scenario::Catalog;
-use tandem_testkit::TestServer;
 use tonic::Code;
 
 fn write_task(root: &std::path::Path, name: &str, setup: &str, check: &str) {

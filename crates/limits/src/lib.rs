@@ -36,6 +36,13 @@ pub struct Limits {
     pub disk: Option<u64>,
 }
 
+/// Widest terminal a job may have: sessions model every cell of the screen (about 30
+/// bytes each), and a client's claim of a 65535-column window must not cost the daemon
+/// gigabytes. 500×200 cells is about 3 MB per screen.
+pub const MAX_TERMINAL_COLS: u16 = 500;
+/// Tallest terminal a job may have.
+pub const MAX_TERMINAL_ROWS: u16 = 200;
+
 /// Default size of a sandbox's writable layer.
 pub const DEFAULT_DISK: u64 = 1 << 30;
 /// Smallest writable layer accepted.

@@ -29,25 +29,28 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod certs;
+mod error;
 mod files;
 #[cfg(test)]
 mod tests;
 
+pub use certs::{CertIdentity, cert_not_after, identity_from_der, load_certs, load_key};
+pub use error::PkiError;
+
+use certs::{parse_der, pem_certs};
+use error::generate_error;
+
 use std::fmt;
-use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::SystemTime;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType,
 };
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
-use x509_parser::certificate::X509Certificate;
 
 /// Appended to "file not found" errors for the CA files.
 const INIT_HINT: &str = " (run `tandem certs init` first)";
@@ -168,140 +171,6 @@ impl PkiPaths {
             self.user_key(ADMIN),
         ]
     }
-}
-
-/// Who a client certificate belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertIdentity {
-    /// The user name: the certificate's common name (CN).
-    pub user: String,
-    /// The role named by the first OU; `None` when there is no OU or it names no role.
-    pub role: Option<ApiRole>,
-    /// The certificate's first organizational unit (OU), as written.
-    pub ou: Option<String>,
-}
-
-/// Errors of this crate. Messages are meant for people and name the file concerned.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PkiError {
-    /// A file or directory could not be read, written or created.
-    #[error("{}: {}{hint}", path.display(), io_message(error))]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What the system said.
-        error: io::Error,
-        /// Advice appended to the message (may be empty).
-        hint: &'static str,
-    },
-    /// A file exists but does not hold what it should (PEM certificate, PEM key, CA).
-    #[error("{}: {reason}", path.display())]
-    BadFile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The CA's key is not the key of the CA's certificate.
-    #[error("{} does not belong to {}: the key's public key differs from the certificate's", key.display(), cert.display())]
-    KeyMismatch {
-        /// The key file.
-        key: PathBuf,
-        /// The certificate file.
-        cert: PathBuf,
-    },
-    /// Files that would be overwritten exist and `force` was not given.
-    #[error("refusing to overwrite {}: use --force to replace them", list_paths(.0))]
-    Exists(Vec<PathBuf>),
-    /// Some but not all of the files of [`init`] exist, so the daemon cannot make a fresh PKI.
-    #[error(
-        "{}: incomplete PKI: found {}; missing {}. Run `tandem certs init --force` to make a new CA, server and admin certificate (certificates issued by the old CA stop working)",
-        dir.display(), list_names(present), list_names(missing)
-    )]
-    Partial {
-        /// The PKI directory.
-        dir: PathBuf,
-        /// The files that exist.
-        present: Vec<PathBuf>,
-        /// The files that are missing.
-        missing: Vec<PathBuf>,
-    },
-    /// A certificate name is not acceptable.
-    #[error("{0}")]
-    InvalidName(String),
-    /// A role name is neither `admin` nor `interviewer`.
-    #[error("unknown role `{0}`: expected `admin` or `interviewer`")]
-    InvalidRole(String),
-    /// No host names or IP addresses for the server certificate.
-    #[error("no host names or IP addresses given for the server certificate")]
-    NoHosts,
-    /// A host for the server certificate is neither an IP address nor a DNS name.
-    #[error("invalid host `{host}` for the server certificate: {reason}")]
-    InvalidHost {
-        /// The host as given.
-        host: String,
-        /// Why it is refused.
-        reason: &'static str,
-    },
-    /// The requested validity is unusable.
-    #[error("invalid validity: {0}")]
-    InvalidValidity(String),
-    /// A DER certificate (e.g. a TLS peer's) could not be parsed or lacks a required field.
-    #[error("invalid certificate: {0}")]
-    InvalidCert(String),
-    /// Generating a key or signing a certificate failed.
-    #[error("cannot generate certificate: {0}")]
-    Generate(String),
-}
-
-impl PkiError {
-    pub(crate) fn io(path: &Path, error: io::Error) -> Self {
-        PkiError::Io {
-            path: path.to_path_buf(),
-            error,
-            hint: "",
-        }
-    }
-
-    fn bad_file(path: &Path, reason: impl Into<String>) -> Self {
-        PkiError::BadFile {
-            path: path.to_path_buf(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// An I/O error's message without the " (os error N)" suffix.
-fn io_message(error: &io::Error) -> String {
-    let s = error.to_string();
-    match s.rfind(" (os error ") {
-        Some(i) if s.ends_with(')') => s[..i].to_string(),
-        _ => s,
-    }
-}
-
-fn list_paths(paths: &[PathBuf]) -> String {
-    let v: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    v.join(", ")
-}
-
-fn list_names(paths: &[PathBuf]) -> String {
-    if paths.is_empty() {
-        return "nothing".to_string();
-    }
-    let v: Vec<String> = paths
-        .iter()
-        .map(|p| match p.file_name() {
-            Some(n) => n.to_string_lossy().into_owned(),
-            None => p.display().to_string(),
-        })
-        .collect();
-    v.join(", ")
-}
-
-fn generate_error(e: rcgen::Error) -> PkiError {
-    PkiError::Generate(e.to_string())
 }
 
 /// Creates a CA, the server certificate and the `admin` client certificate in `dir`.
@@ -468,74 +337,6 @@ pub fn dev_pki_if_missing(dir: &Path, hosts: &[String]) -> Result<bool, PkiError
         present,
         missing,
     })
-}
-
-/// The identity in a DER certificate: user from the CN (required), role from the first OU.
-pub fn identity_from_der(cert_der: &[u8]) -> Result<CertIdentity, PkiError> {
-    let cert = parse_der(cert_der)?;
-    let subject = cert.subject();
-    let user = subject
-        .iter_common_name()
-        .next()
-        .ok_or_else(|| PkiError::InvalidCert("no common name (CN) in the subject".into()))?
-        .as_str()
-        .map_err(|e| PkiError::InvalidCert(format!("common name (CN) is not a string: {e}")))?;
-    if user.is_empty() {
-        return Err(PkiError::InvalidCert("empty common name (CN)".into()));
-    }
-    let ou = match subject.iter_organizational_unit().next() {
-        Some(attr) => Some(attr.as_str().map_err(|e| {
-            PkiError::InvalidCert(format!("organizational unit (OU) is not a string: {e}"))
-        })?),
-        None => None,
-    };
-    Ok(CertIdentity {
-        user: user.to_string(),
-        role: ou.and_then(|ou| ou.parse().ok()),
-        ou: ou.map(str::to_string),
-    })
-}
-
-/// When a DER certificate expires (its `notAfter`).
-pub fn cert_not_after(cert_der: &[u8]) -> Result<SystemTime, PkiError> {
-    let cert = parse_der(cert_der)?;
-    Ok(cert.validity().not_after.to_datetime().into())
-}
-
-/// Reads every certificate of a PEM file, in order. A file without one is an error.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
-    let pem = files::read(path, "")?;
-    pem_certs(path, &pem)
-}
-
-/// Reads the first private key of a PEM file (PKCS#8; SEC1 and PKCS#1 are accepted too).
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, PkiError> {
-    let pem = files::read(path, "")?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
-        rustls_pki_types::pem::Error::NoItemsFound => {
-            PkiError::bad_file(path, "no PEM private key (`BEGIN PRIVATE KEY`) found")
-        }
-        e => PkiError::bad_file(path, format!("not a valid PEM private key: {e}")),
-    })
-}
-
-fn pem_certs(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, PkiError> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::bad_file(path, format!("not a valid PEM certificate file: {e}")))?;
-    if certs.is_empty() {
-        return Err(PkiError::bad_file(
-            path,
-            "no PEM certificate (`BEGIN CERTIFICATE`) found",
-        ));
-    }
-    Ok(certs)
-}
-
-fn parse_der(cert_der: &[u8]) -> Result<X509Certificate<'_>, PkiError> {
-    x509_parser::parse_x509_certificate(cert_der)
-        .map(|(_, cert)| cert)
-        .map_err(|e| PkiError::InvalidCert(format!("cannot parse X.509 DER: {e}")))
 }
 
 fn refuse_existing(targets: &[PathBuf]) -> Result<(), PkiError> {

@@ -1,9 +1,12 @@
+//! The PKI end to end in a temporary directory: what `init` and `issue` write, refusals,
+//! identities, validity, and the certificates as a TLS stack verifies them.
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration as StdDuration, SystemTime};
 
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::GeneralName;
 

@@ -1,11 +1,14 @@
 //! Task instances end to end (as root): setup runs in the sandbox, the shell starts, the
 //! check runs in the same sandbox and tells passed / failed / error apart; failing and
 //! hanging setups and hanging checks are reported clearly and leave nothing behind.
+//!
+//! Needs root: every instance is a real sandbox (namespaces, cgroups). The task format's
+//! own tests run without root in `tandem-task`.
 
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_scenario::{CheckOutcome, InstanceState, Instances, ScenarioError, Task};
-use tandem_testkit::TestManager;
+use tandem_testkit_worker::TestManager;
 use tandem_worker::{JobId, JobManager, JobSpec, PtySize};
 
 struct Setup {

@@ -1,11 +1,14 @@
 //! Every task shipped in `tasks/` is valid, unsolved right after its setup, and solved
 //! after its `solution.sh` (run as root in the sandbox, as a candidate would fix it).
+//!
+//! `every_shipped_task_validates` needs no root; the others run each task in a real
+//! sandbox (namespaces, cgroups) and need root.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_scenario::{Catalog, CheckOutcome, Instances};
-use tandem_testkit::TestManager;
+use tandem_testkit_worker::TestManager;
 use tandem_worker::{JobSpec, JobState, PtySize};
 
 const SHIPPED: [&str; 6] = [

@@ -111,11 +111,10 @@ impl Recorder {
         cast.out.flush()?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Entry>();
         let task = tokio::task::spawn_blocking(move || {
-            let write = |cast: &mut Capped, events: &mut Capped, entry: Entry| {
-                match entry {
-                    Entry::Cast(t, kind, data) => {
-                        let line = json!([round(t), kind, data]).to_string();
-                        let cut = cast.line(&line, || {
+            let write = |cast: &mut Capped, events: &mut Capped, entry: Entry| match entry {
+                Entry::Cast(t, kind, data) => {
+                    let line = json!([round(t), kind, data]).to_string();
+                    let cut = cast.line(&line, || {
                             json!([
                                 round(t),
                                 "o",
@@ -125,17 +124,16 @@ impl Recorder {
                             ])
                             .to_string()
                         });
-                        if cast.full && cast.dropped == line.len() as u64 + 1 {
-                            let marker = json!({"event": "recording_cut", "t": round(t), "cap": cap});
-                            cut.and(events.line(&marker.to_string(), || marker.to_string()))
-                        } else {
-                            cut
-                        }
+                    if cast.full && cast.dropped == line.len() as u64 + 1 {
+                        let marker = json!({"event": "recording_cut", "t": round(t), "cap": cap});
+                        cut.and(events.line(&marker.to_string(), || marker.to_string()))
+                    } else {
+                        cut
                     }
-                    Entry::Event(v) => events.line(&v.to_string(), || {
-                        json!({"event": "events_cut", "cap": cap}).to_string()
-                    }),
                 }
+                Entry::Event(v) => events.line(&v.to_string(), || {
+                    json!({"event": "events_cut", "cap": cap}).to_string()
+                }),
             };
             while let Some(entry) = rx.blocking_recv() {
                 let mut result = write(&mut cast, &mut events, entry);
@@ -229,7 +227,10 @@ mod tests {
         let cast = std::fs::read_to_string(dir.path().join("recording.cast")).unwrap();
         let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
         let last_cast = cast.lines().last().unwrap();
-        assert!(last_cast.contains("the recording stops here"), "{last_cast}");
+        assert!(
+            last_cast.contains("the recording stops here"),
+            "{last_cast}"
+        );
         assert_eq!(cast.matches("the recording stops here").count(), 1);
         assert!(cast.len() as u64 <= cap + 200, "{} bytes", cast.len());
         // Every line is still valid asciicast / JSON.

@@ -14,7 +14,7 @@ use tandem_session::{
     Client, CreateSession, ParticipantAccess, ParticipantRole, Session, Sessions, TerminalSize,
     Tokens,
 };
-use tandem_testkit::TestManager;
+use tandem_testkit_worker::TestManager;
 
 /// A session store over a test job manager, and a task whose shell has a known prompt.
 struct Env {

@@ -143,7 +143,15 @@ pub async fn serve(
         let gate = Arc::clone(&gate);
         let mut stop = shutdown.clone();
         connections.spawn(async move {
-            connection(config, stream, handler, &login, limits.pre_auth_timeout, &mut stop).await;
+            connection(
+                config,
+                stream,
+                handler,
+                &login,
+                limits.pre_auth_timeout,
+                &mut stop,
+            )
+            .await;
             gate.leave(&login);
         });
     }
@@ -186,7 +194,11 @@ async fn connection(
         let handle = handle.clone();
         async move {
             let _ = handle
-                .disconnect(russh::Disconnect::ByApplication, reason.into(), String::new())
+                .disconnect(
+                    russh::Disconnect::ByApplication,
+                    reason.into(),
+                    String::new(),
+                )
                 .await;
         }
     };

@@ -72,6 +72,9 @@ mod tests {
         assert!(limiter.blocked(a));
         assert!(!limiter.blocked(b), "other addresses are unaffected");
         limiter.forgive(a);
-        assert!(!limiter.blocked(a), "a login after all takes its failure back");
+        assert!(
+            !limiter.blocked(a),
+            "a login after all takes its failure back"
+        );
     }
 }

@@ -9,15 +9,15 @@ use tandem_session::TerminalSize;
 /// Runs `command` in the candidate's shell and returns what it printed between two
 /// markers (the command's own echo excluded).
 async fn run(cand: &mut SshClient, command: &str) -> String {
-    let id = std::sync::atomic::AtomicU64::new(0);
-    let n = id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + rand_suffix();
+    let n = rand_suffix();
     cand.clear();
     // The markers are built by the shell, so the typed command line never contains them.
     cand.send(&format!(
         "echo BEGIN-$(({n}+0)); {command}; echo END-$(({n}+0))\r"
     ));
     let seen = cand.expect(&format!("END-{n}\r\n")).await;
-    let start = seen.find(&format!("BEGIN-{n}\r\n")).expect("begin marker") + format!("BEGIN-{n}\r\n").len();
+    let start = seen.find(&format!("BEGIN-{n}\r\n")).expect("begin marker")
+        + format!("BEGIN-{n}\r\n").len();
     let end = seen.rfind(&format!("END-{n}")).unwrap();
     seen[start..end].replace("\r\n", "\n")
 }
@@ -40,7 +40,11 @@ async fn the_candidate_sees_no_host_file() {
     let state = server.manager.state.path().canonicalize().unwrap();
     let host_shadow = std::fs::read_to_string("/etc/shadow").unwrap();
     assert!(std::fs::read_to_string(&root_secret).is_ok());
-    assert!(std::fs::read_to_string(&task_file).unwrap().contains("touch /tmp/solved"));
+    assert!(
+        std::fs::read_to_string(&task_file)
+            .unwrap()
+            .contains("touch /tmp/solved")
+    );
     assert!(state.join("sessions").is_dir());
 
     let (_session, tokens) = server.session(None).await;
@@ -65,7 +69,10 @@ async fn the_candidate_sees_no_host_file() {
     assert!(lines[2].contains("No such file"), "{out}");
     assert_eq!(lines[3], "0", "no task file anywhere: {out}");
     let shadow_lines: usize = lines[4].parse().unwrap();
-    assert!(lines[5].starts_with("root:*:"), "the sandbox's own shadow: {out}");
+    assert!(
+        lines[5].starts_with("root:*:"),
+        "the sandbox's own shadow: {out}"
+    );
     assert_ne!(
         host_shadow.lines().next().unwrap_or_default(),
         lines[5],
@@ -96,24 +103,22 @@ async fn root_inside_is_an_unprivileged_uid_on_the_host() {
     let host_base: u32 = lines[1].split(' ').nth(1).unwrap().parse().unwrap();
     assert!(host_base >= tandem_worker::DEFAULT_FIRST_UID, "{out}");
     // On the host, that process runs as the mapped uid, not as root.
-    let pid = loop {
-        let found = std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .find(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
-            });
-        if let Some(pid) = found {
-            break pid;
-        }
-        // The shell started it before printing the end marker: it is there.
-        panic!("no process with {marker} on the host");
-    };
+    // The shell started it before printing the end marker: it is there.
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        })
+        .unwrap_or_else(|| panic!("no process with {marker} on the host"));
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
-        uid_line.split_whitespace().skip(1).all(|u| u == host_base.to_string()),
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == host_base.to_string()),
         "{uid_line}"
     );
     let cap_bnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
@@ -147,7 +152,10 @@ async fn filling_the_disk_hits_the_sandboxs_limit_not_the_hosts_disk() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "No space left on device", "{out}");
     assert_eq!(lines[1], "1", "/tmp shares the limit: {out}");
-    assert_eq!(lines[2], "32", "the root's size is the task's disk limit: {out}");
+    assert_eq!(
+        lines[2], "32",
+        "the root's size is the task's disk limit: {out}"
+    );
     // What the candidate wrote (32 MiB) did not land on the host's disk.
     assert!(
         before.saturating_sub(after) < 16 << 20,
@@ -252,7 +260,7 @@ async fn a_candidate_who_replaces_bash_and_python_cannot_make_the_check_pass() {
         &mut cand,
         "printf '#!/bin/sh\\nexit 0\\n' > /tmp/pass && chmod 755 /tmp/pass; \
          cp /tmp/pass /usr/bin/python3; cp /usr/bin/bash /tmp/realbash; \
-         /tmp/realbash -c 'cp /tmp/pass /usr/bin/bash'; \
+         /tmp/realbash -c 'rm /usr/bin/bash; cp /tmp/pass /usr/bin/bash'; \
          for d in /etc/python3*; do echo 'import os; os._exit(0)' > $d/sitecustomize.py; done; \
          /usr/bin/bash -c 'exit 1' && echo forged-bash-passes",
     )
@@ -260,7 +268,11 @@ async fn a_candidate_who_replaces_bash_and_python_cannot_make_the_check_pass() {
     assert!(out.contains("forged-bash-passes"), "{out}");
     // …but not on the check.
     let result = instances.check(id).await.unwrap();
-    assert_eq!(result.outcome, tandem_scenario::CheckOutcome::Failed, "{result:?}");
+    assert_eq!(
+        result.outcome,
+        tandem_scenario::CheckOutcome::Failed,
+        "{result:?}"
+    );
     assert!(result.output.contains("not yet"), "{result:?}");
     // The real fix still passes.
     run(&mut cand, "touch /tmp/solved").await;
@@ -323,7 +335,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -1,4 +1,6 @@
 //! Interview sessions over SSH with the real OpenSSH client on pseudo-terminals.
+//!
+//! Needs root: every session runs a real sandbox (namespaces, cgroups) with its shell.
 
 mod common;
 use common::*;

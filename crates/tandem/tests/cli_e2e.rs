@@ -1,8 +1,11 @@
 //! The `tandem` binary end to end against the real API server (mutual TLS on port 0):
 //! start, status, logs -f, stop, list; exit codes and human errors.
+//!
+//! The tests that start jobs need root (jobs run in namespaces and cgroups); the one about
+//! usage and connection errors does not.
 
 use std::process::Output;
-use tandem_testkit::TestServer;
+use tandem_api::test_server::TestServer;
 use tokio::process::Command;
 
 fn tandem(server: &TestServer, user: &str) -> Command {
@@ -113,7 +116,8 @@ async fn logs_of_a_failed_job_still_print_and_exit_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_and_connection_errors_are_human() {
-    let server = TestServer::start().await;
+    // No job is started: this test needs no root.
+    let server = TestServer::start_unprivileged().await;
     let mut bad = tandem(&server, "admin");
     bad.args(["job", "start", "--memory", "12X", "--", "true"]);
     let out = run(bad).await;

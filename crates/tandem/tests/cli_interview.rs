@@ -1,5 +1,7 @@
 //! The README's "Run an interview", end to end: the real tandemd, the `tandem` CLI, and
 //! the real OpenSSH client for the candidate and an interviewer.
+//!
+//! Needs root: tandemd runs the session's sandbox (namespaces, cgroups).
 
 use std::path::Path;
 use tandem_testkit::{Daemon, SshClient};

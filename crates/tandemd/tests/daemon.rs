@@ -1,5 +1,8 @@
 //! The real `tandemd` process: restart after kill -9, graceful shutdown, readiness,
 //! configuration errors.
+//!
+//! The restart and shutdown tests need root (tandemd runs real jobs); the configuration
+//! error tests do not.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -73,10 +73,8 @@ impl SshClient {
             // The client's screen as the server can draw it: the server models at most
             // the largest terminal a job may have (a 3000x3000 window is clamped).
             screen: vt100::Parser::new(
-                std::num::NonZeroU16::new(rows.clamp(1, tandem_worker::MAX_TERMINAL_ROWS))
-                    .unwrap(),
-                std::num::NonZeroU16::new(cols.clamp(1, tandem_worker::MAX_TERMINAL_COLS))
-                    .unwrap(),
+                std::num::NonZeroU16::new(rows.clamp(1, tandem_limits::MAX_TERMINAL_ROWS)).unwrap(),
+                std::num::NonZeroU16::new(cols.clamp(1, tandem_limits::MAX_TERMINAL_COLS)).unwrap(),
                 0,
             ),
         }

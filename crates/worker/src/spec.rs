@@ -392,11 +392,7 @@ pub(crate) fn check_overlay_path(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Widest terminal a job may have: sessions model every cell of the screen, and a
-/// client's claim of a 65535-column window must not cost the daemon gigabytes.
-pub const MAX_TERMINAL_COLS: u16 = 500;
-/// Tallest terminal a job may have.
-pub const MAX_TERMINAL_ROWS: u16 = 200;
+pub use tandem_limits::{MAX_TERMINAL_COLS, MAX_TERMINAL_ROWS};
 
 impl PtySize {
     /// `cols` × `rows` within 1×1 and [`MAX_TERMINAL_COLS`] × [`MAX_TERMINAL_ROWS`].

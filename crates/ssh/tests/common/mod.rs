@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tandem_scenario::Instances;
 use tandem_session::{CreateSession, Sessions, Tokens};
-use tandem_testkit::TestManager;
+use tandem_testkit_worker::TestManager;
 use tokio::sync::watch;
 
 pub use tandem_testkit::SshClient;

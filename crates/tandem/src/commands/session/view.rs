@@ -1,56 +1,15 @@
-//! `tandem session …` and `tandem server info`: reading public key files, and rendering
-//! sessions, their participants and the server's facts for people and for scripts.
-//!
-//! As in [`crate::output`], the JSON shapes are serde structs defined here: absent values
-//! are `null`, times are RFC 3339.
+//! How `tandem session …` shows sessions, their participants and new sessions' logins:
+//! for people and for scripts (JSON, see [`crate::render`] for the conventions).
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use anyhow::bail;
 use serde::Serialize;
 use tandem_proto::v1::{
-    CreateSessionResponse, Participant, ServerInfoResponse, SessionLogins, SessionSummary,
-    ShowSessionResponse, TerminalSize,
+    CreateSessionResponse, Participant, SessionLogins, SessionSummary, ShowSessionResponse,
+    TerminalSize,
 };
 
-use crate::output;
-
-/// The OpenSSH public keys in a key file: its non-empty lines that are not `#` comments.
-/// `flag` (e.g. `--candidate-key`) and the file name are in every error.
-pub fn read_keys(flag: &str, path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) => bail!("{flag} {}: cannot read it: {e}", path.display()),
-    };
-    keys_in(flag, path, &text)
-}
-
-/// The keys in `text`, the contents of `path` (see [`read_keys`]).
-fn keys_in(flag: &str, path: &Path, text: &str) -> anyhow::Result<Vec<String>> {
-    let file = path.display();
-    if text.contains("PRIVATE KEY-----") {
-        bail!("{flag} {file}: this is a private key; give the public key (the .pub file)");
-    }
-    let mut keys = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if line.split_whitespace().count() < 2 {
-            bail!(
-                "{flag} {file}:{}: not an OpenSSH public key (expected `ssh-ed25519 AAAA… comment`)",
-                n + 1
-            );
-        }
-        keys.push(line.to_string());
-    }
-    if keys.is_empty() {
-        bail!("{flag} {file}: the file holds no public key");
-    }
-    Ok(keys)
-}
+use crate::render;
 
 /// One login per role, as printed by `-o json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,7 +55,7 @@ impl From<&CreateSessionResponse> for CreatedView {
         CreatedView {
             id: session.id.clone(),
             task: session.task.clone(),
-            expires_at: output::timestamp(session.expires_at.as_ref()),
+            expires_at: render::timestamp(session.expires_at.as_ref()),
             tokens: LoginsView::from(created.tokens.as_ref().unwrap_or(&logins)),
             ssh: LoginsView::from(created.ssh.as_ref().unwrap_or(&logins)),
         }
@@ -133,8 +92,8 @@ impl From<&SessionSummary> for SessionView {
             id: s.id.clone(),
             task: s.task.clone(),
             created_by: s.created_by.clone(),
-            created_at: output::timestamp(s.created_at.as_ref()),
-            expires_at: output::timestamp(s.expires_at.as_ref()),
+            created_at: render::timestamp(s.created_at.as_ref()),
+            expires_at: render::timestamp(s.expires_at.as_ref()),
             state: if s.ended.is_empty() { "live" } else { "ended" },
             ended: (!s.ended.is_empty()).then(|| s.ended.clone()),
             locked: s.locked,
@@ -190,7 +149,7 @@ impl From<&Participant> for ParticipantView {
             name: p.name.clone(),
             access: p.access.clone(),
             from: (!p.from.is_empty()).then(|| p.from.clone()),
-            connected_since: output::timestamp(p.connected_since.as_ref()),
+            connected_since: render::timestamp(p.connected_since.as_ref()),
             window: p.window.as_ref().map(SizeView::from),
             via: p.via.clone(),
         }
@@ -219,27 +178,6 @@ impl From<&ShowSessionResponse> for SessionDetailView {
                 .iter()
                 .map(ParticipantView::from)
                 .collect(),
-        }
-    }
-}
-
-/// The server's facts as printed by `server info -o json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServerView {
-    /// The SSH host key's SHA256 fingerprint, as OpenSSH shows it.
-    pub ssh_host_key_fingerprint: String,
-    /// The SSH address sessions' commands use.
-    pub ssh_address: String,
-    /// tandemd's version.
-    pub version: String,
-}
-
-impl From<&ServerInfoResponse> for ServerView {
-    fn from(info: &ServerInfoResponse) -> Self {
-        ServerView {
-            ssh_host_key_fingerprint: info.ssh_host_key_fingerprint.clone(),
-            ssh_address: info.ssh_address.clone(),
-            version: info.version.clone(),
         }
     }
 }
@@ -292,7 +230,7 @@ pub fn ends_text(session: &SessionSummary, now: SystemTime) -> String {
     if session.ended.is_empty() {
         return until_text(session.expires_at.as_ref(), now);
     }
-    let Some(time) = output::timestamp(session.expires_at.as_ref()) else {
+    let Some(time) = render::timestamp(session.expires_at.as_ref()) else {
         return "-".to_string();
     };
     match session
@@ -306,7 +244,7 @@ pub fn ends_text(session: &SessionSummary, now: SystemTime) -> String {
 
 /// A moment to come: `TIME (in 45m)`, `TIME (due)` once past, `-` when unknown.
 pub fn until_text(at: Option<&prost_types::Timestamp>, now: SystemTime) -> String {
-    let Some(time) = output::timestamp(at) else {
+    let Some(time) = render::timestamp(at) else {
         return "-".to_string();
     };
     let left = at
@@ -354,7 +292,7 @@ pub fn list_text(sessions: &[SessionSummary], now: SystemTime) -> String {
             state_text(s),
         ]);
     }
-    crate::output::table(&rows)
+    render::table(&rows)
 }
 
 /// `session show` for people: aligned `key: value` lines, then who is connected.
@@ -367,7 +305,7 @@ pub fn show_text(show: &ShowSessionResponse, now: SystemTime) -> String {
         ("created by", s.created_by.clone()),
         (
             "created",
-            output::timestamp(s.created_at.as_ref()).unwrap_or_else(|| "-".to_string()),
+            render::timestamp(s.created_at.as_ref()).unwrap_or_else(|| "-".to_string()),
         ),
         (
             if s.ended.is_empty() { "ends" } else { "ended" },
@@ -425,22 +363,14 @@ pub fn show_text(show: &ShowSessionResponse, now: SystemTime) -> String {
             } else {
                 p.from.clone()
             },
-            output::timestamp(p.connected_since.as_ref()).unwrap_or_else(dash),
+            render::timestamp(p.connected_since.as_ref()).unwrap_or_else(dash),
             p.window
                 .as_ref()
                 .map_or_else(dash, |w| format!("{}x{}", w.cols, w.rows)),
         ]);
     }
-    text.push_str(&crate::output::table(&rows));
+    text.push_str(&render::table(&rows));
     text
-}
-
-/// `server info` for people: aligned `key: value` lines.
-pub fn server_text(info: &ServerInfoResponse) -> String {
-    format!(
-        "ssh host key: {}\nssh address:  {}\nversion:      {}\n",
-        info.ssh_host_key_fingerprint, info.ssh_address, info.version
-    )
 }
 
 #[cfg(test)]
@@ -604,59 +534,5 @@ mod tests {
             ..show
         };
         assert!(show_text(&empty, now()).ends_with("\nno one is connected\n"));
-    }
-
-    #[test]
-    fn key_files() {
-        let path = Path::new("alice.pub");
-        let keys = keys_in(
-            "--candidate-key",
-            path,
-            "# mine\nssh-ed25519 AAAAC3Nza alice@laptop\n\n  ssh-rsa AAAAB3Nza  \n",
-        )
-        .unwrap();
-        assert_eq!(
-            keys,
-            ["ssh-ed25519 AAAAC3Nza alice@laptop", "ssh-rsa AAAAB3Nza"]
-        );
-        let err = keys_in("--candidate-key", path, "\n# none\n").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "--candidate-key alice.pub: the file holds no public key"
-        );
-        let err = keys_in("--interviewer-key", path, "ssh-ed25519 AAAA\nnope\n").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("--interviewer-key alice.pub:2: ")
-        );
-        let err = keys_in(
-            "--candidate-key",
-            path,
-            "-----BEGIN OPENSSH PRIVATE KEY-----\n",
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("private key"));
-        let err = read_keys("--candidate-key", Path::new("/nonexistent/k.pub")).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("--candidate-key /nonexistent/k.pub: cannot read it:")
-        );
-    }
-
-    #[test]
-    fn server_info() {
-        let info = ServerInfoResponse {
-            ssh_host_key_fingerprint: "SHA256:abc".into(),
-            ssh_address: "localhost:2222".into(),
-            version: "0.1.0".into(),
-        };
-        assert_eq!(
-            server_text(&info),
-            "ssh host key: SHA256:abc\nssh address:  localhost:2222\nversion:      0.1.0\n"
-        );
-        assert_eq!(
-            serde_json::to_value(ServerView::from(&info)).unwrap(),
-            json!({"ssh_host_key_fingerprint": "SHA256:abc", "ssh_address": "localhost:2222", "version": "0.1.0"})
-        );
     }
 }

@@ -1,12 +1,65 @@
-//! `tandem certs`: making the CA, the server and admin certificates, and client
+//! `tandem certs …`: making the CA, the server and admin certificates, and client
 //! certificates, in a local directory (no server involved). The work is done by
-//! `tandem-pki`; this module turns its results into output and next-step hints.
+//! `tandem-pki`; this module has the clap model, turns the results into output and
+//! next-step hints, and runs the commands.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
+use clap::Subcommand;
 use tandem_pki::{ApiRole, Validity};
 
-use crate::output::{self, Format};
+use crate::Global;
+use crate::render::{self, Format, print};
+
+/// `tandem certs …`.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Make a new CA, the server certificate and the admin client certificate
+    #[command(long_about = "Make a new CA (ca.crt, ca.key), the server certificate \
+        (server.crt, server.key) for the given host names and addresses, and the first \
+        client certificate (admin.crt, admin.key). Existing files are kept unless --force \
+        is given; with --force, certificates issued by the old CA stop working.")]
+    Init {
+        /// Directory to write to [default: the --certs-dir directory]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Host names and IP addresses the server certificate is valid for
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "localhost,127.0.0.1",
+            value_name = "HOST,..."
+        )]
+        hosts: Vec<String>,
+        /// Replace existing files
+        #[arg(long)]
+        force: bool,
+        /// Days the CA certificate is valid
+        #[arg(long, default_value_t = tandem_pki::Validity::default().ca_days, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+        ca_days: u32,
+        /// Days the server and admin certificates are valid
+        #[arg(long, default_value_t = tandem_pki::Validity::default().leaf_days, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+        days: u32,
+    },
+    /// Issue a client certificate NAME.crt / NAME.key signed by the CA
+    Issue {
+        /// The user name (the certificate's CN): A-Z a-z 0-9 . _ -
+        name: String,
+        /// What the user may do
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Directory with the CA [default: the --certs-dir directory]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Replace existing files
+        #[arg(long)]
+        force: bool,
+        /// Days the certificate is valid (never beyond the CA's expiry)
+        #[arg(long, default_value_t = tandem_pki::Validity::default().leaf_days, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+        days: u32,
+    },
+}
 
 /// A role on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,7 +116,7 @@ pub fn issue(
 ) -> anyhow::Result<Written> {
     let files = tandem_pki::issue(dir, name, role.into(), force, validity)?;
     let dir_arg = quoted(dir);
-    let name_arg = output::command_line(name, &[]);
+    let name_arg = render::command_line(name, &[]);
     let hint = format!(
         "Give {name_arg}.crt, {name_arg}.key and ca.crt from {dir_arg} to {name_arg}, who then \
          connects with:\n  tandem --certs-dir DIR --user {name_arg} job list"
@@ -80,14 +133,53 @@ pub fn render(written: &Written, format: Format) -> anyhow::Result<String> {
         .map(|p| p.display().to_string())
         .collect();
     match format {
-        Format::Json => output::json(&paths),
+        Format::Json => render::json(&paths),
         Format::Text => Ok(paths.iter().map(|p| format!("{p}\n")).collect()),
     }
 }
 
 /// A path as it would be typed in a shell.
 fn quoted(path: &Path) -> String {
-    output::command_line(&path.display().to_string(), &[])
+    render::command_line(&path.display().to_string(), &[])
+}
+
+/// `tandem certs …`.
+pub fn run(global: &Global, command: CertsCommand) -> anyhow::Result<ExitCode> {
+    let written = match command {
+        CertsCommand::Init {
+            dir,
+            hosts,
+            force,
+            ca_days,
+            days,
+        } => {
+            let validity = tandem_pki::Validity {
+                ca_days,
+                leaf_days: days,
+            };
+            let dir = dir.unwrap_or_else(|| global.certs_dir.clone());
+            init(&dir, &hosts, force, validity)?
+        }
+        CertsCommand::Issue {
+            name,
+            role,
+            dir,
+            force,
+            days,
+        } => {
+            let validity = tandem_pki::Validity {
+                leaf_days: days,
+                ..tandem_pki::Validity::default()
+            };
+            let dir = dir.unwrap_or_else(|| global.certs_dir.clone());
+            issue(&dir, &name, role, force, validity)?
+        }
+    };
+    print(&render(&written, global.output)?)?;
+    if global.output == Format::Text {
+        eprintln!("{}", written.hint);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -7,25 +7,24 @@
 //! to stdout as received. Ctrl-] detaches and leaves the job running.
 
 use std::io::{IsTerminal, Read};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
 use anyhow::{Context, bail};
 use nix::sys::termios::{self, SetArg, Termios};
 use tandem_proto::v1::attach_request::Event as Request;
 use tandem_proto::v1::attach_response::Event as Response;
 use tandem_proto::v1::job_service_client::JobServiceClient;
-use tandem_proto::v1::{AttachOpen, AttachRequest, AttachResponse, Job, TerminalSize};
+use tandem_proto::v1::{AttachOpen, AttachRequest, AttachResponse, Job};
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
+use crate::terminal::terminal_size;
+
 /// The detach key: Ctrl-] (as in telnet).
 pub const DETACH_KEY: u8 = 0x1d;
-
-/// The terminal size used when no terminal can be asked (24 rows, 80 columns).
-pub const DEFAULT_SIZE: TerminalSize = TerminalSize { rows: 24, cols: 80 };
 
 /// How an attach ended.
 #[derive(Debug)]
@@ -62,41 +61,6 @@ impl Drop for RawMode {
         // Nothing useful can be done if restoring fails (the terminal is gone).
         let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSADRAIN, &self.saved);
     }
-}
-
-nix::ioctl_read_bad!(
-    /// `TIOCGWINSZ`: the window size of the terminal on `fd`.
-    tiocgwinsz,
-    nix::libc::TIOCGWINSZ,
-    nix::libc::winsize
-);
-
-/// The size of the terminal on stdout, stdin or stderr (the first that is one), or `None`
-/// when none is a terminal (or it reports a zero size).
-#[allow(unsafe_code)]
-pub fn terminal_size() -> Option<TerminalSize> {
-    [
-        std::io::stdout().as_raw_fd(),
-        std::io::stdin().as_raw_fd(),
-        std::io::stderr().as_raw_fd(),
-    ]
-    .into_iter()
-    .find_map(|fd| {
-        let mut size = nix::libc::winsize {
-            ws_row: 0,
-            ws_col: 0,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: `fd` is one of the process's standard descriptors (an invalid or
-        // non-terminal one makes the ioctl fail with an error, not misbehave), and `size`
-        // is a valid, writable `winsize`, which is what TIOCGWINSZ writes.
-        let ok = unsafe { tiocgwinsz(fd, &mut size) }.is_ok();
-        (ok && size.ws_row > 0 && size.ws_col > 0).then(|| TerminalSize {
-            rows: u32::from(size.ws_row),
-            cols: u32::from(size.ws_col),
-        })
-    })
 }
 
 /// Attaches to the terminal of job `job_id` until it ends or the user detaches.

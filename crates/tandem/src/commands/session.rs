@@ -1,0 +1,585 @@
+//! `tandem session …`: create, list, show, end, extend, role, lock, unlock, check,
+//! recording and replay. The clap model, the key files' reading and the runners are here;
+//! how sessions and participants are shown is in `session/view.rs`, the player of
+//! `replay` in `session/replay.rs`.
+
+mod keys;
+mod replay;
+pub mod view;
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use clap::Subcommand;
+use tandem_proto::v1::session_service_client::SessionServiceClient;
+use tandem_proto::v1::{
+    CreateSessionRequest, EndSessionRequest, ExtendSessionRequest, ListSessionsRequest,
+    RecordingRequest, SessionCheckRequest, SetAccessRequest, SetLockRequest, ShowSessionRequest,
+};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+use super::parse_duration;
+use super::task::view as task_view;
+use crate::Global;
+use crate::connect::{connect, status_error};
+use crate::render::{self, Format, print};
+use crate::terminal;
+
+use self::keys::read_keys;
+
+/// `tandem session --help`: what a session is and what each command does.
+pub const LONG_ABOUT: &str = "Create, watch, control and end interview sessions; save or replay their \
+    recordings.\n\n\
+    A session is an instance of a task (its own sandbox, setup done) whose terminal is \
+    shared over SSH by the candidate and the interviewers, for a limited time (the \
+    task's time limit unless --duration says otherwise). `create` prints one `ssh` \
+    command per role: candidate, interviewer (may type while the session is unlocked) \
+    and observer (only watches). The tokens in these commands are secrets, valid until \
+    the session ends: give each person only their own. With --candidate-key or \
+    --interviewer-key, the owners of those public keys log in with the session id as \
+    the user name instead.\n\n\
+    `check` runs the task's check; its result goes to you, never to the candidate's \
+    screen. `end` disconnects everyone and stops the sandbox; the recording stays. \
+    `replay` plays the recording in this terminal; `recording` writes it (asciicast \
+    v2) to stdout, to keep it or play it with `asciinema play file.cast`.";
+
+/// The examples under `tandem session --help`.
+pub const AFTER_HELP: &str = "Examples:\n  \
+    tandem session create --task disk-full --duration 45m --candidate-key bob.pub\n  \
+    id=$(tandem -o json session create --task disk-full | jq -r .id)\n  \
+    tandem session show \"$id\"\n  \
+    tandem session lock \"$id\"\n  \
+    tandem session role \"$id\" 2 observer\n  \
+    tandem session extend \"$id\" 15m\n  \
+    tandem session check \"$id\"\n  \
+    tandem session end \"$id\"\n  \
+    tandem session recording \"$id\" > interview.cast && asciinema play interview.cast\n  \
+    tandem session replay \"$id\" --speed 2 --max-idle 2s";
+
+/// `tandem session …`.
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Create a session of a task; prints the `ssh` command for each role
+    #[command(
+        long_about = "Create a session: an instance of a task, set up, whose terminal \
+        is shared over SSH. Waits until the task's setup has finished, which may take a \
+        while.\n\n\
+        Prints the session's id and end, then the `ssh` command for each role (candidate, \
+        interviewer, observer); with keys given, also the command for their owners (the \
+        session id as the user name). The tokens are secrets: give each person only their \
+        own. With -o json: {\"id\", \"task\", \"expires_at\", \"tokens\": {\"candidate\", \
+        \"interviewer\", \"observer\"}, \"ssh\": {…the same roles}}."
+    )]
+    Create {
+        /// The task's name (see `tandem task list`)
+        #[arg(long, value_name = "NAME")]
+        task: String,
+        /// How long the session lasts (e.g. 45m, 1h30m) [default: the task's time limit]
+        #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION")]
+        duration: Option<Duration>,
+        /// File of OpenSSH public keys (one a line) that may log in as the candidate (repeatable)
+        #[arg(long = "candidate-key", value_name = "FILE.pub")]
+        candidate_keys: Vec<PathBuf>,
+        /// File of OpenSSH public keys (one a line) that may log in as interviewers (repeatable)
+        #[arg(long = "interviewer-key", value_name = "FILE.pub")]
+        interviewer_keys: Vec<PathBuf>,
+    },
+    /// List the sessions you created (all sessions for admins), live and ended
+    List,
+    /// Show a session and who is connected to it
+    Show {
+        /// The session's id
+        id: String,
+    },
+    /// End a session: disconnect everyone and stop its sandbox (the recording stays)
+    End {
+        /// The session's id
+        id: String,
+    },
+    /// Move a session's end later; prints the new end
+    Extend {
+        /// The session's id
+        id: String,
+        /// How much longer (e.g. 15m, 1h)
+        #[arg(value_parser = parse_positive_duration, value_name = "DURATION")]
+        by: Duration,
+    },
+    /// Make a connected participant an observer (input ignored) or a writer
+    Role {
+        /// The session's id
+        id: String,
+        /// The participant's number (the # column of `tandem session show`)
+        participant: u64,
+        /// observer or writer
+        #[arg(value_enum)]
+        access: AccessArg,
+    },
+    /// Lock a session: only the candidate types
+    Lock {
+        /// The session's id
+        id: String,
+    },
+    /// Unlock a session: interviewers with writer access type too
+    Unlock {
+        /// The session's id
+        id: String,
+    },
+    /// Run the task's check: prints passed, failed or error, then its output
+    #[command(
+        long_about = "Run the task's check in the session's sandbox. The result is \
+        shown to you and logged, never on the candidate's screen.\n\n\
+        Prints `passed`, `failed` or `error` (the check could not run or did not finish) on \
+        the first line, then the check's output as is. The exit status is 0 whenever the \
+        server answered, whatever the outcome: scripts should read `.passed` from -o json."
+    )]
+    Check {
+        /// The session's id
+        id: String,
+    },
+    /// Write the session's recording (asciicast v2) to stdout, byte for byte
+    #[command(
+        long_about = "Write the session's recording (asciicast v2) to stdout, byte \
+        for byte, whatever --output says: `tandem session recording ID > file.cast`, then \
+        `asciinema play file.cast` or `tandem session replay`. A live session's recording \
+        holds what happened so far."
+    )]
+    Recording {
+        /// The session's id
+        id: String,
+    },
+    /// Play the session's recording in this terminal; Ctrl-C stops
+    #[command(
+        long_about = "Play the session's recording in this terminal: the terminal \
+        output, at the pace it happened (what was typed shows through the terminal's echo). \
+        Ctrl-C stops. The bytes go to stdout whatever --output says.\n\n\
+        Pauses longer than --max-idle (or the recording's idle_time_limit) are cut to it, \
+        then every time is divided by --speed."
+    )]
+    Replay {
+        /// The session's id
+        id: String,
+        /// Play this many times faster (0.5 = half speed)
+        #[arg(long, default_value_t = 1.0, value_parser = parse_speed, value_name = "FACTOR")]
+        speed: f64,
+        /// Cut longer pauses of the recording to this (e.g. 2s) [default: the recording's idle_time_limit, if any]
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        max_idle: Option<Duration>,
+    },
+}
+
+/// A participant's access, as `tandem session role` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccessArg {
+    /// Watches only: input is ignored
+    Observer,
+    /// May type (when the session is unlocked, for interviewers)
+    Writer,
+}
+
+impl AccessArg {
+    /// The API's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessArg::Observer => "observer",
+            AccessArg::Writer => "writer",
+        }
+    }
+}
+
+/// Parses a duration longer than zero, such as `45m` or `1h30m`.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than zero (e.g. 15m, 1h30m)".to_string()),
+        Err(e) => Err(format!("{e} (expected e.g. 45m, 1h30m)")),
+    }
+}
+
+/// Parses a replay speed: a positive factor.
+fn parse_speed(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(speed) if speed.is_finite() && speed > 0.0 => Ok(speed),
+        _ => Err("expected a positive factor, e.g. 2 or 0.5".to_string()),
+    }
+}
+
+/// `tandem session …`.
+pub async fn run(global: &Global, command: SessionCommand) -> anyhow::Result<ExitCode> {
+    // Key files are read before connecting, so that a bad one is reported first.
+    let mut keys = (Vec::new(), Vec::new());
+    if let SessionCommand::Create {
+        candidate_keys,
+        interviewer_keys,
+        ..
+    } = &command
+    {
+        for file in candidate_keys {
+            keys.0.extend(read_keys("--candidate-key", file)?);
+        }
+        for file in interviewer_keys {
+            keys.1.extend(read_keys("--interviewer-key", file)?);
+        }
+    }
+    let mut client = SessionServiceClient::new(connect(global).await?);
+    let status_err = |s: tonic::Status| status_error(global, &s);
+    let json =
+        |value: serde_json::Value| print(&render::json(&value)?).map_err(anyhow::Error::from);
+    match command {
+        SessionCommand::Create { task, duration, .. } => {
+            let duration = duration
+                .map(|d| {
+                    prost_types::Duration::try_from(d)
+                        .map_err(|_| anyhow!("--duration {d:?} is too long"))
+                })
+                .transpose()?;
+            if global.output == Format::Text && io::stderr().is_terminal() {
+                eprintln!("tandem: setting up a session of task {task:?} (this may take a while)…");
+            }
+            let with_keys = !keys.0.is_empty() || !keys.1.is_empty();
+            let created = client
+                .create(CreateSessionRequest {
+                    task,
+                    duration,
+                    candidate_keys: keys.0,
+                    interviewer_keys: keys.1,
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            let id = created
+                .session
+                .as_ref()
+                .map(|s| s.id.clone())
+                .context("the server's answer holds no session")?;
+            match global.output {
+                Format::Text => {
+                    print(&view::created_text(
+                        &created,
+                        with_keys,
+                        std::time::SystemTime::now(),
+                    ))?;
+                    if io::stderr().is_terminal() {
+                        eprint!("{}", view::created_hint(&id));
+                    }
+                }
+                Format::Json => print(&render::json(&view::CreatedView::from(&created))?)?,
+            }
+        }
+        SessionCommand::List => {
+            let list = client
+                .list(ListSessionsRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .sessions;
+            match global.output {
+                Format::Text => print(&view::list_text(&list, std::time::SystemTime::now()))?,
+                Format::Json => {
+                    let views: Vec<view::SessionView> =
+                        list.iter().map(view::SessionView::from).collect();
+                    print(&render::json(&views)?)?
+                }
+            }
+        }
+        SessionCommand::Show { id } => {
+            let show = client
+                .show(ShowSessionRequest { id })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if show.session.is_none() {
+                bail!("the server's answer holds no session");
+            }
+            match global.output {
+                Format::Text => print(&view::show_text(&show, std::time::SystemTime::now()))?,
+                Format::Json => print(&render::json(&view::SessionDetailView::from(&show))?)?,
+            }
+        }
+        SessionCommand::End { id } => {
+            client
+                .end(EndSessionRequest { id: id.clone() })
+                .await
+                .map_err(status_err)?;
+            match global.output {
+                Format::Text => print(&format!("session {id} ended\n"))?,
+                Format::Json => json(serde_json::json!({ "id": id, "ended": true }))?,
+            }
+        }
+        SessionCommand::Extend { id, by } => {
+            let by_proto = prost_types::Duration::try_from(by)
+                .map_err(|_| anyhow!("the duration {by:?} is too long"))?;
+            let expires_at = client
+                .extend(ExtendSessionRequest {
+                    id: id.clone(),
+                    by: Some(by_proto),
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .expires_at;
+            match global.output {
+                Format::Text => print(&format!(
+                    "session {id} now ends {}\n",
+                    view::until_text(expires_at.as_ref(), std::time::SystemTime::now())
+                ))?,
+                Format::Json => json(serde_json::json!({
+                    "id": id,
+                    "expires_at": render::timestamp(expires_at.as_ref()),
+                }))?,
+            }
+        }
+        SessionCommand::Role {
+            id,
+            participant,
+            access,
+        } => {
+            client
+                .set_access(SetAccessRequest {
+                    id: id.clone(),
+                    participant,
+                    access: access.name().to_string(),
+                })
+                .await
+                .map_err(status_err)?;
+            match global.output {
+                Format::Text => print(&format!(
+                    "participant #{participant} of session {id} is now {}\n",
+                    match access {
+                        AccessArg::Observer => "an observer (input ignored)",
+                        AccessArg::Writer => "a writer",
+                    }
+                ))?,
+                Format::Json => json(serde_json::json!({
+                    "id": id,
+                    "participant": participant,
+                    "access": access.name(),
+                }))?,
+            }
+        }
+        SessionCommand::Lock { id } => set_lock(global, &mut client, id, true).await?,
+        SessionCommand::Unlock { id } => set_lock(global, &mut client, id, false).await?,
+        SessionCommand::Check { id } => {
+            let check = client
+                .check(SessionCheckRequest { id })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            match global.output {
+                Format::Text => print(&task_view::check_text(&check))?,
+                Format::Json => print(&render::json(&task_view::CheckView::from(&check))?)?,
+            }
+        }
+        SessionCommand::Recording { id } => {
+            let mut stream = client
+                .recording(RecordingRequest { id })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            let mut stdout = io::stdout().lock();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(status_err)?;
+                stdout.write_all(&chunk.data)?;
+            }
+            stdout.flush()?;
+        }
+        SessionCommand::Replay {
+            id,
+            speed,
+            max_idle,
+        } => {
+            let mut stream = client
+                .recording(RecordingRequest { id: id.clone() })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                bytes.extend_from_slice(&chunk.map_err(status_err)?.data);
+            }
+            let cast = replay::parse(&bytes)
+                .with_context(|| format!("the recording of session {id} is not asciicast v2"))?;
+            let max_idle = max_idle.or_else(|| {
+                cast.header
+                    .idle_time_limit
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            });
+            if let (Some(width), Some(height), Some(here)) = (
+                cast.header.width,
+                cast.header.height,
+                io::stdout()
+                    .is_terminal()
+                    .then(terminal::terminal_size)
+                    .flatten(),
+            ) && (width > u64::from(here.cols) || height > u64::from(here.rows))
+            {
+                eprintln!(
+                    "tandem: the recording is {width}x{height}, this terminal {}x{}: \
+                     enlarge it for a faithful replay",
+                    here.cols, here.rows
+                );
+            }
+            // Ctrl-C's default action ends the process; nothing needs restoring.
+            replay::play(&replay::frames(&cast, speed, max_idle), &mut io::stdout()).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tandem session lock` / `unlock`.
+async fn set_lock(
+    global: &Global,
+    client: &mut SessionServiceClient<Channel>,
+    id: String,
+    locked: bool,
+) -> anyhow::Result<()> {
+    client
+        .set_lock(SetLockRequest {
+            id: id.clone(),
+            locked,
+        })
+        .await
+        .map_err(|s| status_error(global, &s))?;
+    match global.output {
+        Format::Text if locked => {
+            print(&format!("session {id} locked: only the candidate types\n"))?
+        }
+        Format::Text => print(&format!(
+            "session {id} unlocked: interviewers with writer access type too\n"
+        ))?,
+        Format::Json => print(&render::json(
+            &serde_json::json!({ "id": id, "locked": locked }),
+        )?)?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Command;
+    use crate::commands::server::ServerCommand;
+    use crate::tests::parse;
+
+    #[test]
+    fn session_commands_parse() {
+        match parse(&[
+            "session",
+            "create",
+            "--task",
+            "disk-full",
+            "--duration",
+            "1h30m",
+            "--candidate-key",
+            "a.pub",
+            "--candidate-key",
+            "b.pub",
+            "--interviewer-key",
+            "i.pub",
+        ])
+        .unwrap()
+        .command
+        {
+            Command::Session(SessionCommand::Create {
+                task,
+                duration,
+                candidate_keys,
+                interviewer_keys,
+            }) => {
+                assert_eq!(task, "disk-full");
+                assert_eq!(duration, Some(Duration::from_secs(5400)));
+                assert_eq!(candidate_keys, [PathBuf::from("a.pub"), "b.pub".into()]);
+                assert_eq!(interviewer_keys, [PathBuf::from("i.pub")]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["session", "extend", "s1", "15m"]).unwrap().command {
+            Command::Session(SessionCommand::Extend { id, by }) => {
+                assert_eq!(id, "s1");
+                assert_eq!(by, Duration::from_secs(900));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["session", "role", "s1", "2", "observer"])
+            .unwrap()
+            .command
+        {
+            Command::Session(SessionCommand::Role {
+                participant,
+                access,
+                ..
+            }) => {
+                assert_eq!(participant, 2);
+                assert_eq!(access.name(), "observer");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "session",
+            "replay",
+            "s1",
+            "--speed",
+            "2",
+            "--max-idle",
+            "2s",
+        ])
+        .unwrap()
+        .command
+        {
+            Command::Session(SessionCommand::Replay {
+                speed, max_idle, ..
+            }) => {
+                assert_eq!(speed, 2.0);
+                assert_eq!(max_idle, Some(Duration::from_secs(2)));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["session", "replay", "s1"]).unwrap().command {
+            Command::Session(SessionCommand::Replay {
+                speed, max_idle, ..
+            }) => {
+                assert_eq!(speed, 1.0);
+                assert_eq!(max_idle, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["-o", "json", "server", "info"]).unwrap().command,
+            Command::Server(ServerCommand::Info)
+        ));
+    }
+
+    #[test]
+    fn session_usage_errors_name_the_flag() {
+        for (args, names) in [
+            (
+                &["session", "create", "--task", "t", "--duration", "45x"][..],
+                "--duration",
+            ),
+            (
+                &["session", "create", "--task", "t", "--duration", "0s"],
+                "--duration",
+            ),
+            (&["session", "create", "--duration", "45m"], "--task"),
+            (&["session", "extend", "s1", "soon"], "DURATION"),
+            (&["session", "extend", "s1", "0m"], "DURATION"),
+            (&["session", "role", "s1", "2", "admin"], "ACCESS"),
+            (&["session", "role", "s1", "two", "writer"], "PARTICIPANT"),
+            (&["session", "replay", "s1", "--speed", "0"], "--speed"),
+            (&["session", "replay", "s1", "--speed", "fast"], "--speed"),
+            (
+                &["session", "replay", "s1", "--max-idle", "2"],
+                "--max-idle",
+            ),
+            (&["session", "show"], "ID"),
+        ] {
+            let err = parse(args).expect_err(&args.join(" "));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            let message = err.to_string();
+            assert!(message.contains(names), "{args:?}: {message}");
+        }
+    }
+}
