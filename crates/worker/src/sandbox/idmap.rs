@@ -98,12 +98,13 @@ pub(crate) fn detached_copy(
     if rc < 0 {
         let errno = Errno::last();
         let hint = match errno {
-            Errno::EINVAL => {
-                ": the file system under it does not support idmapped mounts (needs Linux ≥ 5.12; \
-                 tmpfs needs ≥ 6.3, overlayfs ≥ 5.19)"
-            }
-            Errno::ENOSYS => ": this kernel has no mount_setattr (needs Linux ≥ 5.12)",
-            _ => "",
+            Errno::EINVAL => format!(
+                ": its file system ({}) does not support idmapped mounts here; ext4, xfs and \
+                 btrfs do, tmpfs from Linux 6.3, overlayfs not at all",
+                fs_name(source)
+            ),
+            Errno::ENOSYS => ": this kernel has no mount_setattr (needs Linux ≥ 5.12)".into(),
+            _ => String::new(),
         };
         return Err((
             format!(
@@ -160,6 +161,17 @@ pub(crate) fn attach(tree: &OwnedFd, target: &Path) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// The name of the file system under `path`, for messages.
+fn fs_name(path: &Path) -> String {
+    use nix::sys::statfs::{OVERLAYFS_SUPER_MAGIC, TMPFS_MAGIC, statfs};
+    match statfs(path).map(|s| s.filesystem_type()) {
+        Ok(t) if t == OVERLAYFS_SUPER_MAGIC => "overlayfs".into(),
+        Ok(t) if t == TMPFS_MAGIC => "tmpfs".into(),
+        Ok(t) => format!("type {:#x}", t.0),
+        Err(_) => "unknown".into(),
+    }
 }
 
 fn cstring(path: &Path) -> Result<CString, Failure> {
