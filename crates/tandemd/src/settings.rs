@@ -271,6 +271,27 @@ mod tests {
     }
 
     #[test]
+    fn ssh_bounds_and_the_recording_cap_are_settings() {
+        let s = resolve(cli(&[
+            "--ssh-pre-auth-timeout",
+            "5s",
+            "--ssh-max-channels",
+            "2",
+            "--recording-cap",
+            "1M",
+        ]))
+        .unwrap();
+        assert_eq!(s.ssh_limits.pre_auth_timeout, Duration::from_secs(5));
+        assert_eq!(s.ssh_limits.max_channels, 2);
+        assert_eq!(s.ssh_limits.max_connections, 1024);
+        assert_eq!(s.recording_cap, 1 << 20);
+        let err = resolve(cli(&["--ssh-max-unauthenticated", "0"])).unwrap_err();
+        assert!(err.starts_with("ssh_max_unauthenticated: must be at least 1"), "{err}");
+        let err = resolve(cli(&["--ssh-pre-auth-timeout", "0s"])).unwrap_err();
+        assert!(err.starts_with("ssh_pre_auth_timeout: must be positive"), "{err}");
+    }
+
+    #[test]
     fn a_bad_file_names_line_and_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tandemd.toml");
