@@ -43,6 +43,16 @@ pub const MAX_TERMINAL_COLS: u16 = 500;
 /// Tallest terminal a job may have.
 pub const MAX_TERMINAL_ROWS: u16 = 200;
 
+/// A terminal size a client states, as `(cols, rows)` within 1×1 and
+/// [`MAX_TERMINAL_COLS`] × [`MAX_TERMINAL_ROWS`].
+pub fn clamp_terminal(cols: u32, rows: u32) -> (u16, u16) {
+    let clamp = |n: u32, max: u16| u16::try_from(n).unwrap_or(max).clamp(1, max);
+    (
+        clamp(cols, MAX_TERMINAL_COLS),
+        clamp(rows, MAX_TERMINAL_ROWS),
+    )
+}
+
 /// Default size of a sandbox's writable layer.
 pub const DEFAULT_DISK: u64 = 1 << 30;
 /// Smallest writable layer accepted.

@@ -70,10 +70,10 @@ impl TerminalSize {
     /// [`MAX_COLS`](Self::MAX_COLS) × [`MAX_ROWS`](Self::MAX_ROWS), so the session's screen
     /// model (a cell per position) stays bounded whatever a client claims.
     pub fn clamped(cols: u32, rows: u32) -> Self {
-        let clamp = |n: u32, max: u16| u16::try_from(n).unwrap_or(max).clamp(1, max);
+        let size = tandem_worker::PtySize::clamped(cols, rows);
         Self {
-            rows: clamp(rows, Self::MAX_ROWS),
-            cols: clamp(cols, Self::MAX_COLS),
+            rows: size.rows,
+            cols: size.cols,
         }
     }
 }

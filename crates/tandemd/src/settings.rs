@@ -286,9 +286,15 @@ mod tests {
         assert_eq!(s.ssh_limits.max_connections, 1024);
         assert_eq!(s.recording_cap, 1 << 20);
         let err = resolve(cli(&["--ssh-max-unauthenticated", "0"])).unwrap_err();
-        assert!(err.starts_with("ssh_max_unauthenticated: must be at least 1"), "{err}");
+        assert!(
+            err.starts_with("ssh_max_unauthenticated: must be at least 1"),
+            "{err}"
+        );
         let err = resolve(cli(&["--ssh-pre-auth-timeout", "0s"])).unwrap_err();
-        assert!(err.starts_with("ssh_pre_auth_timeout: must be positive"), "{err}");
+        assert!(
+            err.starts_with("ssh_pre_auth_timeout: must be positive"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -397,11 +397,8 @@ pub use tandem_limits::{MAX_TERMINAL_COLS, MAX_TERMINAL_ROWS};
 impl PtySize {
     /// `cols` × `rows` within 1×1 and [`MAX_TERMINAL_COLS`] × [`MAX_TERMINAL_ROWS`].
     pub fn clamped(cols: u32, rows: u32) -> Self {
-        let clamp = |n: u32, max: u16| u16::try_from(n).unwrap_or(max).clamp(1, max);
-        Self {
-            rows: clamp(rows, MAX_TERMINAL_ROWS),
-            cols: clamp(cols, MAX_TERMINAL_COLS),
-        }
+        let (cols, rows) = tandem_limits::clamp_terminal(cols, rows);
+        Self { rows, cols }
     }
 }
 

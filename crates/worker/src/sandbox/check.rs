@@ -21,7 +21,7 @@
 //! trace the check, read its memory or descriptors, nor become its uid; it can only signal
 //! it (`CAP_KILL`), which makes the check fail or error, never pass.
 
-use super::{Failure, JOINED, idmap, rootfs, step, userns};
+use super::{Failure, idmap, rootfs, step, userns};
 use crate::protocol::CheckConfig;
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
@@ -47,14 +47,7 @@ pub(super) fn enter(cfg: &CheckConfig, sandbox: &OwnedFd, user: &OwnedFd) -> Res
         .map(|(inside, host)| Ok((inside.clone(), idmap::detached_copy(host, user, pristine)?)))
         .collect::<Result<Vec<(PathBuf, OwnedFd)>, Failure>>()?;
 
-    setns(sandbox, JOINED).map_err(|e| {
-        let why = if e == Errno::ESRCH {
-            " (the sandbox has ended)"
-        } else {
-            ""
-        };
-        (format!("enter the sandbox's namespaces{why}"), e)
-    })?;
+    super::enter_namespaces(sandbox)?;
     unshare(CloneFlags::CLONE_NEWNS)
         .map_err(step(|| "create the check's mount namespace".into()))?;
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)

@@ -53,24 +53,8 @@ pub(crate) fn detached_copy(
     userns: &OwnedFd,
     options: Options,
 ) -> Result<OwnedFd, Failure> {
-    let path = cstring(source)?;
-    // SAFETY: open_tree takes a dirfd, a NUL-terminated path and flags; returns a new fd.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err((
-            format!("copy the mount of {}", source.display()),
-            Errno::last(),
-        ));
-    }
-    // SAFETY: a fresh descriptor owned by nothing else.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let tree = open_tree(source, false)
+        .map_err(|e| (format!("copy the mount of {}", source.display()), e))?;
     let mut set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV;
     if options.nosuid {
         set |= MOUNT_ATTR_NOSUID;
@@ -120,24 +104,28 @@ pub(crate) fn detached_copy(
 /// A detached copy of the mount at `path` with everything mounted below it, as it is
 /// (no idmap, same flags); `None` when nothing is at `path`.
 pub(crate) fn clone_tree(path: &Path) -> Result<Option<OwnedFd>, Failure> {
-    let c_path = cstring(path)?;
+    match open_tree(path, true) {
+        Ok(tree) => Ok(Some(tree)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err((format!("copy the mounts at {}", path.display()), e)),
+    }
+}
+
+/// `open_tree(OPEN_TREE_CLONE)`: a detached copy of the mount at `path` (with the mounts
+/// below it when `recursive`).
+fn open_tree(path: &Path, recursive: bool) -> Result<OwnedFd, Errno> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     // SAFETY: open_tree takes a dirfd, a NUL-terminated path and flags; returns a new fd.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            OPEN_TREE_CLONE | libc::AT_RECURSIVE as libc::c_uint | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c_path.as_ptr(), flags) };
     if fd < 0 {
-        return match Errno::last() {
-            Errno::ENOENT => Ok(None),
-            e => Err((format!("copy the mounts at {}", path.display()), e)),
-        };
+        return Err(Errno::last());
     }
     // SAFETY: a fresh descriptor owned by nothing else.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Attaches a detached mount at `target`.

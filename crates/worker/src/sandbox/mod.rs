@@ -82,6 +82,19 @@ pub(crate) fn join(sandbox: &OwnedFd, user: &OwnedFd, caps: CapSet) -> Result<()
     lock_down(caps, false)
 }
 
+/// Enters every namespace of the sandbox whose init `sandbox` (a pidfd) is, but its user
+/// namespace. The PID namespace applies to the children forked afterwards.
+fn enter_namespaces(sandbox: &OwnedFd) -> Result<(), Failure> {
+    setns(sandbox, JOINED).map_err(|e| {
+        let why = if e == Errno::ESRCH {
+            " (the sandbox has ended)"
+        } else {
+            ""
+        };
+        (format!("enter the sandbox's namespaces{why}"), e)
+    })
+}
+
 /// Check mode, in the monitor: like [`join`], with the check's own view and identity.
 pub(crate) fn join_check(
     config: &CheckConfig,
