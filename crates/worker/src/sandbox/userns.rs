@@ -9,9 +9,10 @@
 //! remount anything, whatever capabilities it holds.
 //!
 //! A user namespace needs a process to be created in, and its id map must be written by a
-//! process in the parent namespace: the monitor forks a short-lived helper that unshares,
-//! writes the maps of the helper, opens the namespaces (the descriptors keep them alive)
-//! and lets the helper exit.
+//! process in the parent namespace: the monitor forks a short-lived helper that takes the
+//! sandbox's base uid (so that it, not root, owns the namespace and pays its per-user
+//! quotas) and unshares; the monitor writes the helper's maps, opens the namespaces (the
+//! descriptors keep them alive) and lets the helper exit.
 
 use super::{Failure, step};
 use crate::protocol::IdMap;
@@ -48,7 +49,8 @@ pub(crate) fn create(ids: IdMap) -> Result<Namespaces, Failure> {
                 | CloneFlags::CLONE_NEWNET
                 | CloneFlags::CLONE_NEWUTS
                 | CloneFlags::CLONE_NEWIPC;
-            let byte = match nix::sched::unshare(flags) {
+            let byte = match become_owner(ids.host_base).and_then(|()| nix::sched::unshare(flags))
+            {
                 Ok(()) => 0u8,
                 Err(e) => e as i32 as u8,
             };
@@ -100,6 +102,23 @@ pub(crate) fn create(ids: IdMap) -> Result<Namespaces, Failure> {
     drop(done_write);
     let _ = waitpid(helper, None);
     result
+}
+
+/// In the helper: takes the sandbox's own host uid as its effective uid, keeping its
+/// capabilities, so that the user namespace it creates is *owned* by that uid rather than
+/// by root. The kernel charges per-user quotas (inotify instances, pending signals,
+/// message queues, namespaces…) of everything in a user namespace to its owner too: a
+/// sandbox must use up its own, never root's.
+fn become_owner(uid: u32) -> Result<(), Errno> {
+    // SAFETY: plain prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } == -1 {
+        return Err(Errno::last());
+    }
+    become_ids(uid, uid)?;
+    // Creating a user namespace with CAP_SYS_ADMIN works even where unprivileged user
+    // namespaces are switched off.
+    let permitted = super::permitted_capabilities()?;
+    super::set_capabilities(permitted, permitted)
 }
 
 /// Enters the user namespace `user` and becomes its root (uid and gid 0 inside, no
