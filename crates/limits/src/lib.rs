@@ -135,9 +135,24 @@ impl Limits {
         }
         Ok(())
     }
+
+    /// These limits, with each unset one taken from `defaults`.
+    pub fn or(&self, defaults: &Limits) -> Limits {
+        Limits {
+            cpu: self.cpu.or(defaults.cpu),
+            memory: self.memory.or(defaults.memory),
+            pids: self.pids.or(defaults.pids),
+            io_read_bps: self.io_read_bps.or(defaults.io_read_bps),
+            io_write_bps: self.io_write_bps.or(defaults.io_write_bps),
+            io_read_iops: self.io_read_iops.or(defaults.io_read_iops),
+            io_write_iops: self.io_write_iops.or(defaults.io_write_iops),
+            disk: self.disk.or(defaults.disk),
+        }
+    }
 }
 
-fn total_memory() -> Option<u64> {
+/// This machine's memory in bytes (`MemTotal` of `/proc/meminfo`), if it can be read.
+pub fn total_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib: u64 = meminfo
         .lines()

@@ -69,6 +69,8 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
     config.hide_paths.push(certs_dir.clone());
     config.output_cap = cli.output_cap;
     config.io_device = cli.io_device.clone();
+    config.default_limits.memory = cli.default_memory.or(config.default_limits.memory);
+    config.default_limits.pids = cli.default_pids.or(config.default_limits.pids);
     let manager = JobManager::new(config)?;
     let tls = tandem_api::tls::server_config(&certs_dir)?;
     let listener = tokio::net::TcpListener::bind(cli.grpc_listen)

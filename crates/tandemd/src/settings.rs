@@ -59,6 +59,13 @@ pub struct Cli {
     /// How long stopping a job waits between SIGTERM and SIGKILL at shutdown [default: 10s].
     #[arg(long, env = "TANDEM_SHUTDOWN_GRACE", value_name = "DURATION")]
     pub shutdown_grace: Option<String>,
+    /// Memory limit of a job or task that sets none [default: 2G, or half the machine's
+    /// memory if less].
+    #[arg(long, env = "TANDEM_DEFAULT_MEMORY", value_name = "SIZE")]
+    pub default_memory: Option<String>,
+    /// Process limit of a job or task that sets none [default: 4096].
+    #[arg(long, env = "TANDEM_DEFAULT_PIDS", value_name = "N")]
+    pub default_pids: Option<u64>,
     /// Time an SSH connection has to log in before it is closed [default: 20s].
     #[arg(long, env = "TANDEM_SSH_PRE_AUTH_TIMEOUT", value_name = "DURATION")]
     pub ssh_pre_auth_timeout: Option<String>,
@@ -105,6 +112,8 @@ struct File {
     output_cap: Option<String>,
     io_device: Option<PathBuf>,
     shutdown_grace: Option<String>,
+    default_memory: Option<String>,
+    default_pids: Option<u64>,
     ssh_pre_auth_timeout: Option<String>,
     ssh_max_unauthenticated: Option<usize>,
     ssh_max_connections: Option<usize>,
@@ -126,6 +135,9 @@ pub struct Settings {
     pub output_cap: u64,
     pub io_device: Option<PathBuf>,
     pub shutdown_grace: Duration,
+    /// Overrides of the worker's default limits (`None`: the worker's).
+    pub default_memory: Option<u64>,
+    pub default_pids: Option<u64>,
     pub ssh_limits: tandem_ssh::SshLimits,
     pub recording_cap: u64,
     pub log_format: LogFormat,
@@ -175,6 +187,19 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
             defaults.max_channels,
         )?,
     };
+    let default_memory = match cli.default_memory.or(file.default_memory) {
+        Some(text) => Some(parse_size(&text).map_err(|e| format!("default_memory: {e}"))?),
+        None => None,
+    };
+    let default_pids = cli.default_pids.or(file.default_pids);
+    let defaults = tandem_worker::Limits {
+        memory: default_memory,
+        pids: default_pids,
+        ..Default::default()
+    };
+    defaults
+        .validate()
+        .map_err(|e| e.replace("limits.", "default_"))?;
     let recording_cap = match cli.recording_cap.or(file.recording_cap) {
         Some(text) => parse_size(&text).map_err(|e| format!("recording_cap: {e}"))?,
         None => tandem_session::DEFAULT_RECORDING_CAP,
@@ -215,6 +240,8 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
                 .map_err(|e| format!("shutdown_grace: {text:?}: {e}"))?,
             None => tandem_worker::DEFAULT_STOP_GRACE,
         },
+        default_memory,
+        default_pids,
         ssh_limits,
         recording_cap,
         log_format: cli

@@ -9,7 +9,7 @@
 //! never leaves a half-started job behind.
 
 use crate::capability::CapSet;
-use crate::cgroup::{self, Backend, CgroupVersion, DeviceNumber, Group};
+use crate::cgroup::{self, Backend, CgroupVersion, DeviceNumber, Group, Limits};
 use crate::error::JobError;
 use crate::ids::IdLease;
 use crate::output_log::{DEFAULT_OUTPUT_CAP, OutputLog, OutputReader};
@@ -84,6 +84,10 @@ pub struct JobManagerConfig {
     /// certificates). The state dir always is. (The default system view shows nothing of
     /// the host but its `/usr`, so there is nothing to hide in it.)
     pub hide_paths: Vec<PathBuf>,
+    /// Limits a new sandbox gets for each limit its spec leaves unset (so that no sandbox
+    /// is unbounded by default): 4096 processes and 2 GiB of memory (half the machine's
+    /// if that is less), unless changed here.
+    pub default_limits: Limits,
     /// First host uid of the sandboxes' uid ranges (65536 ids each, one per sandbox).
     pub first_uid: u32,
     /// How many uid ranges there are, so how many sandboxes can exist at once.
@@ -103,9 +107,20 @@ impl JobManagerConfig {
             cgroup_parent: "tandem".into(),
             io_device: None,
             hide_paths: Vec::new(),
+            default_limits: default_limits(),
             first_uid: crate::ids::DEFAULT_FIRST_UID,
             sandbox_slots: crate::ids::DEFAULT_SANDBOX_SLOTS,
         }
+    }
+}
+
+/// The default [`JobManagerConfig::default_limits`].
+fn default_limits() -> Limits {
+    let half = tandem_limits::total_memory().map_or(u64::MAX, |m| m / 2);
+    Limits {
+        pids: Some(4096),
+        memory: Some(half.min(2 << 30)),
+        ..Limits::default()
     }
 }
 
@@ -272,7 +287,8 @@ impl JobManager {
     /// command cannot be exec'd (not in the rootfs, permission denied, bad working
     /// directory…) or the sandbox cannot be built, this returns [`JobError::Start`] with
     /// the OS error and leaves nothing behind (no cgroup, no mount, no state dir).
-    pub async fn start(&self, spec: JobSpec) -> Result<JobId, JobError> {
+    pub async fn start(&self, mut spec: JobSpec) -> Result<JobId, JobError> {
+        spec.limits = spec.limits.or(&self.inner.config.default_limits);
         spec.validate().map_err(JobError::InvalidSpec)?;
         let manager = self.clone();
         // A task of its own: completes even if the caller stops polling.

@@ -35,7 +35,10 @@ async fn a_sandbox_exhausting_inotify_instances_leaves_the_hosts_root_its_own() 
         .parse()
         .unwrap();
     // On the host, root can create instances now (so it could lose them).
-    assert!(host_inotify_instances(8) == 8, "root has inotify instances to lose");
+    assert!(
+        host_inotify_instances(8) == 8,
+        "root has inotify instances to lose"
+    );
     let (manager, _f) = manager();
     let spec = JobSpec::new(
         "python3",
@@ -56,10 +59,16 @@ async fn a_sandbox_exhausting_inotify_instances_leaves_the_hosts_root_its_own() 
     let id = manager.start(spec).await.unwrap();
     let text = read_until(&mut manager.output(id).unwrap(), "\n").await;
     let inside: usize = text.trim().parse().unwrap();
-    assert!(inside > 0 && inside <= max, "the sandbox has its own quota: {text}");
+    assert!(
+        inside > 0 && inside <= max,
+        "the sandbox has its own quota: {text}"
+    );
     // While the sandbox holds its whole quota, the host's root still has its own.
     let host = host_inotify_instances(8);
     let status = manager.stop(id, std::time::Duration::ZERO).await.unwrap();
     assert!(matches!(status.state, JobState::Stopped { .. }));
-    assert_eq!(host, 8, "the sandbox used up root's inotify instances (it made {inside})");
+    assert_eq!(
+        host, 8,
+        "the sandbox used up root's inotify instances (it made {inside})"
+    );
 }

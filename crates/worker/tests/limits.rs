@@ -182,3 +182,25 @@ async fn write_bandwidth_limit_slows_direct_io() {
     let written = status.usage.unwrap().io_write_bytes.unwrap_or(0);
     assert!(written >= 50 * MIB, "io_write_bytes {written}");
 }
+
+#[tokio::test]
+async fn a_job_that_asks_for_no_limits_gets_the_defaults() {
+    let (manager, fixture) = manager();
+    let id = manager
+        .start(sh("echo started; exec sleep 1000"))
+        .await
+        .unwrap();
+    read_until(&mut manager.output(id).unwrap(), "started").await;
+    let info = manager.info(id).unwrap();
+    assert_eq!(info.spec.limits.pids, Some(4096));
+    assert!(info.spec.limits.memory.is_some_and(|m| m <= 2 << 30));
+    // The kernel enforces them: the job's cgroup has the pids limit (+2 for tandem-init).
+    let pids_max = fixture
+        .cgroup_parents
+        .iter()
+        .map(|p| p.join(id.to_string()).join("pids.max"))
+        .find(|p| p.exists())
+        .expect("a pids.max of the job's cgroup");
+    assert_eq!(std::fs::read_to_string(pids_max).unwrap().trim(), "4098");
+    manager.stop(id, Duration::ZERO).await.unwrap();
+}

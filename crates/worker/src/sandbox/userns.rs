@@ -49,8 +49,7 @@ pub(crate) fn create(ids: IdMap) -> Result<Namespaces, Failure> {
                 | CloneFlags::CLONE_NEWNET
                 | CloneFlags::CLONE_NEWUTS
                 | CloneFlags::CLONE_NEWIPC;
-            let byte = match become_owner(ids.host_base).and_then(|()| nix::sched::unshare(flags))
-            {
+            let byte = match become_owner(ids.host_base).and_then(|()| nix::sched::unshare(flags)) {
                 Ok(()) => 0u8,
                 Err(e) => e as i32 as u8,
             };
