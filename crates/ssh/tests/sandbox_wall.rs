@@ -94,7 +94,9 @@ async fn root_inside_is_an_unprivileged_uid_on_the_host() {
         &mut cand,
         &format!(
             "id -u; cat /proc/self/uid_map | tr -s ' ' | sed 's/^ //'; \
-             (setsid python3 -c 'import time; time.sleep(600)' {marker} >/dev/null 2>&1 &)"
+             mkfifo /tmp/started; \
+             (setsid python3 -c 'import time; open(\"/tmp/started\", \"w\").close(); time.sleep(600)' {marker} >/dev/null 2>&1 &); \
+             cat /tmp/started"
         ),
     )
     .await;
@@ -103,7 +105,7 @@ async fn root_inside_is_an_unprivileged_uid_on_the_host() {
     let host_base: u32 = lines[1].split(' ').nth(1).unwrap().parse().unwrap();
     assert!(host_base >= tandem_worker::DEFAULT_FIRST_UID, "{out}");
     // On the host, that process runs as the mapped uid, not as root.
-    // The shell started it before printing the end marker: it is there.
+    // It opened the fifo (so it runs) before the shell printed the end marker.
     let pid = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())

@@ -243,6 +243,16 @@ impl JobManager {
             .map_err(|e| JobError::Setup(format!("cgroups: {e}")))?;
         crate::ids::check_config(config.first_uid, config.sandbox_slots)
             .map_err(JobError::Setup)?;
+        let mut config = config;
+        let enforceable = cgroups.enforceable(&config.default_limits);
+        if enforceable != config.default_limits {
+            tracing::warn!(
+                wanted = ?config.default_limits,
+                enforced = ?enforceable,
+                "this cgroup setup cannot enforce some default limits; jobs that set none go without them"
+            );
+            config.default_limits = enforceable;
+        }
         let jobs_dir = state_dir.join("jobs");
         let root = nix::unistd::geteuid().is_root();
         let system_view = if root {

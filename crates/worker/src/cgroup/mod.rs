@@ -81,6 +81,10 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
         limits: &Limits,
         io_device: Option<DeviceNumber>,
     ) -> Result<Box<dyn Group>, String>;
+    /// The part of `limits` this cgroup setup can enforce (all of it on v1; on v2 what
+    /// the delegated controllers allow). For defaults: a limit a job asks for explicitly
+    /// and that cannot be enforced fails its start instead.
+    fn enforceable(&self, limits: &Limits) -> Limits;
     /// Job cgroups left under our parent by an earlier run (a crashed daemon).
     fn stale(&self) -> Vec<Box<dyn Group>>;
     /// The directories job cgroups are created in (one per hierarchy on v1).

@@ -130,6 +130,10 @@ impl V1 {
 }
 
 impl Backend for V1 {
+    fn enforceable(&self, limits: &Limits) -> Limits {
+        limits.clone()
+    }
+
     fn version(&self) -> u8 {
         1
     }

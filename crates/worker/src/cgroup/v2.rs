@@ -109,6 +109,28 @@ impl Backend for V2 {
         2
     }
 
+    fn enforceable(&self, limits: &Limits) -> Limits {
+        let enabled = self.setup().unwrap_or_default();
+        let has = |c: &str| enabled.iter().any(|e| e == c);
+        let mut out = limits.clone();
+        if !has("cpu") {
+            out.cpu = None;
+        }
+        if !has("memory") {
+            out.memory = None;
+        }
+        if !has("pids") {
+            out.pids = None;
+        }
+        if !has("io") {
+            out.io_read_bps = None;
+            out.io_write_bps = None;
+            out.io_read_iops = None;
+            out.io_write_iops = None;
+        }
+        out
+    }
+
     fn create(
         &self,
         name: &str,
