@@ -115,7 +115,7 @@ pub fn status_from(err: JobError) -> Status {
         JobError::Start { .. } | JobError::NoTerminal(_) | JobError::Ended(_) => {
             Status::failed_precondition(err.to_string())
         }
-        JobError::NotPermitted(_) | JobError::Setup(_) => {
+        JobError::NotPermitted(_) | JobError::Setup(_) | JobError::Cgroup(_) => {
             Status::failed_precondition(err.to_string())
         }
         JobError::Io { .. } => Status::internal(err.to_string()),

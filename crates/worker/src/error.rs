@@ -33,6 +33,9 @@ pub enum JobError {
     /// This process lacks a privilege jobs need; the message names it.
     #[error("not permitted: {0}")]
     NotPermitted(String),
+    /// A job's cgroup could not be made as asked (a missing controller, a cgroup file).
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] crate::cgroup::CgroupError),
     /// The worker's environment is unusable (cgroups, state directory, init program…).
     #[error("worker setup: {0}")]
     Setup(String),

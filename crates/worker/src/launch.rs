@@ -95,7 +95,7 @@ impl JobManager {
                 Ok(group) => Arc::from(group),
                 Err(e) => {
                     let _ = std::fs::remove_dir_all(&dir);
-                    return Err(JobError::Setup(format!("cgroup: {e}")));
+                    return Err(e.into());
                 }
             },
         };
@@ -119,8 +119,8 @@ impl JobManager {
         self.inner
             .io_device
             .get_or_init(|| match &self.inner.config.io_device {
-                Some(node) => cgroup::block_device_node(node),
-                None => cgroup::block_device_of(&self.inner.state_dir),
+                Some(node) => cgroup::block_device_node(node).map_err(|e| e.to_string()),
+                None => cgroup::block_device_of(&self.inner.state_dir).map_err(|e| e.to_string()),
             })
             .clone()
     }

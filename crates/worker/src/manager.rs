@@ -239,8 +239,7 @@ impl JobManager {
                 config.init.program.display()
             )));
         }
-        let cgroups = cgroup::backend(config.cgroup_version, &config.cgroup_parent)
-            .map_err(|e| JobError::Setup(format!("cgroups: {e}")))?;
+        let cgroups = cgroup::backend(config.cgroup_version, &config.cgroup_parent)?;
         crate::ids::check_config(config.first_uid, config.sandbox_slots)
             .map_err(JobError::Setup)?;
         let mut config = config;

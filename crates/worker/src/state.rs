@@ -6,7 +6,7 @@ use crate::spec::JobSpec;
 use crate::status::JobStatus;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 /// Name of the spec record in a job directory.
@@ -14,14 +14,10 @@ pub(crate) const SPEC: &str = "spec.json";
 /// Name of the status record in a job directory.
 pub(crate) const STATUS: &str = "status.json";
 
-/// Writes `value` as JSON to `dir/name` atomically.
+/// Writes `value` as JSON to `dir/name` atomically (encoded in memory first: one write).
 pub(crate) fn write(dir: &Path, name: &str, value: &impl Serialize) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
-    serde_json::to_writer(&mut file, value).map_err(io::Error::other)?;
-    file.flush()?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))
+    let json = serde_json::to_vec(value).map_err(io::Error::other)?;
+    tandem_fsutil::write_atomic(&dir.join(name), &json, 0o600)
 }
 
 fn read<T: DeserializeOwned>(path: &Path) -> io::Result<T> {

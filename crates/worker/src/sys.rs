@@ -1,6 +1,6 @@
 //! The daemon side's direct system calls: PTY pairs, descriptor plumbing for
 //! `tandem-init`, and the `pre_exec` hook. Every `unsafe` of the worker outside
-//! [`init`](crate::init) lives here.
+//! [`init`](crate::init) and `sandbox` lives here (the crate denies it elsewhere).
 //!
 //! The daemon is multi-threaded and other threads may spawn processes at any moment, so
 //! every descriptor is created close-on-exec atomically (`O_CLOEXEC`, `TIOCGPTPEER`,

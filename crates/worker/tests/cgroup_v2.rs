@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use tandem_worker::{CgroupVersion, JobError, JobState, Limits};
+use tandem_worker::{CgroupError, CgroupVersion, JobError, JobState, Limits};
 
 fn v2_mount() -> std::path::PathBuf {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -83,7 +83,14 @@ async fn v2_memory_limit_is_applied_or_refused_clearly() {
         Err(err) => {
             assert!(!delegated, "memory is delegated, yet: {err}");
             assert!(
-                matches!(&err, JobError::Setup(m) if m.contains("`memory` controller")),
+                matches!(
+                    &err,
+                    JobError::Cgroup(CgroupError::MissingController {
+                        controller: "memory",
+                        version: 2,
+                        ..
+                    })
+                ) && err.to_string().contains("`memory` controller"),
                 "{err}"
             );
             assert!(manager.list().is_empty());

@@ -70,6 +70,47 @@ impl fmt::Display for DeviceNumber {
     }
 }
 
+/// Why a cgroup operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// A file or directory of a cgroup could not be read, written, created or opened.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done, e.g. `write "100000" to`.
+        what: String,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A limit needs a controller this host does not offer.
+    #[error("{limit} needs the cgroup v{version} `{controller}` controller, which {why}")]
+    MissingController {
+        /// Which limit, e.g. `a memory limit`.
+        limit: &'static str,
+        /// The controller, e.g. `memory`.
+        controller: &'static str,
+        /// 1 or 2.
+        version: u8,
+        /// Why it is missing.
+        why: String,
+    },
+    /// The host's cgroup setup is not one tandem can use.
+    #[error("{0}")]
+    Unusable(String),
+    /// Disk IO limits need the block device under the state dir, and it is not one.
+    #[error("{0}")]
+    NoBlockDevice(String),
+}
+
+/// A [`CgroupError::Io`] maker for `map_err`.
+fn io_error(what: impl Into<String>, path: &Path) -> impl FnOnce(io::Error) -> CgroupError {
+    let what = what.into();
+    let path = path.to_path_buf();
+    move |source| CgroupError::Io { what, path, source }
+}
+
 /// A cgroup version's way of creating job cgroups.
 pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// 1 or 2.
@@ -80,7 +121,7 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
         name: &str,
         limits: &Limits,
         io_device: Option<DeviceNumber>,
-    ) -> Result<Box<dyn Group>, String>;
+    ) -> Result<Box<dyn Group>, CgroupError>;
     /// The part of `limits` this cgroup setup can enforce (all of it on v1; on v2 what
     /// the delegated controllers allow). For defaults: a limit a job asks for explicitly
     /// and that cannot be enforced fails its start instead.
@@ -179,11 +220,14 @@ pub(crate) async fn destroy(group: std::sync::Arc<dyn Group>) -> io::Result<()> 
 }
 
 /// Detects the host's cgroup setup and returns the backend for `version`.
-pub(crate) fn backend(version: CgroupVersion, parent: &str) -> Result<Box<dyn Backend>, String> {
+pub(crate) fn backend(
+    version: CgroupVersion,
+    parent: &str,
+) -> Result<Box<dyn Backend>, CgroupError> {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
+        .map_err(io_error("read", Path::new("/proc/self/mountinfo")))?;
     let own = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| format!("read /proc/self/cgroup: {e}"))?;
+        .map_err(io_error("read", Path::new("/proc/self/cgroup")))?;
     let unified_root = mount_points(&mounts, "cgroup2")
         .into_iter()
         .map(|(p, _)| p)
@@ -239,37 +283,38 @@ fn unescape_mount_path(s: &str) -> String {
 
 /// Resolves the whole disk backing `path`'s filesystem (a partition maps to its disk:
 /// throttling applies to disks).
-pub(crate) fn block_device_of(path: &Path) -> Result<DeviceNumber, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("stat {}: {e}", path.display()))?;
+pub(crate) fn block_device_of(path: &Path) -> Result<DeviceNumber, CgroupError> {
+    let meta = std::fs::metadata(path).map_err(io_error("stat", path))?;
     let dev = std::os::unix::fs::MetadataExt::dev(&meta);
     let number = DeviceNumber {
         major: libc::major(dev),
         minor: libc::minor(dev),
     };
     disk_of(number).map_err(|why| {
-        format!(
+        CgroupError::NoBlockDevice(format!(
             "disk IO limits need the block device under {}, but it is on device {number}, {why}; \
              set the IO device explicitly in the configuration",
             path.display()
-        )
+        ))
     })
 }
 
 /// Resolves an explicitly configured device node (e.g. `/dev/vda`) to its disk.
-pub(crate) fn block_device_node(node: &Path) -> Result<DeviceNumber, String> {
+pub(crate) fn block_device_node(node: &Path) -> Result<DeviceNumber, CgroupError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let meta = std::fs::metadata(node).map_err(|e| format!("IO device {}: {e}", node.display()))?;
+    let meta = std::fs::metadata(node).map_err(io_error("IO device", node))?;
     if !meta.file_type().is_block_device() {
-        return Err(format!(
+        return Err(CgroupError::NoBlockDevice(format!(
             "IO device {} is not a block device",
             node.display()
-        ));
+        )));
     }
     let number = DeviceNumber {
         major: libc::major(meta.rdev()),
         minor: libc::minor(meta.rdev()),
     };
-    disk_of(number).map_err(|why| format!("IO device {}: {why}", node.display()))
+    disk_of(number)
+        .map_err(|why| CgroupError::NoBlockDevice(format!("IO device {}: {why}", node.display())))
 }
 
 fn disk_of(number: DeviceNumber) -> Result<DeviceNumber, String> {
@@ -306,9 +351,9 @@ fn read(path: &Path) -> io::Result<String> {
 }
 
 /// Writes a cgroup file, naming the file and value in the error.
-fn write(dir: &Path, file: &str, value: &str) -> Result<(), String> {
-    std::fs::write(dir.join(file), value)
-        .map_err(|e| format!("write {value:?} to {}: {e}", dir.join(file).display()))
+fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
+    let path = dir.join(file);
+    std::fs::write(&path, value).map_err(io_error(format!("write {value:?} to"), &path))
 }
 
 /// Value of `key` in a flat-keyed file (`key value` per line).
@@ -320,14 +365,14 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
 }
 
 /// Opens `dir/cgroup.procs` for the child's join-before-exec write.
-fn open_procs(dir: &Path) -> Result<OwnedFd, String> {
+fn open_procs(dir: &Path) -> Result<OwnedFd, CgroupError> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(dir.join("cgroup.procs"))
         .map(OwnedFd::from)
-        .map_err(|e| format!("open {}/cgroup.procs: {e}", dir.display()))
+        .map_err(io_error("open", &dir.join("cgroup.procs")))
 }
 
 /// Pids listed in `dir/cgroup.procs`.
@@ -339,8 +384,8 @@ fn pids(dir: &Path) -> io::Result<Vec<i32>> {
 }
 
 /// Creates a job directory, removing it again if a later step fails.
-fn make_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir(dir).map_err(|e| format!("create cgroup {}: {e}", dir.display()))
+fn make_dir(dir: &Path) -> Result<(), CgroupError> {
+    std::fs::create_dir(dir).map_err(io_error("create cgroup", dir))
 }
 
 #[cfg(test)]

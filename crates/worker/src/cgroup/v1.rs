@@ -2,8 +2,8 @@
 //! may be co-mounted), each nested under the daemon's own cgroup *in that hierarchy*.
 
 use super::{
-    Backend, DeviceNumber, Group, INIT_PROCESSES, Limits, ResourceUsage, keyed, make_dir,
-    mount_points, open_procs, pids, read, write,
+    Backend, CgroupError, DeviceNumber, Group, INIT_PROCESSES, Limits, ResourceUsage, io_error,
+    keyed, make_dir, mount_points, open_procs, pids, read, write,
 };
 use std::io;
 use std::os::fd::OwnedFd;
@@ -23,7 +23,11 @@ pub(crate) struct V1 {
 }
 
 impl V1 {
-    pub(crate) fn detect(mountinfo: &str, own_cgroups: &str, parent: &str) -> Result<Self, String> {
+    pub(crate) fn detect(
+        mountinfo: &str,
+        own_cgroups: &str,
+        parent: &str,
+    ) -> Result<Self, CgroupError> {
         let mounts = mount_points(mountinfo, "cgroup");
         let mut parents = Vec::new();
         for controller in CONTROLLERS {
@@ -47,9 +51,9 @@ impl V1 {
             parents.push((controller, dir));
         }
         if parents.is_empty() {
-            return Err(
+            return Err(CgroupError::Unusable(
                 "no cgroup v1 hierarchy is mounted (looked in /proc/self/mountinfo)".into(),
-            );
+            ));
         }
         Ok(Self { parents })
     }
@@ -61,11 +65,14 @@ impl V1 {
             .map(|(_, p)| p.as_path())
     }
 
-    fn require(&self, controller: &str, why: &str) -> Result<(), String> {
+    fn require(&self, controller: &'static str, limit: &'static str) -> Result<(), CgroupError> {
         if self.parent_of(controller).is_none() {
-            return Err(format!(
-                "{why} needs the cgroup v1 `{controller}` controller, which is not mounted"
-            ));
+            return Err(CgroupError::MissingController {
+                limit,
+                controller,
+                version: 1,
+                why: "is not mounted".into(),
+            });
         }
         Ok(())
     }
@@ -93,7 +100,12 @@ impl V1 {
         }
     }
 
-    fn apply(&self, name: &str, limits: &Limits, io: Option<DeviceNumber>) -> Result<(), String> {
+    fn apply(
+        &self,
+        name: &str,
+        limits: &Limits,
+        io: Option<DeviceNumber>,
+    ) -> Result<(), CgroupError> {
         let dir = |c: &str| self.parent_of(c).map(|p| p.join(name));
         if let (Some(cpu), Some(d)) = (limits.cpu, dir("cpu")) {
             let quota = ((cpu * CPU_PERIOD_US as f64).round() as u64).max(1000);
@@ -143,7 +155,7 @@ impl Backend for V1 {
         name: &str,
         limits: &Limits,
         io: Option<DeviceNumber>,
-    ) -> Result<Box<dyn Group>, String> {
+    ) -> Result<Box<dyn Group>, CgroupError> {
         if limits.cpu.is_some() {
             self.require("cpu", "a CPU limit")?;
         }
@@ -158,8 +170,7 @@ impl Backend for V1 {
         }
         let mut group = self.group(name);
         for parent in self.unique_parents() {
-            std::fs::create_dir_all(&parent)
-                .map_err(|e| format!("create cgroup {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(&parent).map_err(io_error("create cgroup", &parent))?;
         }
         let mut made = Vec::new();
         let result = (|| {

@@ -5,8 +5,8 @@
 //! daemon's own cgroup we move the processes living there into a leaf `<own>/daemon`.
 
 use super::{
-    Backend, DeviceNumber, Group, INIT_PROCESSES, Limits, ResourceUsage, keyed, make_dir,
-    mount_points, open_procs, pids, read, write,
+    Backend, CgroupError, DeviceNumber, Group, INIT_PROCESSES, Limits, ResourceUsage, io_error,
+    keyed, make_dir, mount_points, open_procs, pids, read, write,
 };
 use std::io;
 use std::os::fd::OwnedFd;
@@ -30,18 +30,28 @@ pub(crate) struct V2 {
 }
 
 impl V2 {
-    pub(crate) fn detect(mountinfo: &str, own_cgroups: &str, parent: &str) -> Result<Self, String> {
+    pub(crate) fn detect(
+        mountinfo: &str,
+        own_cgroups: &str,
+        parent: &str,
+    ) -> Result<Self, CgroupError> {
         let mounts = mount_points(mountinfo, "cgroup2");
         let mount = mounts
             .iter()
             .map(|(p, _)| p)
             .find(|p| *p == Path::new("/sys/fs/cgroup"))
             .or_else(|| mounts.first().map(|(p, _)| p))
-            .ok_or("no cgroup2 filesystem is mounted (looked in /proc/self/mountinfo)")?;
+            .ok_or_else(|| {
+                CgroupError::Unusable(
+                    "no cgroup2 filesystem is mounted (looked in /proc/self/mountinfo)".into(),
+                )
+            })?;
         let own = own_cgroups
             .lines()
             .find_map(|l| l.strip_prefix("0::"))
-            .ok_or("/proc/self/cgroup has no cgroup v2 entry (0::)")?;
+            .ok_or_else(|| {
+                CgroupError::Unusable("/proc/self/cgroup has no cgroup v2 entry (0::)".into())
+            })?;
         // A daemon already moved into its `daemon` leaf by an earlier start keeps using
         // the cgroup above it.
         let own = own.trim().trim_end_matches("/daemon");
@@ -54,13 +64,13 @@ impl V2 {
     }
 
     /// Enables the available controllers for `<own>` and `<own>/<parent>` (once).
-    fn setup(&self) -> Result<Vec<String>, String> {
+    fn setup(&self) -> Result<Vec<String>, CgroupError> {
         let mut enabled = self.enabled.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = enabled.as_ref() {
             return Ok(e.clone());
         }
-        let available = read(&self.own.join("cgroup.controllers"))
-            .map_err(|e| format!("read {}/cgroup.controllers: {e}", self.own.display()))?;
+        let controllers = self.own.join("cgroup.controllers");
+        let available = read(&controllers).map_err(io_error("read", &controllers))?;
         let wanted: Vec<String> = CONTROLLERS
             .iter()
             .filter(|c| available.split_whitespace().any(|a| a == **c))
@@ -72,21 +82,20 @@ impl V2 {
                 .map(|c| format!("+{c}"))
                 .collect::<Vec<_>>()
                 .join(" ");
-            if let Err(e) = std::fs::write(self.own.join("cgroup.subtree_control"), &line) {
+            let subtree = self.own.join("cgroup.subtree_control");
+            if let Err(e) = std::fs::write(&subtree, &line) {
                 if e.raw_os_error() != Some(libc::EBUSY) {
-                    return Err(format!(
-                        "enable controllers ({line}) in {}: {e}",
-                        self.own.display()
-                    ));
+                    return Err(io_error(
+                        format!("enable controllers ({line}) in"),
+                        &subtree,
+                    )(e));
                 }
                 // Processes live in our own cgroup: move them into a leaf first.
                 let leaf = self.own.join("daemon");
                 if !leaf.exists() {
                     make_dir(&leaf)?;
                 }
-                for pid in
-                    pids(&self.own).map_err(|e| format!("list {}: {e}", self.own.display()))?
-                {
+                for pid in pids(&self.own).map_err(io_error("list", &self.own))? {
                     // A process may exit meanwhile; that is fine.
                     let _ = std::fs::write(leaf.join("cgroup.procs"), pid.to_string());
                 }
@@ -136,17 +145,21 @@ impl Backend for V2 {
         name: &str,
         limits: &Limits,
         io: Option<DeviceNumber>,
-    ) -> Result<Box<dyn Group>, String> {
+    ) -> Result<Box<dyn Group>, CgroupError> {
         let enabled = self.setup()?;
-        let need = |controller: &str, why: &str| {
+        let need = |controller: &'static str, limit: &'static str| {
             if enabled.iter().any(|c| c == controller) {
                 Ok(())
             } else {
-                Err(format!(
-                    "{why} needs the cgroup v2 `{controller}` controller, which is not delegated to {} \
-                     (its cgroup.controllers lacks it)",
-                    self.own.display()
-                ))
+                Err(CgroupError::MissingController {
+                    limit,
+                    controller,
+                    version: 2,
+                    why: format!(
+                        "is not delegated to {} (its cgroup.controllers lacks it)",
+                        self.own.display()
+                    ),
+                })
             }
         };
         if limits.cpu.is_some() {
@@ -163,7 +176,7 @@ impl Backend for V2 {
         }
         let dir = self.parent.join(name);
         make_dir(&dir)?;
-        let apply = || -> Result<OwnedFd, String> {
+        let apply = || -> Result<OwnedFd, CgroupError> {
             if let Some(cpu) = limits.cpu {
                 let quota = ((cpu * CPU_PERIOD_US as f64).round() as u64).max(1000);
                 write(&dir, "cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;

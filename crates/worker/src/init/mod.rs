@@ -18,6 +18,8 @@
 //!   included) before the monitor sees the init exit, so "the monitor exited" means "no
 //!   process of the job is left".
 
+mod command;
+
 use crate::protocol::{
     CONFIG_FD, CONTROL_FD, CONTROL_KILL, CONTROL_TERMINATE, EVENT_FD, ExitOutcome, InitConfig,
     InitEvent, JOIN_FD, Mode, USERNS_FD,
@@ -26,15 +28,14 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, unshare};
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, killpg, sigprocmask};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, killpg, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
-use std::convert::Infallible;
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{IoSlice, Read, Write};
+use std::io::{IoSlice, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
@@ -434,7 +435,7 @@ fn start_command(
             // socket (exec would close them too, being close-on-exec).
             let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(signals));
             let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(&events.0));
-            exec_command(config, terminal, err_write)
+            command::exec_command(config, terminal, err_write)
         }
         Ok(ForkResult::Parent { child }) => child,
     };
@@ -486,138 +487,6 @@ fn reap(main: Option<Pid>) -> Reaped {
             Ok(_) => {}
         }
     }
-}
-
-/// Runs in the forked child: becomes the user's command or reports why it could not.
-fn exec_command(config: &InitConfig, terminal: Option<OwnedFd>, err_write: OwnedFd) -> ! {
-    let (step, errno) = match prepare_and_exec(config, terminal) {
-        Err(failure) => failure,
-        Ok(never) => match never {},
-    };
-    let mut pipe = File::from(err_write);
-    let _ = write!(pipe, "{} {}", errno as i32, step);
-    // SAFETY: _exit is always safe; it skips atexit handlers that belong to the parent.
-    unsafe { libc::_exit(127) }
-}
-
-fn prepare_and_exec(
-    config: &InitConfig,
-    terminal: Option<OwnedFd>,
-) -> Result<Infallible, (String, Errno)> {
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(|e| ("unblock signals".to_string(), e))?;
-    for sig in Signal::iterator() {
-        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
-            // SAFETY: installs the default disposition, which has no handler code to be
-            // unsafe about. Ignored signals would otherwise stay ignored across exec.
-            let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
-        }
-    }
-    nix::unistd::setsid().map_err(|e| ("create session".to_string(), e))?;
-    if let Some(slave) = terminal {
-        for target in 0..3 {
-            // SAFETY: dup2 onto 0..2 with a valid source descriptor.
-            if unsafe { libc::dup2(slave.as_raw_fd(), target) } == -1 {
-                return Err(("attach the terminal".to_string(), Errno::last()));
-            }
-        }
-        drop(slave);
-        // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal), fd 0 is the slave.
-        let rc = unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
-        if rc == -1 {
-            return Err(("set controlling terminal".to_string(), Errno::last()));
-        }
-    }
-    let mut env = config.env.clone();
-    let mut home = None;
-    if let Some(user) = &config.user {
-        let entry = become_user(user)?;
-        // A login-like environment unless the spec says otherwise.
-        for (key, value) in [
-            ("HOME", entry.dir.to_string_lossy().into_owned()),
-            ("USER", entry.name.clone()),
-            ("LOGNAME", entry.name.clone()),
-        ] {
-            if !env.iter().any(|(k, _)| k == key) {
-                env.push((key.to_string(), value));
-            }
-        }
-        home = Some(entry.dir).filter(|d| d.is_dir());
-    }
-    let cwd = config
-        .cwd
-        .as_deref()
-        .or(home.as_deref())
-        .unwrap_or("/".as_ref());
-    nix::unistd::chdir(cwd).map_err(|e| (format!("change directory to {}", cwd.display()), e))?;
-
-    let cstring = |s: &str| CString::new(s).map_err(|_| (format!("argument {s:?}"), Errno::EINVAL));
-    let argv = config
-        .argv
-        .iter()
-        .map(|a| cstring(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let env = env
-        .iter()
-        .map(|(k, v)| cstring(&format!("{k}={v}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let program = config.argv.first().map(String::as_str).unwrap_or_default();
-    let step = format!("exec {program}");
-    if program.contains('/') {
-        let path = cstring(program)?;
-        let Err(err) = nix::unistd::execve(&path, &argv, &env);
-        return Err((step, err));
-    }
-    let path_var = config
-        .env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
-    // execvpe(3) semantics: ENOENT/ENOTDIR mean "try the next directory"; EACCES is
-    // remembered; anything else is final.
-    let mut saw_eacces = false;
-    for dir in path_var.split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
-        let candidate = cstring(&format!("{dir}/{program}"))?;
-        let Err(err) = nix::unistd::execve(&candidate, &argv, &env);
-        match err {
-            Errno::ENOENT | Errno::ENOTDIR | Errno::ESTALE | Errno::ENODEV | Errno::ETIMEDOUT => {}
-            Errno::EACCES => saw_eacces = true,
-            other => return Err((step, other)),
-        }
-    }
-    let errno = if saw_eacces {
-        Errno::EACCES
-    } else {
-        Errno::ENOENT
-    };
-    Err((format!("{step} (searched PATH={path_var})"), errno))
-}
-
-/// Switches to `user` (a name or numeric uid from the sandbox's /etc/passwd) with its
-/// primary and supplementary groups.
-fn become_user(user: &str) -> Result<nix::unistd::User, (String, Errno)> {
-    use nix::unistd::{User, initgroups, setgid, setuid};
-    let entry = match user.parse::<u32>() {
-        Ok(uid) => User::from_uid(uid.into()),
-        Err(_) => User::from_name(user),
-    };
-    let entry = match entry {
-        Ok(Some(entry)) => entry,
-        Ok(None) => {
-            return Err((
-                format!("user {user:?} is not in the sandbox's /etc/passwd"),
-                Errno::ENOENT,
-            ));
-        }
-        Err(e) => return Err((format!("look up user {user:?}"), e)),
-    };
-    let name = CString::new(entry.name.as_str())
-        .map_err(|_| (format!("user name {:?}", entry.name), Errno::EINVAL))?;
-    initgroups(&name, entry.gid).map_err(|e| (format!("set the groups of {user:?}"), e))?;
-    setgid(entry.gid).map_err(|e| (format!("switch to the group of {user:?}"), e))?;
-    setuid(entry.uid).map_err(|e| (format!("switch to user {user:?}"), e))?;
-    Ok(entry)
 }
 
 fn read_config() -> std::io::Result<InitConfig> {
