@@ -72,3 +72,35 @@ async fn a_sandbox_exhausting_inotify_instances_leaves_the_hosts_root_its_own() 
         "the sandbox used up root's inotify instances (it made {inside})"
     );
 }
+
+#[tokio::test]
+async fn a_sandbox_cannot_take_the_hosts_terminals() {
+    let (manager, _f) = manager();
+    // Opening pseudo-terminals until the kernel says no.
+    let spec = JobSpec::new(
+        "python3",
+        [
+            "-c",
+            "import os, time\n\
+             fds = []\n\
+             while len(fds) < 5000:\n\
+             \x20   try: fds.append(os.open('/dev/ptmx', os.O_RDWR | os.O_NOCTTY))\n\
+             \x20   except OSError: break\n\
+             print(len(fds), flush=True)\n\
+             time.sleep(1000)\n",
+        ],
+    )
+    .env("PATH", "/usr/bin:/bin");
+    let id = manager.start(spec).await.unwrap();
+    let text = read_until(&mut manager.output(id).unwrap(), "\n").await;
+    let inside: usize = text.trim().parse().unwrap();
+    // The host can still open a terminal while the sandbox holds all it may.
+    let host = nix::pty::posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY);
+    manager.stop(id, std::time::Duration::ZERO).await.unwrap();
+    assert!(inside <= 64, "a sandbox opened {inside} terminals");
+    assert!(
+        inside >= 32,
+        "the sandbox can still open terminals: {inside}"
+    );
+    assert!(host.is_ok(), "the host could not open a terminal: {host:?}");
+}

@@ -24,6 +24,9 @@ const NONE: Option<&str> = None;
 /// Device nodes bind-mounted from the host into the job's `/dev`.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
+/// Terminals a sandbox may open (its devpts instance's `max`).
+pub(crate) const MAX_PTYS: u32 = 64;
+
 /// Size of `/run` and of `/dev/shm` (each; charged to the job's memory like all tmpfs).
 pub(crate) const SMALL_TMPFS: u64 = 64 << 20;
 
@@ -208,13 +211,21 @@ fn build_dev(root: &Path, owner: (u32, u32)) -> Result<(), Failure> {
     let pts = dev.join("pts");
     mkdir(&pts)?;
     // A devpts instance of our own: the job sees only its own terminals, never the host's.
+    // At most MAX_PTYS of them: the kernel's PTY count is shared by every sandbox
+    // (kernel.pty.max less kernel.pty.reserve), so one sandbox must not take them all.
     mount(
         Some("devpts"),
         &pts,
         Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         // The `tty` group (5) of the sandbox, as a host gid.
-        Some(format!("newinstance,ptmxmode=0666,mode=0620,gid={}", gid + 5).as_str()),
+        Some(
+            format!(
+                "newinstance,ptmxmode=0666,mode=0620,gid={},max={MAX_PTYS}",
+                gid + 5
+            )
+            .as_str(),
+        ),
     )
     .map_err(step(|| "mount /dev/pts".into()))?;
     let shm = dev.join("shm");
