@@ -67,6 +67,11 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("certificates directory {}", cli.certs_dir.display()))?;
     let mut config = JobManagerConfig::new(&cli.state_dir, InitProgram::reexec_self());
     config.hide_paths.push(certs_dir.clone());
+    // The tasks (their checks and solutions) are hidden even where the system view shows
+    // them: a tasks directory under /usr (the Docker layout) would be in every sandbox.
+    if let Ok(tasks) = std::fs::canonicalize(&cli.tasks_dir) {
+        config.hide_paths.push(tasks);
+    }
     config.output_cap = cli.output_cap;
     config.io_device = cli.io_device.clone();
     config.default_limits.memory = cli.default_memory.or(config.default_limits.memory);

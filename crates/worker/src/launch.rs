@@ -35,6 +35,10 @@ use std::time::SystemTime;
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
 
+/// A check's working directory: empty, in the pins layer (the candidate's directory of
+/// that name, if any, does not show through).
+pub(crate) const CHECK_DIR: &str = "/.tandem-check";
+
 /// Size of a check's private writable layer.
 const CHECK_SCRATCH: u64 = 64 << 20;
 
@@ -144,6 +148,16 @@ impl JobManager {
                 return Err(JobError::Setup("a new sandbox without a uid range".into()));
             }
         };
+        let mut env = spec.env.clone();
+        let mut cwd = spec.cwd.clone();
+        if spec.pristine {
+            // Interpreters load code from their working directory (Python puts it first in
+            // sys.path; glibc resolves NSS modules named with a '/' against it): a check
+            // starts in an empty directory of its own, not in the candidate's files.
+            cwd.get_or_insert_with(|| PathBuf::from(CHECK_DIR));
+            env.entry("PYTHONSAFEPATH".into())
+                .or_insert_with(|| "1".into());
+        }
         let init_config = InitConfig {
             argv: if spec.hold {
                 Vec::new()
@@ -152,12 +166,8 @@ impl JobManager {
                     .chain(spec.args.iter().cloned())
                     .collect()
             },
-            env: spec
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            cwd: spec.cwd.clone(),
+            env: env.into_iter().collect(),
+            cwd,
             pty: spec.pty,
             user: spec.user.clone(),
             caps: plan.caps,

@@ -85,8 +85,9 @@ pub struct JobManagerConfig {
     /// the host but its `/usr`, so there is nothing to hide in it.)
     pub hide_paths: Vec<PathBuf>,
     /// Limits a new sandbox gets for each limit its spec leaves unset (so that no sandbox
-    /// is unbounded by default): 4096 processes and 2 GiB of memory (half the machine's
-    /// if that is less), unless changed here.
+    /// is unbounded by default): 4096 processes (a sixteenth of the host's `pid_max` if
+    /// that is less) and 2 GiB of memory (half the machine's if that is less), unless
+    /// changed here.
     pub default_limits: Limits,
     /// First host uid of the sandboxes' uid ranges (65536 ids each, one per sandbox).
     pub first_uid: u32,
@@ -117,8 +118,13 @@ impl JobManagerConfig {
 /// The default [`JobManagerConfig::default_limits`].
 fn default_limits() -> Limits {
     let half = tandem_limits::total_memory().map_or(u64::MAX, |m| m / 2);
+    // A sixteenth of the host's pid space at most (pid_max is 32768 on some hosts).
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(32768);
     Limits {
-        pids: Some(4096),
+        pids: Some((pid_max / 16).min(4096)),
         memory: Some(half.min(2 << 30)),
         ..Limits::default()
     }

@@ -281,6 +281,10 @@ fn build_pins(host: &Path, view_root: &Path, pins: &Path) -> Result<(), SystemVi
         &ssl.join("openssl.cnf"),
         &[],
     )?;
+    // The checks' working directory: empty, whatever the candidate puts at that path.
+    let check_dir = pins.join(crate::launch::CHECK_DIR.trim_start_matches('/'));
+    mkdir(&check_dir, 0o755)?;
+    set_opaque(&check_dir)?;
     let mut opaque = vec![etc.join("perl")];
     for entry in read_dir(&host_etc)? {
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -210,3 +210,102 @@ async fn the_sandbox_root_cannot_trace_or_read_a_running_check() {
         .await
         .unwrap();
 }
+
+/// Found by a red-team run: Python imports from the working directory, and glibc loads
+/// an NSS module named with a '/' relative to it. A check must not start in the
+/// candidate's files.
+#[tokio::test]
+async fn code_planted_where_a_check_starts_is_not_loaded() {
+    let (manager, _f) = manager();
+    let sandbox = manager.start(JobSpec::sandbox()).await.unwrap();
+    // A library that makes any process that loads it exit 0 at once.
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("evil.c");
+    std::fs::write(
+        &source,
+        "#include <unistd.h>\n__attribute__((constructor)) static void f(void) { \
+         write(1, \"FORGED\\n\", 7); _exit(0); }\n",
+    )
+    .unwrap();
+    let library = dir.path().join("evil.so");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let mut plant = sh("cat > /tmp/evil.so; \
+         for d in / /.tandem-check /root /tmp; do mkdir -p $d; \
+           printf 'import os\\nprint(\"FORGED\")\\nos._exit(0)\\n' > $d/glob.py; \
+           mkdir -p $d/libnss_ && cp /tmp/evil.so $d/libnss_/x.so.2; done; \
+         sed -i 's|^passwd:.*|passwd: /x|' /etc/nsswitch.conf; grep ^passwd: /etc/nsswitch.conf");
+    plant.stdin = Some(std::fs::read(&library).unwrap());
+    let (state, text) = run_in(&manager, sandbox, plant).await;
+    assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
+    assert_eq!(text, "passwd: /x\n");
+    // The same planting works on a command of the candidate's that starts in /.
+    let (state, text) = run_in(
+        &manager,
+        sandbox,
+        sh("cd / && python3 -c 'import glob, sys; sys.exit(1)'"),
+    )
+    .await;
+    assert_eq!(
+        (state, text.as_str()),
+        (JobState::Exited { code: 0 }, "FORGED\n")
+    );
+    let (_, text) = run_in(&manager, sandbox, sh("cd / && id -un root")).await;
+    assert_eq!(text, "FORGED\n", "id loaded the planted NSS module");
+
+    // Not on a check.
+    let (state, text) = run_in(
+        &manager,
+        sandbox,
+        check("id -un root; exec python3 - <<'EOF'\nimport glob, sys\nprint('honest')\nsys.exit(1)\nEOF"),
+    )
+    .await;
+    assert_eq!(state, JobState::Exited { code: 1 }, "{text}");
+    assert!(!text.contains("FORGED"), "{text}");
+    assert!(text.ends_with("honest\n"), "{text}");
+    manager
+        .stop(sandbox, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+}
+
+/// Found by a red-team run: the candidate replaced a directory on the way to one of the
+/// sandbox's mounts with a link, to redirect where the check's view mounts it (over the
+/// pristine /usr/bin).
+#[tokio::test]
+async fn links_on_the_way_to_a_mount_do_not_redirect_the_checks_view() {
+    let (manager, _f) = manager();
+    let sandbox = manager
+        .start(JobSpec::sandbox().tmpfs("/opt/app/bin", 1 << 20))
+        .await
+        .unwrap();
+    let (state, text) = run_in(
+        &manager,
+        sandbox,
+        sh("mkdir -p /root/usr/bin /root/e && cp /usr/bin/dash /root/e/sh && \
+            printf '#!/root/e/sh\\necho FORGED\\nexit 0\\n' > /root/e/fake && chmod 755 /root/e/fake && \
+            for f in bash sh python3; do ln -sf /root/e/fake /root/usr/bin/$f; done && \
+            mv /opt/app /opt/app.orig && ln -s ../../root/usr /opt/app && ls /opt/app/bin/bash"),
+    )
+    .await;
+    assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
+    let id = manager.exec(sandbox, check("exit 1")).await;
+    match id {
+        Err(e) => assert!(e.to_string().contains("without following links"), "{e}"),
+        Ok(id) => {
+            let text = output_text(&manager, id).await;
+            let state = manager.wait(id).await.unwrap().state;
+            assert_ne!(state, JobState::Exited { code: 0 }, "{text}");
+            assert!(!text.contains("FORGED"), "{text}");
+        }
+    }
+    manager
+        .stop(sandbox, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+}

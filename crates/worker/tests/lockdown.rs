@@ -68,6 +68,15 @@ fn kernel_probes() -> Vec<String> {
         // userfaultfd(O_CLOEXEC)
         syscall("userfaultfd", 323, ", 0o2000000"),
     ];
+    // vsock ports are the whole machine's: probed where the host has vsock at all.
+    let vsock = "python3 -c 'import socket; socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)' 2>/dev/null";
+    if std::process::Command::new("sh")
+        .args(["-c", vsock])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        probes.push(probe("vsock", vsock));
+    }
     // Kernels without magic SysRq have no trigger file: nothing to probe there.
     if std::path::Path::new("/proc/sysrq-trigger").exists() {
         probes.push(probe(

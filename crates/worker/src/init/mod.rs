@@ -39,6 +39,9 @@ use std::io::{IoSlice, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
+/// The lowest descriptor number the protocol does not use.
+const FIRST_UNUSED_FD: u32 = USERNS_FD as u32 + 1;
+
 /// First argument that makes a binary embedding the worker behave as `tandem-init`.
 pub const INIT_ARG: &str = "__tandem_init";
 
@@ -59,6 +62,17 @@ const HANDLED: [Signal; 6] = [
 
 /// Entry point of `tandem-init`. Never returns.
 pub fn main() -> ! {
+    // Whatever the daemon's own parent left open without close-on-exec (a shell's
+    // descriptors, a directory handle…) would otherwise reach every job: close everything
+    // above the protocol's descriptors before anything else.
+    // SAFETY: close_range takes plain integers; closing descriptors nothing here uses.
+    if unsafe { libc::syscall(libc::SYS_close_range, FIRST_UNUSED_FD, u32::MAX, 0) } == -1 {
+        eprintln!(
+            "tandem-init: cannot close inherited descriptors: {}",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(2);
+    }
     for fd in [CONFIG_FD, EVENT_FD, CONTROL_FD] {
         // SAFETY: only probes whether the descriptor number is open; nothing is dereferenced.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {

@@ -52,9 +52,11 @@ pub(super) fn enter(cfg: &CheckConfig, sandbox: &OwnedFd, user: &OwnedFd) -> Res
         .map_err(step(|| "create the check's mount namespace".into()))?;
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .map_err(step(|| "make the check's mounts private".into()))?;
+    // The candidate may have replaced directories on the way to a mount point (not the
+    // mount point itself) with links: resolve everything without following any.
     let mut live = Vec::new();
     for path in &cfg.mounts {
-        if let Some(tree) = idmap::clone_tree(path)? {
+        if let Some(tree) = idmap::clone_tree_nofollow(path)? {
             live.push((path.clone(), tree));
         }
     }
@@ -95,10 +97,12 @@ pub(super) fn enter(cfg: &CheckConfig, sandbox: &OwnedFd, user: &OwnedFd) -> Res
         Some(options.as_str()),
     )
     .map_err(step(|| format!("mount the check's root ({options})")))?;
+    let root_dir =
+        idmap::open_path(None, &root).map_err(|e| ("open the check's root".to_string(), e))?;
     for (inside, tree) in system.iter().chain(live.iter()) {
-        let target = root.join(inside.strip_prefix("/").unwrap_or(inside));
-        idmap::attach(tree, &target)?;
+        idmap::attach_beneath(tree, &root_dir, inside)?;
     }
+    drop(root_dir);
     rootfs::pivot(&root)?;
     become_check_user(cfg.host_uid, user)
 }

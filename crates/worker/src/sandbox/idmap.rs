@@ -24,6 +24,7 @@ const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x0000_0040;
 
 /// Options of an idmapped copy (always `nodev`).
 #[derive(Debug, Clone, Copy)]
@@ -53,8 +54,8 @@ pub(crate) fn detached_copy(
     userns: &OwnedFd,
     options: Options,
 ) -> Result<OwnedFd, Failure> {
-    let tree = open_tree(source, false)
-        .map_err(|e| (format!("copy the mount of {}", source.display()), e))?;
+    let tree =
+        open_tree(source).map_err(|e| (format!("copy the mount of {}", source.display()), e))?;
     let mut set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV;
     if options.nosuid {
         set |= MOUNT_ATTR_NOSUID;
@@ -101,24 +102,125 @@ pub(crate) fn detached_copy(
     Ok(tree)
 }
 
-/// A detached copy of the mount at `path` with everything mounted below it, as it is
-/// (no idmap, same flags); `None` when nothing is at `path`.
-pub(crate) fn clone_tree(path: &Path) -> Result<Option<OwnedFd>, Failure> {
-    match open_tree(path, true) {
-        Ok(tree) => Ok(Some(tree)),
-        Err(Errno::ENOENT) => Ok(None),
-        Err(e) => Err((format!("copy the mounts at {}", path.display()), e)),
+/// A detached copy of the mount at `path` (absolute, inside the current root) with
+/// everything mounted below it, as it is (no idmap, same flags); `None` when nothing is
+/// at `path`. No symlink is followed on the way: in a sandbox's tree they are the
+/// candidate's.
+pub(crate) fn clone_tree_nofollow(path: &Path) -> Result<Option<OwnedFd>, Failure> {
+    let root =
+        open_path(None, Path::new("/")).map_err(|e| ("open the sandbox's root".to_string(), e))?;
+    let at = match open_path(Some(&root), path) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(e) => {
+            return Err((
+                format!("reach {} without following links", path.display()),
+                e,
+            ));
+        }
+    };
+    // SAFETY: open_tree takes a dirfd, a NUL-terminated path and flags; returns a new fd.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            at.as_raw_fd(),
+            c"".as_ptr(),
+            OPEN_TREE_CLONE
+                | libc::AT_EMPTY_PATH as libc::c_uint
+                | libc::AT_RECURSIVE as libc::c_uint
+                | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err((
+            format!("copy the mounts at {}", path.display()),
+            Errno::last(),
+        ));
     }
+    // SAFETY: a fresh descriptor owned by nothing else.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
 }
 
-/// `open_tree(OPEN_TREE_CLONE)`: a detached copy of the mount at `path` (with the mounts
-/// below it when `recursive`).
-fn open_tree(path: &Path, recursive: bool) -> Result<OwnedFd, Errno> {
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
+/// Attaches a detached mount at `path` beneath the directory `root`, following no
+/// symlink on the way (a link planted in the candidate's tree must not redirect it).
+pub(crate) fn attach_beneath(tree: &OwnedFd, root: &OwnedFd, path: &Path) -> Result<(), Failure> {
+    let target = open_path(Some(root), path).map_err(|e| {
+        (
+            format!("reach {} without following links", path.display()),
+            e,
+        )
+    })?;
+    // SAFETY: move_mount takes two (dirfd, path) pairs and flags; all valid here.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err((
+            format!("attach a mount at {}", path.display()),
+            Errno::last(),
+        ));
     }
+    Ok(())
+}
+
+/// An `O_PATH` descriptor of `path` (relative to `dir`, or absolute with none), resolved
+/// by `openat2` beneath `dir` without following any symlink.
+pub(crate) fn open_path(dir: Option<&OwnedFd>, path: &Path) -> Result<OwnedFd, Errno> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    const RESOLVE_BENEATH: u64 = 0x08;
+    let (dirfd, relative) = match dir {
+        Some(d) => (d.as_raw_fd(), path.strip_prefix("/").unwrap_or(path)),
+        None => (libc::AT_FDCWD, path),
+    };
+    let relative = if relative.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        relative
+    };
+    let c_path = CString::new(relative.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_SYMLINKS
+            | RESOLVE_NO_MAGICLINKS
+            | if dir.is_some() { RESOLVE_BENEATH } else { 0 },
+    };
+    // SAFETY: openat2 reads `size` bytes of `how` and a NUL-terminated path.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            c_path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a fresh descriptor owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `open_tree(OPEN_TREE_CLONE)`: a detached copy of the mount at `path` (a host path
+/// the daemon chose).
+fn open_tree(path: &Path) -> Result<OwnedFd, Errno> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
     // SAFETY: open_tree takes a dirfd, a NUL-terminated path and flags; returns a new fd.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c_path.as_ptr(), flags) };
     if fd < 0 {

@@ -309,6 +309,7 @@ fn harden_proc() -> Result<(), Failure> {
         "/proc/timer_list",
         "/proc/sched_debug",
         "/proc/latency_stats",
+        "/proc/config.gz",
     ] {
         if Path::new(path).exists() {
             mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)

@@ -2,8 +2,9 @@
 //! `seccompiler` (the filter compiler of Firecracker and Cloud Hypervisor).
 //!
 //! Refused with EPERM: system calls that act on the host kernel's global state or open
-//! kernel surface an interview box never needs ([`DENIED`], each with its reason), and
-//! `clone` asking for a new namespace. `clone3` gets ENOSYS, since a filter cannot read its
+//! kernel surface an interview box never needs ([`DENIED`], each with its reason),
+//! `clone` asking for a new namespace, and `socket(AF_VSOCK)` (vsock ports are not
+//! namespaced). `clone3` gets ENOSYS, since a filter cannot read its
 //! flags (they sit in a struct in memory): libc then falls back to `clone`, whose flags it
 //! can. A foreign ABI (32-bit `int 0x80`) kills the process; x32 numbers of the denied calls
 //! are denied too. Everything else is allowed: candidates need real tools, and the user
@@ -133,6 +134,17 @@ pub(crate) fn programs() -> Result<[BpfProgram; 2], seccompiler::BackendError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     denied.insert(libc::SYS_clone, clone_rules);
+    // vsock's port space belongs to the whole machine (no network namespace has its own):
+    // a sandbox could take the host's ports or talk to the hypervisor.
+    denied.insert(
+        libc::SYS_socket,
+        vec![SeccompRule::new(vec![SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            libc::AF_VSOCK as u64,
+        )?])?],
+    );
     let deny = SeccompFilter::new(
         denied,
         SeccompAction::Allow,
