@@ -213,3 +213,32 @@ async fn a_job_that_asks_for_no_limits_gets_the_defaults() {
     );
     manager.stop(id, Duration::ZERO).await.unwrap();
 }
+
+/// Where cgroup v1 and v2 differ: v1's OOM killer kills the one process that ran out
+/// (the job goes on), v2 with `memory.oom.group` kills the whole job at once.
+#[tokio::test]
+async fn an_oom_kills_one_process_on_v1_and_the_whole_job_on_v2() {
+    let (manager, _fixture) = manager();
+    let spec =
+        sh("python3 -c \"x = bytearray(b'x') * (256 << 20)\"; echo survived-$?; exec sleep 1000")
+            .limits(Limits {
+                memory: Some(32 * MIB),
+                ..Limits::default()
+            });
+    let id = manager.start(spec).await.unwrap();
+    if manager.cgroup_version() == 1 {
+        read_until(&mut manager.output(id).unwrap(), "survived-137").await;
+        let status = manager.stop(id, Duration::ZERO).await.unwrap();
+        assert!(
+            matches!(status.state, JobState::Stopped { .. }),
+            "{status:?}"
+        );
+    } else {
+        let status = within(60, "wait", manager.wait(id)).await.unwrap();
+        assert!(
+            matches!(status.state, JobState::OomKilled { .. }),
+            "{status:?}"
+        );
+        assert!(!output_text(&manager, id).await.contains("survived"));
+    }
+}
