@@ -34,6 +34,8 @@ pub struct Options {
     pub limits: tandem_ssh::SshLimits,
     /// YAML lines added to the demo task (e.g. `limits:` with a disk size).
     pub task_extra: &'static str,
+    /// Files written into the demo task's directory before it is loaded.
+    pub task_files: Vec<(&'static str, &'static str)>,
 }
 
 impl Server {
@@ -46,6 +48,9 @@ impl Server {
         let tasks = tempfile::tempdir().unwrap();
         let dir = tasks.path().join("demo");
         std::fs::create_dir(&dir).unwrap();
+        for (name, content) in &options.task_files {
+            std::fs::write(dir.join(name), content).unwrap();
+        }
         std::fs::write(
             dir.join("task.yaml"),
             format!(
