@@ -1,0 +1,179 @@
+//! The fault suite: what an interview survives. Connections cut during the TLS and SSH
+//! handshakes, a job that closes its output but keeps running.
+//!
+//! Needs root: every test runs real jobs and sandboxes (namespaces, cgroups, mounts).
+
+use std::path::Path;
+use std::time::Duration;
+use tandem_api::test_server::TestServer;
+use tandem_proto::v1 as pb;
+use tandem_suites::*;
+use tokio::io::AsyncWriteExt;
+
+/// How long any single expected event may take.
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// Half of a real TLS ClientHello for the API server at 127.0.0.1 (what a client cut off
+/// mid-handshake sent).
+fn half_client_hello(certs: &Path) -> Vec<u8> {
+    let tls = tandem_client::ClientTls::from_dir(certs, "admin");
+    let config = tandem_client::client_config(&tls).unwrap();
+    let mut conn = rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    assert!(
+        hello.len() > 100 && hello[0] == 0x16,
+        "a TLS handshake record"
+    );
+    hello.truncate(hello.len() / 2);
+    hello
+}
+
+/// (3) Connections cut or stalled in the middle of the TLS handshake on the gRPC port,
+/// and half-open connections in the middle of the SSH handshake: while they are there,
+/// the daemon serves everybody else (a new API client, a job, an ssh login with echo).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_cut_or_stalled_on_both_ports_do_not_stop_others_being_served() {
+    require_root();
+    let dir = workdir();
+    let mut daemon = Daemon::start(dir.path()).await;
+    let certs = dir.path().join("certs");
+    let mut admin = api(&certs, &daemon.grpc).await;
+    let created = admin
+        .sessions
+        .create(pb::CreateSessionRequest {
+            task: "demo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let logins = created.tokens.unwrap();
+    let port = ssh_port(&created.ssh.unwrap().candidate);
+    let ssh = format!("127.0.0.1:{port}");
+
+    const STALLED: usize = 20;
+    let hello = half_client_hello(&certs);
+    let mut held = Vec::new();
+    // Cut: half a ClientHello, then the connection is closed.
+    for _ in 0..30 {
+        let mut s = tokio::net::TcpStream::connect(&daemon.grpc).await.unwrap();
+        s.write_all(&hello).await.unwrap();
+        drop(s);
+    }
+    // Stalled: half a ClientHello (or nothing), and the connection kept open.
+    for i in 0..STALLED {
+        let mut s = tokio::net::TcpStream::connect(&daemon.grpc).await.unwrap();
+        if i % 2 == 0 {
+            s.write_all(&hello).await.unwrap();
+        }
+        held.push(s);
+    }
+    // SSH: half-open (a banner and half a packet, then silence), half-closed (a banner,
+    // then no more to send), cut (a banner and half a packet, then closed), and silent.
+    let mut partial = b"SSH-2.0-OpenSSH_9.9 cut\r\n".to_vec();
+    partial.extend_from_slice(&[0, 0, 1, 0, 8, 20]);
+    partial.extend_from_slice(&[7u8; 40]);
+    for kind in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(&ssh).await.unwrap();
+        match kind {
+            0 => s.write_all(&partial).await.unwrap(),
+            1 => {
+                s.write_all(b"SSH-2.0-OpenSSH_9.9 half\r\n").await.unwrap();
+                s.shutdown().await.unwrap();
+            }
+            2 => {
+                s.write_all(&partial).await.unwrap();
+                drop(s);
+                continue;
+            }
+            _ => {}
+        }
+        held.push(s);
+    }
+
+    // Everybody else is served meanwhile: a new TLS client, a job, an ssh login.
+    let started = std::time::Instant::now();
+    let mut fresh = api(&certs, &daemon.grpc).await;
+    assert!(fresh.serving().await);
+    let id = fresh
+        .jobs
+        .start(sh("echo served"))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    assert_eq!(fresh.finish(&id).await.0, b"served\n");
+    let mut cand = SshClient::spawn(port, &logins.candidate, 80, 24, &[]);
+    cand.expect(PROMPT).await;
+    cand.send("echo still-$((4+4))\r");
+    cand.expect("still-8").await;
+    let served_in = started.elapsed();
+    assert!(
+        served_in < Duration::from_secs(10),
+        "others waited on the stalled handshakes ({served_in:?}; the handshake timeout is 10 s)"
+    );
+    assert!(daemon.child.try_wait().unwrap().is_none(), "tandemd is up");
+    eprintln!(
+        "served in {served_in:?} with 30 handshakes cut, {} stalled and held",
+        held.len()
+    );
+    drop(held);
+    assert!(admin.serving().await);
+}
+
+/// (5) A job that closes its stdout and stderr but keeps running. `tandem job logs -f`
+/// ends (exit 0) once the output has ended, with everything printed before: the output
+/// pipe has no writer left, so nothing more can ever come, and following stops there
+/// rather than at the job's end. `tandem job status` still says running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_closes_its_output_ends_logs_follow_but_keeps_running() {
+    let server = TestServer::start().await;
+    let server_addr = server.server();
+    let certs = server.pki.path();
+    let marker = unique("closed-output");
+    let out = tandem_cli(certs, &server_addr)
+        .args(["job", "start", "--", "sh", "-c"])
+        .arg(format!(
+            "echo before-close; exec >&- 2>&-; sleep 1000; : {marker}"
+        ))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    let follow = tokio::time::timeout(
+        WITHIN,
+        tandem_cli(certs, &server_addr)
+            .args(["job", "logs", "-f", &id])
+            .output(),
+    )
+    .await
+    .expect("logs -f ends at the end of the output, not at the job's end")
+    .unwrap();
+    assert!(follow.status.success(), "{follow:?}");
+    assert_eq!(follow.stdout, b"before-close\n");
+
+    let status = tandem_cli(certs, &server_addr)
+        .args(["-o", "json", "job", "status", &id])
+        .output()
+        .await
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["state"], "running", "{json}");
+    assert_eq!(
+        processes_with(&marker).len(),
+        1,
+        "the job's shell still runs"
+    );
+
+    let stop = tandem_cli(certs, &server_addr)
+        .args(["job", "stop", &id, "--grace", "1s"])
+        .output()
+        .await
+        .unwrap();
+    assert!(stop.status.success(), "{stop:?}");
+    assert_eq!(processes_with(&marker), Vec::<u32>::new());
+}
