@@ -1,5 +1,6 @@
-//! The fault suite: what an interview survives. Connections cut during the TLS and SSH
-//! handshakes, a job that closes its output but keeps running.
+//! The fault suite: what an interview survives. An SSH client killed mid-session,
+//! connections cut during the TLS and SSH handshakes, a job that closes its output but
+//! keeps running.
 //!
 //! Needs root: every test runs real jobs and sandboxes (namespaces, cgroups, mounts).
 
@@ -12,6 +13,48 @@ use tokio::io::AsyncWriteExt;
 
 /// How long any single expected event may take.
 const WITHIN: Duration = Duration::from_secs(30);
+
+/// (2) An SSH client killed (SIGKILL) in the middle of a session, halfway through typing a
+/// line: it is listed as gone at once (without anybody typing after it), the others
+/// are told in their title bar, and they keep typing and seeing each other's echo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_client_killed_mid_session_leaves_and_the_others_keep_typing() {
+    require_root();
+    let server = SshServer::start().await;
+    let (session, tokens) = server.session().await;
+    let mut cand = server.ssh(&tokens.candidate);
+    cand.expect(PROMPT).await;
+    let mut ivy = server.ssh(&tokens.interviewer);
+    ivy.expect(PROMPT).await;
+    let mut victim = server.ssh(&tokens.interviewer);
+    victim.expect(PROMPT).await;
+    let numbers = |s: &tandem_session::Session| {
+        s.participants()
+            .iter()
+            .map(|p| p.number)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(&session), [1, 2, 3]);
+    victim.send("echo one-$((1+1))\r");
+    cand.expect("one-2").await;
+    ivy.expect("one-2").await;
+    victim.send("echo half-typ");
+    ivy.expect("half-typ").await;
+
+    victim.child.start_kill().unwrap();
+    victim.child.wait().await.unwrap();
+    // Nobody types now: the leave comes from the connection's end alone.
+    ivy.expect("interviewer (#3) left").await;
+    assert_eq!(numbers(&session), [1, 2]);
+    assert!(session.info().ended.is_none());
+
+    // The half-typed line is the shell's; the candidate clears it and everyone goes on.
+    cand.send("\x15echo cand-$((2+1))\r");
+    ivy.expect("cand-3").await;
+    ivy.send("echo ivy-$((3+1))\r");
+    cand.expect("ivy-4").await;
+    assert!(!cand.seen.contains("half-typecho"), "{:?}", cand.seen);
+}
 
 /// Half of a real TLS ClientHello for the API server at 127.0.0.1 (what a client cut off
 /// mid-handshake sent).
