@@ -1,6 +1,6 @@
-//! The fault suite: what an interview survives. An SSH client killed mid-session,
-//! connections cut during the TLS and SSH handshakes, a job that closes its output but
-//! keeps running.
+//! The fault suite: what an interview survives. The daemon killed with SIGKILL in the
+//! middle of everything, an SSH client killed mid-session, connections cut during the TLS
+//! and SSH handshakes, a job that closes its output but keeps running.
 //!
 //! Needs root: every test runs real jobs and sandboxes (namespaces, cgroups, mounts).
 
@@ -9,10 +9,231 @@ use std::time::Duration;
 use tandem_api::test_server::TestServer;
 use tandem_proto::v1 as pb;
 use tandem_suites::*;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long any single expected event may take.
 const WITHIN: Duration = Duration::from_secs(30);
+
+/// The output of `seq 1 n`.
+fn seq(n: u32) -> Vec<u8> {
+    (1..=n)
+        .map(|i| format!("{i}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// (1) tandemd is killed (SIGKILL) while jobs run, one of them followed by `tandem job logs
+/// -f`, while a session is live with the candidate connected over ssh and flooding the
+/// terminal (so its recording is being written). Restarted on the same state dir: every
+/// finished job's output is there to the byte with its exit code, running jobs are `lost`,
+/// the session is ended and its recording is valid asciicast v2 on every line, and
+/// nothing is left of the old jobs: no process (by a marker in their command lines), no
+/// cgroup, no mount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_mid_everything_a_restart_finds_output_and_recordings_intact_and_nothing_left()
+{
+    require_root();
+    let dir = workdir();
+    let mut daemon = Daemon::start(dir.path()).await;
+    let certs = dir.path().join("certs");
+    let mut api = api(&certs, &daemon.grpc).await;
+    let marker = unique("killed-daemon");
+
+    // Two jobs that finish before the kill, with known output and exit codes.
+    let counted = api
+        .jobs
+        .start(sh("seq 1 50000"))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    let yes = api
+        .jobs
+        .start(sh("yes abcdefghij | head -n 200000; exit 3"))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    for (id, code) in [(&counted, 0), (&yes, 3)] {
+        let (_, job) = api.finish(id).await;
+        assert_eq!(job.state(), pb::JobState::Exited, "{job:?}");
+        assert_eq!(job.exit_code, Some(code));
+    }
+
+    // Two jobs running at the kill: one idle, one printing, followed by the CLI.
+    let sleeper = api
+        .jobs
+        .start(sh(&format!("echo up; sleep 1000; : {marker}")))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    let ticker = api
+        .jobs
+        .start(sh(&format!(
+            "i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.05; done; : {marker}"
+        )))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    let mut follower = tandem_cli(&certs, &daemon.grpc)
+        .args(["job", "logs", "-f", &ticker])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut follower_out = follower.stdout.take().unwrap();
+    let mut followed = Vec::new();
+    tokio::time::timeout(WITHIN, async {
+        while !String::from_utf8_lossy(&followed).contains("tick-3\n") {
+            let mut buf = [0u8; 4096];
+            let n = follower_out.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the follower ended early");
+            followed.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the follower prints the ticks");
+    let follower_rest = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        let _ = follower_out.read_to_end(&mut rest).await;
+        rest
+    });
+
+    // A live session: the candidate over ssh starts a marked background process, then
+    // floods the terminal, so the recording is being written when the daemon dies.
+    let created = api
+        .sessions
+        .create(pb::CreateSessionRequest {
+            task: "demo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let session = created.session.unwrap();
+    let logins = created.tokens.unwrap();
+    let port = ssh_port(&created.ssh.unwrap().candidate);
+    let mut cand = SshClient::spawn(port, &logins.candidate, 80, 24, &[]);
+    cand.expect(PROMPT).await;
+    cand.send(&format!("bash -c 'sleep 1000; : {marker}' &\r"));
+    cand.send("i=0; while :; do i=$((i+1)); echo rec-$i; done\r");
+    cand.expect("rec-2000\r\n").await;
+    assert!(
+        processes_with(&marker).len() >= 3,
+        "the marked processes run before the kill"
+    );
+
+    daemon.child.start_kill().unwrap(); // SIGKILL
+    daemon.child.wait().await.unwrap();
+
+    // Everybody connected notices: the ssh client is disconnected, the follower fails.
+    cand.until_exit().await;
+    let status = tokio::time::timeout(WITHIN, follower.wait())
+        .await
+        .expect("the follower ends when the daemon dies")
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "the follower reports the failure");
+    let mut err = String::new();
+    follower
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
+    assert!(err.starts_with("tandem: "), "{err:?}");
+    followed.extend(follower_rest.await.unwrap());
+
+    let recording_dir = dir.path().join("state/sessions").join(&session.id);
+
+    let daemon = Daemon::start(dir.path()).await;
+    let mut api = tandem_suites::api(&certs, &daemon.grpc).await;
+    assert!(api.serving().await);
+
+    // Finished jobs: their output to the byte, their exit codes.
+    let expected_yes: Vec<u8> = b"abcdefghij\n".repeat(200_000);
+    for (id, expected, code) in [(&counted, seq(50_000), 0), (&yes, expected_yes, 3)] {
+        let job = api.job(id).await;
+        assert_eq!(job.state(), pb::JobState::Exited, "{job:?}");
+        assert_eq!(job.exit_code, Some(code));
+        assert_eq!(job.output_bytes, expected.len() as u64);
+        let out = api.output(id, false).await;
+        assert_eq!(out.len(), expected.len());
+        assert!(out == expected, "the output of {id} changed");
+    }
+    // Running jobs: lost, their output up to the kill kept; the follower saw a prefix.
+    for id in [&sleeper, &ticker] {
+        assert_eq!(api.job(id).await.state(), pb::JobState::Lost);
+    }
+    assert_eq!(api.output(&sleeper, false).await, b"up\n");
+    let ticks = api.output(&ticker, false).await;
+    assert!(
+        ticks.starts_with(&followed),
+        "what the follower printed ({} bytes) is not the start of the job's output ({} bytes)",
+        followed.len(),
+        ticks.len()
+    );
+
+    // The session: ended, its recording complete and valid on every line.
+    let listed = api
+        .sessions
+        .list(pb::ListSessionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .sessions;
+    let old = listed.iter().find(|s| s.id == session.id).unwrap();
+    assert!(old.ended.contains("restarted"), "{old:?}");
+    let on_disk = std::fs::read(recording_dir.join("recording.cast")).unwrap();
+    let text = String::from_utf8(on_disk.clone()).expect("the recording is UTF-8");
+    let (_, events) = parse_asciicast(&text).unwrap_or_else(|e| panic!("{e}"));
+    let log = std::fs::read_to_string(recording_dir.join("events.jsonl")).unwrap();
+    assert!(log.ends_with('\n'));
+    for line in log.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("events.jsonl: {e}: {line:?}"));
+        assert!(event["event"].is_string(), "{line}");
+    }
+    let typed = |kind: &str, needle: &str| {
+        events
+            .iter()
+            .any(|e| e[1] == kind && e[2].as_str().unwrap().contains(needle))
+    };
+    assert!(
+        typed("i", "echo rec-$i"),
+        "the candidate's input is recorded"
+    );
+    assert!(typed("o", "rec-1000\r\n"), "the flood is recorded");
+    let mut served = Vec::new();
+    let mut stream = api
+        .sessions
+        .recording(pb::RecordingRequest {
+            id: session.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        served.extend(chunk.data);
+    }
+    assert!(served == on_disk, "the API serves the recording as stored");
+
+    // Nothing of the old jobs is left: processes, cgroups, mounts.
+    assert_eq!(processes_with(&marker), Vec::<u32>::new(), "processes left");
+    for id in [&counted, &yes, &sleeper, &ticker, &session.instance_id] {
+        assert_eq!(cgroups_named(id), Vec::<std::path::PathBuf>::new());
+    }
+    assert_eq!(mounts_mentioning(dir.path()), Vec::<String>::new());
+    eprintln!(
+        "kill -9: recording {} bytes, {} events; follower had {} of {} tick bytes",
+        on_disk.len(),
+        events.len(),
+        followed.len(),
+        ticks.len()
+    );
+}
 
 /// (2) An SSH client killed (SIGKILL) in the middle of a session, halfway through typing a
 /// line: it is listed as gone at once (without anybody typing after it), the others
