@@ -1,6 +1,6 @@
-//! The fault suite: what an interview survives. The daemon killed with SIGKILL in the
-//! middle of everything, an SSH client killed mid-session, connections cut during the TLS
-//! and SSH handshakes, a job that closes its output but keeps running.
+//! The fault suite: what an interview survives. An SSH client killed mid-session,
+//! connections cut during the TLS and SSH handshakes, a job that closes its output but
+//! keeps running.
 //!
 //! Needs root: every test runs real jobs and sandboxes (namespaces, cgroups, mounts).
 
@@ -146,7 +146,23 @@ async fn after_kill_9_mid_everything_a_restart_finds_output_and_recordings_intac
     assert!(err.starts_with("tandem: "), "{err:?}");
     followed.extend(follower_rest.await.unwrap());
 
+    // What the kill left of the recording, up to its last complete line. A kill during a
+    // write of several pages stops it at a page boundary and tears the last line; that
+    // window is narrow, so the test tears it itself, as such a kill would.
     let recording_dir = dir.path().join("state/sessions").join(&session.id);
+    let mut complete = Vec::new();
+    for name in ["recording.cast", "events.jsonl"] {
+        let path = recording_dir.join(name);
+        let mut left = std::fs::read(&path).unwrap();
+        let end = left.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        left.truncate(end);
+        complete.push(left);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"[12.345678, \"o\", \"torn in the mid").unwrap();
+    }
 
     let daemon = Daemon::start(dir.path()).await;
     let mut api = tandem_suites::api(&certs, &daemon.grpc).await;
@@ -189,8 +205,13 @@ async fn after_kill_9_mid_everything_a_restart_finds_output_and_recordings_intac
     let on_disk = std::fs::read(recording_dir.join("recording.cast")).unwrap();
     let text = String::from_utf8(on_disk.clone()).expect("the recording is UTF-8");
     let (_, events) = parse_asciicast(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        on_disk.starts_with(&complete[0]),
+        "complete lines were lost"
+    );
+    assert!(!text.contains("torn in the mid"));
     let log = std::fs::read_to_string(recording_dir.join("events.jsonl")).unwrap();
-    assert!(log.ends_with('\n'));
+    assert!(log.as_bytes().starts_with(&complete[1]) && log.ends_with('\n'));
     for line in log.lines() {
         let event: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("events.jsonl: {e}: {line:?}"));
