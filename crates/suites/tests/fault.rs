@@ -408,6 +408,142 @@ async fn handshakes_cut_or_stalled_on_both_ports_do_not_stop_others_being_served
     assert!(admin.serving().await);
 }
 
+/// A tmpfs mounted for a test, detached on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            at,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some(format!("size={size},mode=0700").as_str()),
+        )
+        .expect("mount a tmpfs");
+        Self(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Fills the file system of `path` with a file there; returns its size.
+fn fill(path: &Path) -> u64 {
+    let mut file = std::fs::File::create(path).unwrap();
+    let mut size = 0;
+    for chunk in [1 << 20, 4096, 1] {
+        let block = vec![b'x'; chunk];
+        loop {
+            match std::io::Write::write(&mut file, &block) {
+                Ok(n) => size += n as u64,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+    }
+    size
+}
+
+/// (4) The state disk is full (the state dir on a 16 MiB tmpfs, filled up while a session
+/// is live): starting a job or a session is refused with a clear error, tandemd stays up
+/// and SERVING, and once there is room again the live session goes on (the candidate
+/// and the interviewer type and see each other) and jobs start again. Needs Linux >= 6.3
+/// (sandboxes need idmapped mounts of the state dir's file system: tmpfs has them since
+/// 6.3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_state_disk_refuses_new_work_clearly_and_live_sessions_go_on() {
+    require_root();
+    let dir = workdir();
+    let _state = Tmpfs::mount(&dir.path().join("state"), "16m");
+    let mut daemon = Daemon::start(dir.path()).await;
+    let certs = dir.path().join("certs");
+    let mut api = api(&certs, &daemon.grpc).await;
+    let create = pb::CreateSessionRequest {
+        task: "demo".into(),
+        ..Default::default()
+    };
+    let created = api
+        .sessions
+        .create(create.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let logins = created.tokens.unwrap();
+    let port = ssh_port(&created.ssh.unwrap().candidate);
+    let mut cand = SshClient::spawn(port, &logins.candidate, 80, 24, &[]);
+    let mut ivy = SshClient::spawn(port, &logins.interviewer, 80, 24, &[]);
+    cand.expect(PROMPT).await;
+    ivy.expect(PROMPT).await;
+
+    let filler = dir.path().join("state/filler");
+    let filled = fill(&filler);
+
+    // New work is refused, saying why.
+    let refused = api.jobs.start(sh("echo never")).await.unwrap_err();
+    assert!(
+        refused.message().contains("No space left on device"),
+        "{refused:?}"
+    );
+    let refused = api.sessions.create(create.clone()).await.unwrap_err();
+    assert!(
+        refused.message().contains("No space left on device"),
+        "{refused:?}"
+    );
+    // The daemon is up and serving.
+    assert!(daemon.child.try_wait().unwrap().is_none(), "tandemd is up");
+    assert!(api.serving().await);
+    // The session's shell writes more than a page while the disk is full: its output
+    // log cannot store it (the shared terminal shows what the log holds).
+    cand.send("seq 1 3000; echo full-$((2+3))\r");
+    let shells: Vec<pb::Job> = api
+        .jobs
+        .list(pb::ListJobsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs
+        .into_iter()
+        .filter(|j| j.terminal)
+        .collect();
+    assert_eq!(shells.len(), 1, "the session's shell");
+    let shell = &shells[0].id;
+    let lost = tokio::time::timeout(WITHIN, async {
+        let mut ticks = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            ticks.tick().await;
+            let dropped = api.job(shell).await.output_dropped_bytes;
+            if dropped > 0 {
+                return dropped;
+            }
+        }
+    })
+    .await
+    .expect("the shell's output meets the full disk");
+    // Room again: the session's terminal goes on, and jobs start again.
+    std::fs::remove_file(&filler).unwrap();
+    cand.send("echo room-$((3+4))\r");
+    cand.expect("room-7").await;
+    ivy.expect("room-7").await;
+    ivy.send("echo ivy-$((4+4))\r");
+    cand.expect("ivy-8").await;
+    let id = api
+        .jobs
+        .start(sh("echo room again"))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    assert_eq!(api.finish(&id).await.0, b"room again\n");
+    eprintln!(
+        "disk full: filled {filled} bytes; {lost} bytes of the shell's output lost while full"
+    );
+}
+
 /// (5) A job that closes its stdout and stderr but keeps running. `tandem job logs -f`
 /// ends (exit 0) once the output has ended, with everything printed before: the output
 /// pipe has no writer left, so nothing more can ever come, and following stops there
