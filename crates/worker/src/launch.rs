@@ -30,7 +30,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
@@ -90,7 +90,7 @@ impl JobManager {
             )))?;
         let owns_cgroup = parent.is_none();
         let cgroup: Arc<dyn Group> = match &parent {
-            Some(parent) => Arc::clone(&parent.cgroup),
+            Some(parent) => parent.cgroup(),
             None => match self
                 .inner
                 .cgroups
@@ -181,13 +181,13 @@ impl JobManager {
             status: watch::Sender::new(JobStatus::new(SystemTime::now())),
             dir: dir.to_path_buf(),
             log,
-            cgroup,
+            cgroup: Mutex::new(cgroup),
             parent,
             layout: plan.layout,
-            sandbox: OnceLock::new(),
+            sandbox: Mutex::new(None),
             ids: Mutex::new(ids),
             stopping: AtomicBool::new(false),
-            pty: OnceLock::new(),
+            pty: Mutex::new(None),
             commands,
             supervisor: Mutex::new(None),
         });
@@ -223,7 +223,7 @@ impl JobManager {
         if let Some(error) = failure {
             // Init exits by itself after a failure; the kills cover the timeout case.
             if job.parent.is_none() {
-                let _ = job.cgroup.kill_all();
+                let _ = job.cgroup().kill_all();
             }
             let _ = child.start_kill();
             let _ = child.wait().await;
@@ -373,7 +373,11 @@ fn plan_join(parent: &Job, spec: &JobSpec, check_uid: u32) -> Result<Plan, JobEr
     if parent.status.borrow().state.is_finished() {
         return Err(JobError::Ended(parent.id));
     }
-    let (handles, layout) = match (parent.sandbox.get(), &parent.layout) {
+    let handles = parent
+        .sandbox
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (handles, layout) = match (handles.as_ref(), &parent.layout) {
         (Some(h), Some(l)) => (h, l),
         _ => {
             return Err(JobError::Start {
@@ -503,7 +507,8 @@ fn spawn(
         join.as_ref().map(|(p, u)| (p, u)),
     )
     .map_err(JobError::io("prepare init descriptors"))?;
-    init_fds.install(&mut cmd, job.cgroup.procs_files());
+    let cgroup = job.cgroup();
+    init_fds.install(&mut cmd, cgroup.procs_files());
     let spawned = cmd.spawn();
     // Close the daemon's copies right away: the pipe's write end (held by `cmd`) must
     // only be open in the job, or readers would never see EOF.
@@ -544,7 +549,13 @@ async fn await_running(
                     let mut fds = fds.into_iter();
                     match (fds.next(), fds.next()) {
                         (Some(pidfd), Some(userns)) => {
-                            let _ = job.sandbox.set(SandboxHandles { pidfd, userns });
+                            let mut handles = job
+                                .sandbox
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            if handles.is_none() {
+                                *handles = Some(SandboxHandles { pidfd, userns });
+                            }
                         }
                         _ => return protocol("receive the sandbox's pidfd and user namespace"),
                     }
@@ -563,7 +574,14 @@ async fn await_running(
                             });
                         }
                     };
-                    let _ = job.pty.set(Arc::clone(&master));
+                    let mut pty = job
+                        .pty
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if pty.is_none() {
+                        *pty = Some(Arc::clone(&master));
+                    }
+                    drop(pty);
                     *pump = Some(tokio::spawn(pump_output(Source::Pty(master), writer)));
                 }
                 Some((InitEvent::Running, _)) => return None,

@@ -146,7 +146,7 @@ pub(crate) async fn supervise(job: Arc<Job>, mut s: Supervised) {
                 // The cgroup is the authoritative list of a sandbox's processes. (A command
                 // run in another job's sandbox is killed by its init instead.)
                 if job.parent.is_none()
-                    && let Err(e) = job.cgroup.kill_all()
+                    && let Err(e) = job.cgroup().kill_all()
                 {
                     tracing::warn!(job = %job.id, error = %e, "killing the job's cgroup failed");
                 }
@@ -183,8 +183,8 @@ pub(crate) async fn supervise(job: Arc<Job>, mut s: Supervised) {
     }
     let usage = match &job.parent {
         None => {
-            let usage = job.cgroup.usage();
-            if let Err(e) = cgroup::destroy(Arc::clone(&job.cgroup)).await {
+            let usage = job.cgroup().usage();
+            if let Err(e) = cgroup::destroy(job.cgroup()).await {
                 tracing::warn!(job = %job.id, error = %e, "cannot remove the job's cgroup");
             }
             remove_sandbox_dirs(&job.dir);
@@ -215,6 +215,7 @@ pub(crate) async fn supervise(job: Arc<Job>, mut s: Supervised) {
             Err(e) => format!("waiting for it failed: {e}"),
         },
     });
+    job.release();
     tracing::debug!(job = %job.id, ?state, "job ended");
     job.status.send_modify(|st| {
         st.state = state;
