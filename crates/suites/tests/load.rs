@@ -1,20 +1,27 @@
 //! The load suite, bounded in count and time, on loopback only: 100 jobs started at once
-//! from 10 clients, 1000 concurrent followers of one job's output. Every byte is
-//! checked, and what the server holds (resident memory, descriptors, tokio tasks) is
-//! measured before and after: it must come back. The figures are printed (`cargo test -p
-//! tandem-suites --test load -- --nocapture`).
+//! from 10 clients, 1000 concurrent followers of one job's output, 20 sessions of 5
+//! participants typing at once. Every byte is checked, and what the server holds
+//! (resident memory, descriptors, tokio tasks) is measured before and after: it must
+//! come back. The figures are printed (`cargo test -p tandem-suites --test load --
+//! --nocapture`).
 //!
-//! The server runs in this test process (the API's `test_server`), so its figures are
-//! the server's, plus the clients' (gone when measured after). Memory is measured after
-//! `malloc_trim(0)`: what the allocator keeps free is not held by anything.
+//! The servers run in this test process (the API's `test_server`, the SSH front end over
+//! a session store), so its figures are the servers', plus the clients' (gone when
+//! measured after). Memory is measured after `malloc_trim(0)`: what the allocator keeps
+//! free is not held by anything.
 //!
-//! Needs root: every job runs in a real sandbox (namespaces, cgroups).
+//! Needs root: every job and session runs in a real sandbox (namespaces, cgroups).
 
 use futures_util::future::join_all;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_api::test_server::TestServer;
 use tandem_proto::v1 as pb;
+use tandem_session::{ParticipantRole, TerminalSize};
 use tandem_suites::*;
+
+/// The tests of this file run one at a time: each measures the whole process.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Figures of this process and its runtime's live tasks.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +74,7 @@ async fn back_to(baseline: Load, fds: usize, tasks: usize) -> Load {
 /// log, which it still serves) and nothing else more than before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_jobs_started_at_once_from_ten_clients_all_finish_right() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let before = load();
     let tls = server.pki.client_tls("admin");
@@ -245,6 +253,7 @@ async fn follow_round(server: &TestServer, followers: usize, connections: usize)
 /// keeps free is not counted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_followers_of_one_job_get_every_byte_and_leave_nothing_behind() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let mut server = TestServer::start().await;
     let baseline = load();
     let mut after = Vec::new();
@@ -276,5 +285,128 @@ async fn a_thousand_followers_of_one_job_get_every_byte_and_leave_nothing_behind
     assert!(
         second.process.rss_kib <= first.process.rss_kib + 4 * 1024,
         "memory grows per round: after round 1 {first}, after round 2 {second}"
+    );
+}
+
+/// 20 sessions of 5 participants each, all typing at once: the candidate over the real
+/// OpenSSH client, three interviewers and an observer through the session API (the
+/// transport-free `Client` the SSH front end itself uses; real ssh for all five would be
+/// 80 more ssh processes on this 2-core machine, and the SSH path is exercised once per
+/// session). Every participant sees every writer's marker, and the observer's typing
+/// reaches no one. Ended, the sessions leave nothing open but their jobs' output logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_sessions_of_five_typing_at_once_all_see_every_marker() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    const SESSIONS: usize = 20;
+    const WITHIN: Duration = Duration::from_secs(60);
+    let server = SshServer::start().await;
+    let before = load();
+    let started = Instant::now();
+    let sessions = join_all((0..SESSIONS).map(|_| server.session())).await;
+    let created_in = started.elapsed();
+    let size = TerminalSize { rows: 24, cols: 80 };
+    let barrier = Arc::new(tokio::sync::Barrier::new(SESSIONS));
+    let typed_at = Arc::new(std::sync::OnceLock::new());
+    let runs = sessions.iter().enumerate().map(|(s, (session, tokens))| {
+        let barrier = Arc::clone(&barrier);
+        let typed_at = Arc::clone(&typed_at);
+        let server = &server;
+        async move {
+            let mut cand = server.ssh(&tokens.candidate);
+            cand.expect(PROMPT).await;
+            let ivys: Vec<_> = (1..=3)
+                .map(|k| {
+                    session.join(
+                        ParticipantRole::Interviewer,
+                        &format!("ivy{k}"),
+                        "token",
+                        None,
+                        size,
+                    )
+                })
+                .collect();
+            let obs = session.join(ParticipantRole::Observer, "obs", "token", None, size);
+            // Typed `mSxP-$((6*7))`, printed `mSxP-42`: what the shell echoes back as typed
+            // does not count.
+            let line = |p: usize| format!("echo m{s}x{p}-$((6*7))\r");
+            let markers: Vec<String> = (0..4).map(|p| format!("m{s}x{p}-42")).collect();
+            let watchers = ivys
+                .iter()
+                .chain([&obs])
+                .map(|c| until_all(c, &markers, WITHIN));
+            let watching = join_all(watchers);
+            let typing = async {
+                if barrier.wait().await.is_leader() {
+                    let _ = typed_at.set(Instant::now());
+                }
+                cand.send(&line(0));
+                join_all(ivys.iter().enumerate().map(|(k, c)| {
+                    let line = line(k + 1);
+                    async move { c.input(line.as_bytes()).await }
+                }))
+                .await;
+                obs.input(format!("echo obs{s}-$((6*7))\r").as_bytes())
+                    .await;
+                for m in &markers {
+                    cand.expect(m).await;
+                }
+            };
+            let (seen, ()) = tokio::join!(watching, typing);
+            // A fence: once everybody sees it, any input accepted before it was echoed.
+            cand.send("echo fence-$((6*7))\r");
+            let fence = ["fence-42".to_string()];
+            let after = join_all(
+                ivys.iter()
+                    .chain([&obs])
+                    .map(|c| until_all(c, &fence, WITHIN)),
+            )
+            .await;
+            cand.expect("fence-42").await;
+            let everything = seen
+                .iter()
+                .chain(&after)
+                .chain([&cand.seen])
+                .cloned()
+                .collect::<String>();
+            assert!(
+                !everything.contains(&format!("obs{s}-42")),
+                "the observer's typing reached the terminal"
+            );
+            cand
+        }
+    });
+    let clients = join_all(runs).await;
+    let all_seen = typed_at.get().expect("typing began").elapsed();
+    let during = load();
+    for (session, _) in &sessions {
+        server
+            .sessions
+            .end(session.id, "load test over")
+            .await
+            .unwrap();
+    }
+    for mut cand in clients {
+        let out = cand.until_exit().await;
+        assert!(out.contains("session has ended: load test over"), "{out:?}");
+    }
+    // Ended sessions keep nothing open but the output logs of their two finished jobs
+    // (the sandbox's holding job and the shell), which the API still serves.
+    drop(sessions);
+    let mut expected = before;
+    expected.process.fds += 2 * SESSIONS;
+    let after = back_to(expected, 2, 2).await;
+    eprintln!(
+        "{SESSIONS} sessions x 5 participants: created in {created_in:?}, every marker (and a \
+         fence after them) seen by all {:?} after typing began; before: {before}; during: \
+         {during}; after: {after}",
+        all_seen
+    );
+    assert!(
+        after.process.fds <= expected.process.fds + 2,
+        "descriptors left: before {before}, after {after}"
+    );
+    assert!(
+        after.tasks <= before.tasks + 2,
+        "tasks left: before {before}, after {after}"
     );
 }

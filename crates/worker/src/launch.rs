@@ -212,9 +212,11 @@ impl JobManager {
                 writer.take().expect("writer unused"),
             ))
         });
+        let mut held = Vec::new();
         let failure = await_running(
             &job,
             &mut event_rx,
+            &mut held,
             &mut writer,
             &mut pump,
             config.start_timeout,
@@ -250,6 +252,7 @@ impl JobManager {
             Arc::clone(&job),
             Supervised {
                 child,
+                held,
                 events: event_rx,
                 event_reader,
                 control,
@@ -528,10 +531,13 @@ fn spawn(
     })
 }
 
-/// Follows init's events until the command runs; `Some(error)` if it did not.
+/// Follows init's events until the command runs (and, for a new sandbox, its handles
+/// have come); `Some(error)` if it did not. Events that come after `Running` while the
+/// sandbox's handles are awaited go to `held`, for the supervisor.
 async fn await_running(
     job: &Job,
     events: &mut mpsc::Receiver<(InitEvent, Vec<OwnedFd>)>,
+    held: &mut Vec<InitEvent>,
     writer: &mut Option<LogWriter>,
     pump: &mut Option<tokio::task::JoinHandle<()>>,
     timeout: std::time::Duration,
@@ -542,6 +548,10 @@ async fn await_running(
             error: io::Error::from(io::ErrorKind::InvalidData),
         })
     };
+    // The sandbox's handles come from the monitor, `Running` from the init: two processes
+    // writing to one socket, so under load `Running` may come first. Commands join the
+    // sandbox with the handles: `start` returns only once both have come.
+    let mut running = false;
     tokio::time::timeout(timeout, async {
         loop {
             match events.recv().await {
@@ -558,6 +568,9 @@ async fn await_running(
                             }
                         }
                         _ => return protocol("receive the sandbox's pidfd and user namespace"),
+                    }
+                    if running {
+                        return None;
                     }
                 }
                 Some((InitEvent::Terminal, fds)) => {
@@ -584,7 +597,20 @@ async fn await_running(
                     drop(pty);
                     *pump = Some(tokio::spawn(pump_output(Source::Pty(master), writer)));
                 }
-                Some((InitEvent::Running, _)) => return None,
+                Some((InitEvent::Running, _)) => {
+                    let awaiting = job.layout.is_some()
+                        && job
+                            .sandbox
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .is_none();
+                    if !awaiting {
+                        return None;
+                    }
+                    running = true;
+                }
+                // The command runs; what it does meanwhile is the supervisor's.
+                Some((other, _)) if running => held.push(other),
                 Some((InitEvent::Failed { step, errno }, _)) => {
                     return Some(JobError::Start {
                         step,
@@ -596,6 +622,8 @@ async fn await_running(
                         "init reported {other:?} before the command started"
                     ));
                 }
+                // The monitor is gone without the handles: the supervisor sees it end.
+                None if running => return None,
                 None => {
                     return Some(JobError::Start {
                         step: "init exited before the command started".into(),

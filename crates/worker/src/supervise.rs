@@ -101,6 +101,8 @@ pub(crate) async fn read_events(
 pub(crate) struct Supervised {
     /// The monitor process: the only child of the daemon for this job.
     pub(crate) child: tokio::process::Child,
+    /// Events that came after `Running` while the start awaited the sandbox's handles.
+    pub(crate) held: Vec<InitEvent>,
     /// Parsed init events after `Running`.
     pub(crate) events: mpsc::Receiver<(InitEvent, Vec<OwnedFd>)>,
     /// The task producing `events`.
@@ -115,6 +117,15 @@ pub(crate) struct Supervised {
 
 pub(crate) async fn supervise(job: Arc<Job>, mut s: Supervised) {
     let mut exited: Option<(ExitOutcome, bool)> = None;
+    for event in std::mem::take(&mut s.held) {
+        if let InitEvent::Exited {
+            outcome,
+            stop_delivered,
+        } = event
+        {
+            exited = Some((outcome, stop_delivered));
+        }
+    }
     let mut stop_requested = false;
     let mut kill_at: Option<Instant> = None;
     let mut killed = false;
