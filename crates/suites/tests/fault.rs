@@ -1,8 +1,12 @@
-//! The fault suite: what an interview survives. An SSH client killed mid-session,
-//! connections cut during the TLS and SSH handshakes, a job that closes its output but
-//! keeps running.
+//! The fault suite: what an interview survives. The daemon killed with SIGKILL in the
+//! middle of everything, an SSH client killed mid-session, connections cut or stalled
+//! during the TLS and SSH handshakes, the state disk full, a job that closes its output
+//! but keeps running. (The clock jumping for session expiry is tested on the expiry
+//! timer's clock itself, in `crates/session/src/expiry.rs`: changing the host's clock in a
+//! test would disturb everything else running on the machine.)
 //!
-//! Needs root: every test runs real jobs and sandboxes (namespaces, cgroups, mounts).
+//! Needs root: every test runs real jobs and sandboxes (namespaces, cgroups, mounts), and
+//! the disk-full test mounts a tmpfs (and needs Linux >= 6.3, see there).
 
 use std::path::Path;
 use std::time::Duration;
