@@ -6,6 +6,7 @@
 use crate::auth::{ApiIdentity, PeerInfo};
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,14 +16,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{Semaphore, TryAcquireError, mpsc, watch};
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 /// How long a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; further connections wait their turn.
+/// Handshakes in progress at once; a connection beyond makes the oldest one give way.
 const MAX_HANDSHAKES: usize = 256;
 
 /// Why the TLS configuration could not be built.
@@ -117,7 +118,10 @@ impl AsyncWrite for AuthedStream {
 
 /// Accepts TCP connections until `shutdown` turns true, handshakes each in its own task
 /// (bounded by [`HANDSHAKE_TIMEOUT`] and [`MAX_HANDSHAKES`]) and hands verified ones to
-/// `out`. Handshake tasks are owned here and aborted when this returns.
+/// `out`. Handshake tasks are owned here and aborted when this returns. With
+/// [`MAX_HANDSHAKES`] in progress, a new connection ends the oldest handshake (as SSH's
+/// queue of connections waiting to log in does): connections that stall their handshake
+/// can delay a client by one handshake, never lock everybody out for the timeout.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
@@ -127,6 +131,8 @@ pub(crate) async fn accept_loop(
     let acceptor = TlsAcceptor::from(config);
     let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let mut handshakes = JoinSet::new();
+    // Handshakes in progress, oldest first.
+    let mut pending: VecDeque<AbortHandle> = VecDeque::new();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
@@ -144,12 +150,25 @@ pub(crate) async fn accept_loop(
                         continue;
                     }
                 };
-                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                    break;
+                pending.retain(|h| !h.is_finished());
+                let permit = match Arc::clone(&permits).try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(TryAcquireError::NoPermits) => {
+                        if let Some(oldest) = pending.pop_front() {
+                            tracing::info!("TLS handshake ended: too many in progress");
+                            oldest.abort();
+                        }
+                        // The aborted task's permit comes back as soon as it is dropped.
+                        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                            break;
+                        };
+                        permit
+                    }
+                    Err(TryAcquireError::Closed) => break,
                 };
                 let acceptor = acceptor.clone();
                 let out = out.clone();
-                handshakes.spawn(async move {
+                let handshake = handshakes.spawn(async move {
                     let _permit = permit;
                     let _ = tcp.set_nodelay(true);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -162,6 +181,7 @@ pub(crate) async fn accept_loop(
                         Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
                     }
                 });
+                pending.push_back(handshake);
             }
         }
     }

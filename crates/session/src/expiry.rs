@@ -2,12 +2,18 @@
 //! the session's end (in their terminal's title, with a bell), follows extensions (a
 //! warning an extension made pending again is given again), and ends the session when
 //! its time is up.
+//!
+//! The timer reads the wall clock once, when it starts, and then counts on the monotonic
+//! clock ([`Clock`]): setting the host's clock (by hand, NTP stepping it, a VM resumed
+//! with an old clock) neither ends a session early nor makes it overrun. Expiry times are
+//! still wall-clock times, for people and records.
 
 use crate::Sessions;
 use crate::session::Session;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 
 /// Warnings before a session expires.
 const WARNINGS: [Duration; 2] = [Duration::from_secs(600), Duration::from_secs(60)];
@@ -17,13 +23,13 @@ const WARNINGS: [Duration; 2] = [Duration::from_secs(600), Duration::from_secs(6
 pub(crate) async fn run(sessions: Sessions, session: Arc<Session>) {
     let mut info = session.watch();
     let mut warned: Vec<Duration> = Vec::new();
+    let clock = Clock::start();
     loop {
         let current = info.borrow_and_update().clone();
         if current.ended.is_some() {
             return;
         }
-        let now = SystemTime::now();
-        let left = current.expires_at.duration_since(now).unwrap_or_default();
+        let left = time_left(current.expires_at, clock.now());
         if left.is_zero() {
             let _ = sessions.end(session.id, "time is up").await;
             return;
@@ -49,6 +55,40 @@ pub(crate) async fn run(sessions: Sessions, session: Arc<Session>) {
     }
 }
 
+/// The wall clock as the timer sees it: read once, then advanced by the monotonic clock.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    /// The wall clock when the timer started.
+    wall: SystemTime,
+    /// The monotonic clock then.
+    start: Instant,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self {
+            wall: SystemTime::now(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Now.
+    fn now(&self) -> SystemTime {
+        self.at(Instant::now())
+    }
+
+    /// The time at monotonic instant `instant`: what the wall clock says since does not
+    /// count.
+    fn at(&self, instant: Instant) -> SystemTime {
+        self.wall + instant.saturating_duration_since(self.start)
+    }
+}
+
+/// Time left at `now` before `expires_at` (zero once it is due).
+fn time_left(expires_at: SystemTime, now: SystemTime) -> Duration {
+    expires_at.duration_since(now).unwrap_or_default()
+}
+
 /// The timer's next step when `left` remains and the warnings in `warned` were given:
 /// how long to sleep, and the warning to give on waking (`None`: the end is due then).
 /// Warnings that an extension made pending again are forgotten from `warned`.
@@ -71,6 +111,35 @@ mod tests {
     use super::*;
 
     const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_jump_of_the_wall_clock_neither_ends_a_session_early_nor_makes_it_overrun() {
+        // The host's clock cannot be changed in a test without disturbing everything else
+        // on the machine; the jumped wall times are values here.
+        let start = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let clock = Clock { wall, start };
+        let expires_at = wall + 30 * MIN;
+        // One minute later (monotonic), the wall clock was set two hours ahead: read
+        // again, it would end the session now, 29 minutes early.
+        let ahead = wall + MIN + 120 * MIN;
+        assert_eq!(time_left(expires_at, ahead), Duration::ZERO);
+        // Set two hours back, it would let the session run two more hours.
+        let back = (wall + MIN) - 120 * MIN;
+        assert_eq!(time_left(expires_at, back), 149 * MIN);
+        // The timer reads its clock, which counts only the minute that passed.
+        assert_eq!(time_left(expires_at, clock.at(start + MIN)), 29 * MIN);
+        assert_eq!(
+            time_left(expires_at, clock.at(start + 30 * MIN)),
+            Duration::ZERO
+        );
+        // And the warnings follow it: the 10-minute one comes 19 minutes from then.
+        let mut warned = Vec::new();
+        assert_eq!(
+            next_step(time_left(expires_at, clock.at(start + MIN)), &mut warned),
+            (19 * MIN, Some(10 * MIN))
+        );
+    }
 
     #[test]
     fn the_first_warning_comes_ten_minutes_before_the_end() {

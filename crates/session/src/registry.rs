@@ -112,6 +112,12 @@ impl Sessions {
             if record.ended.is_none() {
                 record.ended = Some("the daemon restarted during the session".into());
                 let _ = write_record(&entry.path(), &record);
+                for name in ["recording.cast", "events.jsonl"] {
+                    let path = entry.path().join(name);
+                    if let Err(e) = end_at_last_line(&path) {
+                        tracing::warn!(file = %path.display(), error = %e, "cannot repair the recording");
+                    }
+                }
             }
             records.insert(record.id, record);
         }
@@ -425,6 +431,47 @@ fn p_notify(p: &crate::Participant, bytes: Bytes) {
     p.notify(bytes);
 }
 
+/// Makes a file of JSON lines that a crashed daemon was writing end with a complete line:
+/// a SIGKILL during a write of several pages stops it at a page boundary, which leaves
+/// the last line torn, and a crash between two writes of the buffered writer can leave it
+/// without its newline. A last line that parses gets its newline; one that does not is cut.
+fn end_at_last_line(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    // The start of the last line: after the last newline, searched from the end.
+    let mut start = 0;
+    let mut end = len;
+    let mut block = vec![0u8; 64 << 10];
+    while end > 0 {
+        let from = end.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..(end - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+            start = from + i as u64 + 1;
+            break;
+        }
+        end = from;
+    }
+    if start == len {
+        return Ok(());
+    }
+    let mut last = Vec::new();
+    file.seek(SeekFrom::Start(start))?;
+    file.read_to_end(&mut last)?;
+    if serde_json::from_slice::<serde_json::Value>(&last).is_ok() {
+        file.seek(SeekFrom::End(0))?;
+        file.write_all(b"\n")
+    } else {
+        tracing::warn!(file = %path.display(), bytes = last.len(), "cut a torn last line of a recording");
+        file.set_len(start)
+    }
+}
+
 /// Writes `dir/session.json` atomically (mode 0644: it holds no secret).
 fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
@@ -457,4 +504,42 @@ fn parse_key(line: &str, role: ParticipantRole) -> Result<Key, String> {
         },
         role,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::end_at_last_line;
+
+    fn repaired(content: &[u8]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recording.cast");
+        std::fs::write(&path, content).unwrap();
+        end_at_last_line(&path).unwrap();
+        std::fs::read(&path).unwrap()
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_complete_lines_stay() {
+        let good = b"{\"version\":2}\n[0.1,\"o\",\"a\"]\n";
+        assert_eq!(repaired(good), good);
+        let mut torn = good.to_vec();
+        torn.extend_from_slice(b"[0.2,\"o\",\"hal");
+        assert_eq!(repaired(&torn), good);
+        // A torn line longer than the block searched backwards at once.
+        let mut long = good.to_vec();
+        long.extend_from_slice(b"[0.3,\"o\",\"");
+        long.extend(std::iter::repeat_n(b'x', 200_000));
+        assert_eq!(repaired(&long), good);
+    }
+
+    #[test]
+    fn a_complete_last_line_without_its_newline_gets_it() {
+        assert_eq!(repaired(b"{\"version\":2}"), b"{\"version\":2}\n");
+        assert_eq!(
+            repaired(b"{\"version\":2}\n[0.1,\"o\",\"a\"]"),
+            b"{\"version\":2}\n[0.1,\"o\",\"a\"]\n"
+        );
+        assert_eq!(repaired(b"{\"vers"), b"");
+        assert_eq!(repaired(b""), b"");
+    }
 }

@@ -137,6 +137,7 @@ pub async fn serve(
             channels: 0,
             identity: None,
             clients: HashMap::new(),
+            senders: HashMap::new(),
             sizes: HashMap::new(),
         };
         let config = Arc::clone(&config);
@@ -269,6 +270,10 @@ struct Connection {
     identity: Option<SshLogin>,
     /// Participants by channel.
     clients: HashMap<ChannelId, Arc<Client>>,
+    /// The sender task of each open channel, aborted when the connection ends: the task
+    /// holds its participant, who would otherwise stay listed until the next output
+    /// failed to reach a connection that is gone (a client killed while nobody types).
+    senders: HashMap<ChannelId, tokio::task::AbortHandle>,
     /// Window sizes asked for by `pty-req`, by channel.
     sizes: HashMap<ChannelId, TerminalSize>,
 }
@@ -432,7 +437,7 @@ impl server::Handler for Connection {
         let welcome = welcome(&identity, size);
         // The channel's sender: owned by the client's life (it ends when the session ends
         // or the connection goes away).
-        tokio::spawn(async move {
+        let sender = tokio::spawn(async move {
             if handle.data(channel, welcome).await.is_err() {
                 return;
             }
@@ -460,6 +465,7 @@ impl server::Handler for Connection {
                 )
                 .await;
         });
+        self.senders.insert(channel, sender.abort_handle());
         Ok(())
     }
 
@@ -517,8 +523,20 @@ impl server::Handler for Connection {
     ) -> Result<(), Self::Error> {
         self.clients.remove(&channel);
         self.sizes.remove(&channel);
+        // Not aborted: after a close the sender may still be saying goodbye.
+        self.senders.remove(&channel);
         self.channels = self.channels.saturating_sub(1);
         Ok(())
+    }
+}
+
+impl Drop for Connection {
+    /// The connection is gone (closed, reset, the client killed): its participants leave
+    /// now, without waiting for output that could no longer reach them.
+    fn drop(&mut self) {
+        for sender in self.senders.values() {
+            sender.abort();
+        }
     }
 }
 

@@ -30,7 +30,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
@@ -90,7 +90,7 @@ impl JobManager {
             )))?;
         let owns_cgroup = parent.is_none();
         let cgroup: Arc<dyn Group> = match &parent {
-            Some(parent) => Arc::clone(&parent.cgroup),
+            Some(parent) => parent.cgroup(),
             None => match self
                 .inner
                 .cgroups
@@ -181,13 +181,13 @@ impl JobManager {
             status: watch::Sender::new(JobStatus::new(SystemTime::now())),
             dir: dir.to_path_buf(),
             log,
-            cgroup,
+            cgroup: Mutex::new(cgroup),
             parent,
             layout: plan.layout,
-            sandbox: OnceLock::new(),
+            sandbox: Mutex::new(None),
             ids: Mutex::new(ids),
             stopping: AtomicBool::new(false),
-            pty: OnceLock::new(),
+            pty: Mutex::new(None),
             commands,
             supervisor: Mutex::new(None),
         });
@@ -212,9 +212,11 @@ impl JobManager {
                 writer.take().expect("writer unused"),
             ))
         });
+        let mut held = Vec::new();
         let failure = await_running(
             &job,
             &mut event_rx,
+            &mut held,
             &mut writer,
             &mut pump,
             config.start_timeout,
@@ -223,7 +225,7 @@ impl JobManager {
         if let Some(error) = failure {
             // Init exits by itself after a failure; the kills cover the timeout case.
             if job.parent.is_none() {
-                let _ = job.cgroup.kill_all();
+                let _ = job.cgroup().kill_all();
             }
             let _ = child.start_kill();
             let _ = child.wait().await;
@@ -250,6 +252,7 @@ impl JobManager {
             Arc::clone(&job),
             Supervised {
                 child,
+                held,
                 events: event_rx,
                 event_reader,
                 control,
@@ -373,7 +376,11 @@ fn plan_join(parent: &Job, spec: &JobSpec, check_uid: u32) -> Result<Plan, JobEr
     if parent.status.borrow().state.is_finished() {
         return Err(JobError::Ended(parent.id));
     }
-    let (handles, layout) = match (parent.sandbox.get(), &parent.layout) {
+    let handles = parent
+        .sandbox
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (handles, layout) = match (handles.as_ref(), &parent.layout) {
         (Some(h), Some(l)) => (h, l),
         _ => {
             return Err(JobError::Start {
@@ -503,7 +510,8 @@ fn spawn(
         join.as_ref().map(|(p, u)| (p, u)),
     )
     .map_err(JobError::io("prepare init descriptors"))?;
-    init_fds.install(&mut cmd, job.cgroup.procs_files());
+    let cgroup = job.cgroup();
+    init_fds.install(&mut cmd, cgroup.procs_files());
     let spawned = cmd.spawn();
     // Close the daemon's copies right away: the pipe's write end (held by `cmd`) must
     // only be open in the job, or readers would never see EOF.
@@ -523,10 +531,13 @@ fn spawn(
     })
 }
 
-/// Follows init's events until the command runs; `Some(error)` if it did not.
+/// Follows init's events until the command runs (and, for a new sandbox, its handles
+/// have come); `Some(error)` if it did not. Events that come after `Running` while the
+/// sandbox's handles are awaited go to `held`, for the supervisor.
 async fn await_running(
     job: &Job,
     events: &mut mpsc::Receiver<(InitEvent, Vec<OwnedFd>)>,
+    held: &mut Vec<InitEvent>,
     writer: &mut Option<LogWriter>,
     pump: &mut Option<tokio::task::JoinHandle<()>>,
     timeout: std::time::Duration,
@@ -537,6 +548,10 @@ async fn await_running(
             error: io::Error::from(io::ErrorKind::InvalidData),
         })
     };
+    // The sandbox's handles come from the monitor, `Running` from the init: two processes
+    // writing to one socket, so under load `Running` may come first. Commands join the
+    // sandbox with the handles: `start` returns only once both have come.
+    let mut running = false;
     tokio::time::timeout(timeout, async {
         loop {
             match events.recv().await {
@@ -544,9 +559,18 @@ async fn await_running(
                     let mut fds = fds.into_iter();
                     match (fds.next(), fds.next()) {
                         (Some(pidfd), Some(userns)) => {
-                            let _ = job.sandbox.set(SandboxHandles { pidfd, userns });
+                            let mut handles = job
+                                .sandbox
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            if handles.is_none() {
+                                *handles = Some(SandboxHandles { pidfd, userns });
+                            }
                         }
                         _ => return protocol("receive the sandbox's pidfd and user namespace"),
+                    }
+                    if running {
+                        return None;
                     }
                 }
                 Some((InitEvent::Terminal, fds)) => {
@@ -563,10 +587,30 @@ async fn await_running(
                             });
                         }
                     };
-                    let _ = job.pty.set(Arc::clone(&master));
+                    let mut pty = job
+                        .pty
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if pty.is_none() {
+                        *pty = Some(Arc::clone(&master));
+                    }
+                    drop(pty);
                     *pump = Some(tokio::spawn(pump_output(Source::Pty(master), writer)));
                 }
-                Some((InitEvent::Running, _)) => return None,
+                Some((InitEvent::Running, _)) => {
+                    let awaiting = job.layout.is_some()
+                        && job
+                            .sandbox
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .is_none();
+                    if !awaiting {
+                        return None;
+                    }
+                    running = true;
+                }
+                // The command runs; what it does meanwhile is the supervisor's.
+                Some((other, _)) if running => held.push(other),
                 Some((InitEvent::Failed { step, errno }, _)) => {
                     return Some(JobError::Start {
                         step,
@@ -578,6 +622,8 @@ async fn await_running(
                         "init reported {other:?} before the command started"
                     ));
                 }
+                // The monitor is gone without the handles: the supervisor sees it end.
+                None if running => return None,
                 None => {
                     return Some(JobError::Start {
                         step: "init exited before the command started".into(),

@@ -192,20 +192,24 @@ pub(crate) struct Job {
     /// The output log readers are created from.
     pub(crate) log: OutputLog,
     /// The job's cgroup: its own (destroyed by the supervisor once the job is gone), or,
-    /// for a command run in another job's sandbox, that sandbox's (left alone).
-    pub(crate) cgroup: Arc<dyn Group>,
+    /// for a command run in another job's sandbox, that sandbox's (left alone). Replaced
+    /// by [`cgroup::Detached`] once the job has ended, which closes the `cgroup.procs`
+    /// descriptors (one per hierarchy) when no job holds the group any more.
+    pub(crate) cgroup: Mutex<Arc<dyn Group>>,
     /// The sandbox this job runs in when it joined another job's (see `exec`).
     pub(crate) parent: Option<Arc<Job>>,
     /// The sandbox's layout (a sandbox of its own only).
     pub(crate) layout: Option<Arc<SandboxLayout>>,
-    /// Handles of this job's sandbox, for commands that join it later.
-    pub(crate) sandbox: OnceLock<SandboxHandles>,
+    /// Handles of this job's sandbox, for commands that join it later; taken (closed)
+    /// once the job has ended.
+    pub(crate) sandbox: Mutex<Option<SandboxHandles>>,
     /// The host uid range of this job's sandbox, released when its last process is gone.
     pub(crate) ids: Mutex<Option<IdLease>>,
     /// A stop was requested (read by jobs running in this job's sandbox when it ends).
     pub(crate) stopping: std::sync::atomic::AtomicBool,
-    /// The terminal of a PTY job, set when init sends its master.
-    pub(crate) pty: OnceLock<Arc<PtyMaster>>,
+    /// The terminal of a PTY job, set when init sends its master; taken (closed) once
+    /// the job has ended.
+    pub(crate) pty: Mutex<Option<Arc<PtyMaster>>>,
     /// Requests to the supervisor.
     pub(crate) commands: mpsc::Sender<Command>,
     /// The supervisor task; taken by `shutdown` to await it.
@@ -437,7 +441,7 @@ impl JobManager {
         let jobs: Vec<Arc<Job>> = self.read_jobs().values().cloned().collect();
         for job in jobs {
             if !job.status.borrow().state.is_finished()
-                && let Err(e) = job.cgroup.kill_all()
+                && let Err(e) = job.cgroup().kill_all()
             {
                 tracing::warn!(job = %job.id, error = %e, "killing the job's cgroup failed");
             }
@@ -503,9 +507,45 @@ impl Job {
         status.output_dropped_bytes = log.dropped;
         // A command run in another job's sandbox shares its cgroup: usage is the sandbox's.
         if status.state == JobState::Running && self.parent.is_none() {
-            status.usage = Some(self.cgroup.usage());
+            status.usage = Some(self.cgroup().usage());
         }
         status
+    }
+
+    /// The job's cgroup (see [`Job::cgroup`](struct.Job.html#structfield.cgroup)).
+    pub(crate) fn cgroup(&self) -> Arc<dyn Group> {
+        Arc::clone(
+            &self
+                .cgroup
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Lets go of what only a running job needs, once it has ended: its sandbox's pidfd
+    /// and user namespace, its terminal, its hold on the cgroup (closed with the last
+    /// holder). A finished job keeps only its output log open, which it still serves.
+    pub(crate) fn release(&self) {
+        drop(
+            self.sandbox
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+        drop(
+            self.pty
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+        let detached: Arc<dyn Group> = Arc::new(cgroup::Detached);
+        drop(std::mem::replace(
+            &mut *self
+                .cgroup
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            detached,
+        ));
     }
 
     /// Records the current status durably (see [`state`]).
@@ -515,8 +555,19 @@ impl Job {
         }
     }
 
-    fn terminal(&self) -> Result<&Arc<PtyMaster>, JobError> {
-        self.pty.get().ok_or(JobError::NoTerminal(self.id))
+    fn terminal(&self) -> Result<Arc<PtyMaster>, JobError> {
+        let pty = self
+            .pty
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        pty.ok_or(
+            if self.spec.pty.is_some() && self.status.borrow().state.is_finished() {
+                JobError::Ended(self.id)
+            } else {
+                JobError::NoTerminal(self.id)
+            },
+        )
     }
 
     fn info(&self) -> JobInfo {

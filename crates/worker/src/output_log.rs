@@ -55,6 +55,8 @@ pub(crate) struct LogWriter {
     stored: u64,
     /// The truncation marker has been written.
     marker_written: bool,
+    /// The last write failed (logged once until a write succeeds again).
+    failing: bool,
     /// Publishes the state to readers.
     state: watch::Sender<LogState>,
 }
@@ -70,6 +72,7 @@ pub(crate) fn create(path: &Path, cap: u64) -> io::Result<(LogWriter, OutputLog)
             cap,
             stored: 0,
             marker_written: false,
+            failing: false,
             state: tx,
         },
         OutputLog {
@@ -113,8 +116,10 @@ impl OutputLog {
 impl LogWriter {
     /// Appends `data` (as much as the cap allows; the first time the cap is hit a marker is
     /// written and the rest counted as dropped) and publishes the new length. A failed
-    /// write (e.g. disk full) is logged and its bytes are counted as dropped: the job's
-    /// output keeps being drained either way, so the job never blocks on a full pipe.
+    /// write (e.g. disk full) is logged and the bytes that did not reach the file are
+    /// counted as dropped: the job's output keeps being drained either way, so the job
+    /// never blocks on a full pipe, and the next write tries again, so output resumes as
+    /// soon as there is room.
     pub(crate) async fn append(&mut self, data: Vec<u8>) {
         let room = self.cap.saturating_sub(self.stored);
         let keep = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
@@ -132,14 +137,27 @@ impl LogWriter {
             );
         }
         if !bytes.is_empty() {
-            match self.write(bytes).await {
-                Ok(written) => {
-                    self.stored += keep as u64;
-                    self.state.send_modify(|s| s.len += written);
+            let (written, result) = self.write(bytes).await;
+            // What reached the file is published, even from a write that failed halfway:
+            // readers' offsets must match the file.
+            let stored = written.min(keep as u64);
+            self.stored += stored;
+            if written > 0 {
+                self.state.send_modify(|s| s.len += written);
+            }
+            match result {
+                Ok(()) => {
+                    if self.failing {
+                        self.failing = false;
+                        tracing::info!("writing job output log works again");
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "writing job output log failed; output dropped");
-                    dropped += keep as u64;
+                    if !self.failing {
+                        self.failing = true;
+                        tracing::warn!(error = %e, "writing job output log failed; output dropped until it works again");
+                    }
+                    dropped += keep as u64 - stored;
                 }
             }
         }
@@ -148,22 +166,35 @@ impl LogWriter {
         }
     }
 
-    /// Writes in the blocking pool (file IO must not stall the runtime's threads).
-    async fn write(&mut self, bytes: Vec<u8>) -> io::Result<u64> {
-        let mut file = self
-            .file
-            .take()
-            .ok_or_else(|| io::Error::other("an earlier write of the output log failed"))?;
-        let (file, result) = tokio::task::spawn_blocking(move || {
-            let result = file.write_all(&bytes).map(|()| bytes.len() as u64);
-            (file, result)
+    /// Writes in the blocking pool (file IO must not stall the runtime's threads); returns
+    /// how many bytes reached the file, and the error that stopped it short.
+    async fn write(&mut self, bytes: Vec<u8>) -> (u64, io::Result<()>) {
+        let Some(mut file) = self.file.take() else {
+            return (0, Err(io::Error::other("the output log's writer was lost")));
+        };
+        let done = tokio::task::spawn_blocking(move || {
+            let mut written = 0;
+            let result = loop {
+                if written == bytes.len() {
+                    break Ok(());
+                }
+                match file.write(&bytes[written..]) {
+                    Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            (file, written as u64, result)
         })
-        .await
-        .map_err(io::Error::other)?;
-        if result.is_ok() {
-            self.file = Some(file);
+        .await;
+        match done {
+            Ok((file, written, result)) => {
+                self.file = Some(file);
+                (written, result)
+            }
+            Err(e) => (0, Err(io::Error::other(e))),
         }
-        result
     }
 }
 

@@ -13,7 +13,7 @@ use crate::state;
 use crate::status::{JobState, JobStatus};
 use crate::supervise::remove_sandbox_dirs;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::sync::{mpsc, watch};
 
@@ -67,13 +67,13 @@ impl JobManager {
                 status: watch::Sender::new(status),
                 dir,
                 log,
-                cgroup: Arc::new(cgroup::Detached),
+                cgroup: Mutex::new(Arc::new(cgroup::Detached)),
                 parent: None,
                 layout: None,
-                sandbox: OnceLock::new(),
+                sandbox: Mutex::new(None),
                 ids: Mutex::new(None),
                 stopping: AtomicBool::new(false),
-                pty: OnceLock::new(),
+                pty: Mutex::new(None),
                 commands,
                 supervisor: Mutex::new(None),
             });

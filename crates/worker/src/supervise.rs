@@ -101,6 +101,8 @@ pub(crate) async fn read_events(
 pub(crate) struct Supervised {
     /// The monitor process: the only child of the daemon for this job.
     pub(crate) child: tokio::process::Child,
+    /// Events that came after `Running` while the start awaited the sandbox's handles.
+    pub(crate) held: Vec<InitEvent>,
     /// Parsed init events after `Running`.
     pub(crate) events: mpsc::Receiver<(InitEvent, Vec<OwnedFd>)>,
     /// The task producing `events`.
@@ -115,6 +117,15 @@ pub(crate) struct Supervised {
 
 pub(crate) async fn supervise(job: Arc<Job>, mut s: Supervised) {
     let mut exited: Option<(ExitOutcome, bool)> = None;
+    for event in std::mem::take(&mut s.held) {
+        if let InitEvent::Exited {
+            outcome,
+            stop_delivered,
+        } = event
+        {
+            exited = Some((outcome, stop_delivered));
+        }
+    }
     let mut stop_requested = false;
     let mut kill_at: Option<Instant> = None;
     let mut killed = false;
@@ -146,7 +157,7 @@ pub(crate) async fn supervise(job: Arc<Job>, mut s: Supervised) {
                 // The cgroup is the authoritative list of a sandbox's processes. (A command
                 // run in another job's sandbox is killed by its init instead.)
                 if job.parent.is_none()
-                    && let Err(e) = job.cgroup.kill_all()
+                    && let Err(e) = job.cgroup().kill_all()
                 {
                     tracing::warn!(job = %job.id, error = %e, "killing the job's cgroup failed");
                 }
@@ -183,8 +194,8 @@ pub(crate) async fn supervise(job: Arc<Job>, mut s: Supervised) {
     }
     let usage = match &job.parent {
         None => {
-            let usage = job.cgroup.usage();
-            if let Err(e) = cgroup::destroy(Arc::clone(&job.cgroup)).await {
+            let usage = job.cgroup().usage();
+            if let Err(e) = cgroup::destroy(job.cgroup()).await {
                 tracing::warn!(job = %job.id, error = %e, "cannot remove the job's cgroup");
             }
             remove_sandbox_dirs(&job.dir);
@@ -215,6 +226,7 @@ pub(crate) async fn supervise(job: Arc<Job>, mut s: Supervised) {
             Err(e) => format!("waiting for it failed: {e}"),
         },
     });
+    job.release();
     tracing::debug!(job = %job.id, ?state, "job ended");
     job.status.send_modify(|st| {
         st.state = state;
