@@ -135,7 +135,7 @@ pub struct JobSpec {
 }
 
 /// Most bytes of [`JobSpec::files`] content in one spec (they travel to init in memory).
-pub const MAX_FILES_BYTES: usize = 16 << 20;
+pub use tandem_limits::MAX_FILES_BYTES;
 
 impl JobSpec {
     /// A spec running `command` with `args`, no environment, no terminal.
