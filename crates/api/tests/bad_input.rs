@@ -844,3 +844,253 @@ async fn every_rpc_refuses_bad_input() {
     let fresh = server.channel(&server.pki.client_tls("alice")).await;
     still_serving(&fresh, "all of it").await;
 }
+
+/// Calls that need something real to aim at: a running job, a terminal job, a live
+/// session. Needs root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_live_jobs_and_sessions() {
+    let (catalog, _tasks) = demo_catalog();
+    let server = TestServer::start_with_catalog(catalog).await;
+    let admin = server.channel(&server.pki.client_tls("admin")).await;
+    let mut jobs = tandem_proto::v1::job_service_client::JobServiceClient::new(admin.clone());
+    let mut sessions =
+        tandem_proto::v1::session_service_client::SessionServiceClient::new(admin.clone());
+    let within = |what: &'static str| move |_| panic!("{what} did not answer within 20 s");
+    let twenty = Duration::from_secs(20);
+
+    // A running job: offsets and graces out of range.
+    let id = jobs
+        .start(pb::StartJobRequest {
+            command: "/bin/sh".into(),
+            args: vec!["-c".into(), "echo hi; exec sleep 1000".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    let answer = tokio::time::timeout(
+        twenty,
+        call(
+            &admin,
+            "/tandem.v1.JobService/Logs",
+            vec![
+                pb::LogsRequest {
+                    job_id: id.clone(),
+                    offset: u64::MAX,
+                    follow: false,
+                }
+                .encode_to_vec(),
+            ],
+        ),
+    )
+    .await
+    .unwrap_or_else(within("Logs at u64::MAX"));
+    assert!(matches!(answer, Ok(None)), "{answer:?}");
+    let open = |job_id: &str, output_offset| pb::AttachRequest {
+        event: Some(pb::attach_request::Event::Open(pb::AttachOpen {
+            job_id: job_id.into(),
+            output_offset,
+        })),
+    };
+    let answer = call(
+        &admin,
+        "/tandem.v1.JobService/Attach",
+        vec![open(&id, u64::MAX).encode_to_vec()],
+    )
+    .await;
+    check(
+        "Attach",
+        "a job without a terminal",
+        &answer,
+        Expect::Status(Code::FailedPrecondition, ""),
+    );
+    for (grace, what) in [
+        (duration(-1, 0), "negative grace"),
+        (duration(0, -1), "negative nanos"),
+        (duration(1_000_000_000, 0), "a grace of 30 years"),
+        (duration(i64::MAX, i32::MAX), "i64::MAX grace"),
+    ] {
+        let answer = call(
+            &admin,
+            "/tandem.v1.JobService/Stop",
+            vec![
+                pb::StopJobRequest {
+                    job_id: id.clone(),
+                    grace,
+                }
+                .encode_to_vec(),
+            ],
+        )
+        .await;
+        check("Stop", what, &answer, invalid("grace"));
+        still_serving(&admin, what).await;
+    }
+
+    // A terminal job: absurd sizes are clamped to the largest terminal; 0x0 is ignored.
+    let tty = jobs
+        .start(pb::StartJobRequest {
+            command: "/bin/sh".into(),
+            terminal: Some(pb::TerminalSize {
+                rows: u32::MAX,
+                cols: u32::MAX,
+            }),
+            env: [("PS1".to_string(), "$ ".to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(open(&tty, 0)).await.unwrap();
+    let mut output = jobs
+        .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let resize = |rows, cols| pb::AttachRequest {
+        event: Some(pb::attach_request::Event::Resize(pb::TerminalSize {
+            rows,
+            cols,
+        })),
+    };
+    let input = |text: &str| pb::AttachRequest {
+        event: Some(pb::attach_request::Event::Input(text.as_bytes().to_vec())),
+    };
+    tx.send(input("stty size; echo A=$((6*7))\n"))
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let mut read_until = async |needle: &str, seen: &mut String| {
+        tokio::time::timeout(twenty, async {
+            while !seen.contains(needle) {
+                match output.message().await.unwrap().unwrap().event.unwrap() {
+                    pb::attach_response::Event::Output(b) => {
+                        seen.push_str(&String::from_utf8_lossy(&b))
+                    }
+                    pb::attach_response::Event::Ended(j) => panic!("ended: {j:?}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{needle:?} not seen: {seen:?}"));
+    };
+    read_until("A=42", &mut seen).await;
+    assert!(
+        seen.contains("200 500"),
+        "the terminal is clamped to 500x200: {seen:?}"
+    );
+    for (rows, cols) in [(0, 0), (0, 80), (u32::MAX, 1), (1, u32::MAX)] {
+        tx.send(resize(rows, cols)).await.unwrap();
+    }
+    tx.send(input("stty size; echo B=$((6*7))\n"))
+        .await
+        .unwrap();
+    read_until("B=42", &mut seen).await;
+    let after = &seen[seen.find("A=42").unwrap()..];
+    assert!(
+        after.contains("\n1 500\r") || after.contains("$ 1 500\r"),
+        "the last size is 500 columns of 1 row (0x0 and 80x0 ignored): {after:?}"
+    );
+    // Input as large as a request may be (just under 4 MiB) reaches the terminal and the
+    // server keeps serving.
+    tx.send(input(&format!(
+        ": {}\n",
+        "y".repeat(MAX_REQUEST_BYTES - 64)
+    )))
+    .await
+    .unwrap();
+    still_serving(&admin, "4 MB of terminal input").await;
+    drop(tx);
+    drop(output);
+
+    // A live session: extending, access, participants out of range.
+    let session = sessions
+        .create(pb::CreateSessionRequest {
+            task: "demo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap()
+        .id;
+    for (by, what) in [
+        (None, "no duration"),
+        (duration(0, 0), "zero"),
+        (duration(-60, 0), "negative"),
+        (duration(25 * 3600, 0), "25 hours"),
+        (duration(i64::MAX, 999_999_999), "i64::MAX seconds"),
+        (
+            duration(i64::MAX, i32::MAX),
+            "i64::MAX seconds and i32::MAX nanos",
+        ),
+    ] {
+        let answer = call(
+            &admin,
+            "/tandem.v1.SessionService/Extend",
+            vec![
+                pb::ExtendSessionRequest {
+                    id: session.clone(),
+                    by,
+                }
+                .encode_to_vec(),
+            ],
+        )
+        .await;
+        check("Extend", what, &answer, invalid("by"));
+        still_serving(&admin, what).await;
+    }
+    // Within bounds it works, and the session is still live.
+    sessions
+        .extend(pb::ExtendSessionRequest {
+            id: session.clone(),
+            by: duration(600, 0),
+        })
+        .await
+        .unwrap();
+    for (participant, access, expect, what) in [
+        (
+            u64::MAX,
+            "observer",
+            not_found("participant"),
+            "participant u64::MAX",
+        ),
+        (0, "observer", not_found("participant"), "participant 0"),
+        (1, "admin", invalid("access"), "access admin"),
+        (1, "", invalid("access"), "empty access"),
+    ] {
+        let answer = call(
+            &admin,
+            "/tandem.v1.SessionService/SetAccess",
+            vec![
+                pb::SetAccessRequest {
+                    id: session.clone(),
+                    participant,
+                    access: access.into(),
+                }
+                .encode_to_vec(),
+            ],
+        )
+        .await;
+        check("SetAccess", what, &answer, expect);
+    }
+    let shown = sessions
+        .show(pb::ShowSessionRequest {
+            id: session.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        shown.session.unwrap().ended.is_empty(),
+        "the session is still live"
+    );
+    sessions
+        .end(pb::EndSessionRequest { id: session })
+        .await
+        .unwrap();
+    still_serving(&admin, "all of it").await;
+}

@@ -157,7 +157,7 @@ impl Sessions {
             }
         }
         let duration = req.duration.unwrap_or(req.task.time_limit);
-        if duration.is_zero() || duration > Duration::from_secs(24 * 3600) {
+        if duration.is_zero() || duration > MAX_SESSION_DURATION {
             return Err(SessionError::InvalidArgument(
                 "duration: must be between 1s and 24h".into(),
             ));
@@ -308,14 +308,25 @@ impl Sessions {
         self.inner.dir.join(id.to_string())
     }
 
-    /// Moves a live session's expiry by `by`.
+    /// Moves a live session's expiry by `by`; the session may not end more than
+    /// [`MAX_SESSION_DURATION`] from now.
     pub fn extend(&self, id: SessionId, by: Duration) -> Result<SystemTime, SessionError> {
         let session = self.get(id).ok_or(SessionError::NotFound(id))?;
-        let mut expires = SystemTime::now();
-        session.info.send_modify(|info| {
-            info.expires_at += by;
-            expires = info.expires_at;
+        let latest = SystemTime::now() + MAX_SESSION_DURATION;
+        let mut expires = None;
+        session.info.send_if_modified(|info| {
+            expires = info.expires_at.checked_add(by).filter(|e| *e <= latest);
+            if let Some(e) = expires {
+                info.expires_at = e;
+            }
+            expires.is_some()
         });
+        let expires = expires.ok_or_else(|| {
+            SessionError::InvalidArgument(format!(
+                "by: the session would end more than {} from now",
+                humantime::format_duration(MAX_SESSION_DURATION)
+            ))
+        })?;
         session
             .recorder
             .event(json!({"event": "extend", "by_s": by.as_secs()}));
@@ -436,6 +447,9 @@ fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
     tandem_fsutil::write_atomic(&dir.join("session.json"), &json, 0o644)
 }
+
+/// Longest a session may last, and the furthest its end may lie ahead after extensions.
+pub const MAX_SESSION_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 /// Most public keys registered for one role of a session.
 pub const MAX_KEYS_PER_ROLE: usize = 32;
