@@ -116,7 +116,38 @@ pub fn check(path: &str, peer: Option<&PeerInfo>) -> Result<(), Status> {
     }
 }
 
-/// Tower layer applying [`check`] to every request.
+/// Longest status message sent to a client, in bytes (before percent-encoding). Messages
+/// quote what was wrong; a longer one (a 1 MB field quoted back) is cut, with "…". Without
+/// this bound a quoted field became a `grpc-message` header of megabytes, which clients'
+/// HTTP/2 stacks refuse by closing the connection (GOAWAY), failing every call on it.
+pub const MAX_STATUS_MESSAGE: usize = 512;
+
+/// `response` with its status message (if any) cut to [`MAX_STATUS_MESSAGE`] bytes.
+fn bound_status_message<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let long = response
+        .headers()
+        .get("grpc-message")
+        .is_some_and(|m| m.len() > MAX_STATUS_MESSAGE);
+    if !long {
+        return response;
+    }
+    if let Some(status) = Status::from_header_map(response.headers()) {
+        let mut message = status.message().to_string();
+        if message.len() > MAX_STATUS_MESSAGE {
+            let mut cut = MAX_STATUS_MESSAGE - '…'.len_utf8();
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let _ = Status::new(status.code(), message).add_header(response.headers_mut());
+    }
+    response
+}
+
+/// Tower layer applying [`check`] to every request (and bounding the status message of
+/// every answer, see [`MAX_STATUS_MESSAGE`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PermissionLayer;
 
@@ -126,6 +157,9 @@ impl<S> tower::Layer<S> for PermissionLayer {
         PermissionService { inner }
     }
 }
+
+/// [`bound_status_message`] as a function pointer (the type of the mapped future).
+type BoundMessage<B> = fn(http::Response<B>) -> http::Response<B>;
 
 /// The service [`PermissionLayer`] wraps around the router.
 #[derive(Debug, Clone)]
@@ -143,7 +177,7 @@ where
     type Response = S::Response;
     type Error = S::Error;
     type Future = futures_util::future::Either<
-        S::Future,
+        futures_util::future::MapOk<S::Future, BoundMessage<ResBody>>,
         std::future::Ready<Result<http::Response<ResBody>, S::Error>>,
     >;
 
@@ -154,7 +188,10 @@ where
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
         let peer = req.extensions().get::<PeerInfo>();
         match check(req.uri().path(), peer) {
-            Ok(()) => futures_util::future::Either::Left(self.inner.call(req)),
+            Ok(()) => futures_util::future::Either::Left(futures_util::TryFutureExt::map_ok(
+                self.inner.call(req),
+                bound_status_message as BoundMessage<ResBody>,
+            )),
             Err(status) => {
                 if let Some(peer) = peer {
                     tracing::info!(
@@ -164,7 +201,9 @@ where
                         "permission denied"
                     );
                 }
-                futures_util::future::Either::Right(std::future::ready(Ok(status.into_http())))
+                futures_util::future::Either::Right(std::future::ready(Ok(bound_status_message(
+                    status.into_http(),
+                ))))
             }
         }
     }
@@ -209,6 +248,34 @@ mod tests {
         for (p, _) in PERMISSIONS {
             assert!(paths.contains(&p.to_string()), "stale entry {p}");
         }
+    }
+
+    #[test]
+    fn status_messages_are_bounded() {
+        // A field of 1 MB quoted back (what `hostname: "hhh…" must be …` did): the answer
+        // keeps its code and the start of its message, cut at a character boundary.
+        let long = format!(
+            "hostname: {:?} must be 1-64 characters",
+            "é".repeat(1 << 19)
+        );
+        let response =
+            bound_status_message(Status::invalid_argument(long.clone()).into_http::<()>());
+        let header = response.headers().get("grpc-message").unwrap();
+        assert!(
+            header.len() <= 3 * MAX_STATUS_MESSAGE,
+            "{} bytes",
+            header.len()
+        );
+        let status = Status::from_header_map(response.headers()).unwrap();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().len() <= MAX_STATUS_MESSAGE);
+        assert!(status.message().ends_with('…'));
+        assert!(long.starts_with(status.message().trim_end_matches('…')));
+        // Short messages are left alone.
+        let response =
+            bound_status_message(Status::not_found("job_id: no such job").into_http::<()>());
+        let status = Status::from_header_map(response.headers()).unwrap();
+        assert_eq!(status.message(), "job_id: no such job");
     }
 
     fn peer(user: &str, role: Option<ApiRole>) -> PeerInfo {

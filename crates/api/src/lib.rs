@@ -29,6 +29,12 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 pub use auth::{ApiIdentity, PeerInfo};
+
+/// Largest request message any service decodes (tonic's `max_decoding_message_size`, set
+/// on every service): a bigger one is refused with OUT_OF_RANGE ("decoded message length
+/// too large") before it is buffered. 4 MiB holds the largest valid request (a job's
+/// arguments and environment, 256 KiB each; 32 keys of 8 KiB per role) many times over.
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
 pub use streams::StreamTracker;
 
 /// The API server: configure, then [`serve`](Self::serve).
@@ -135,14 +141,21 @@ impl Server {
         let mut stop_signal = stop_rx.clone();
         let result = tonic::transport::Server::builder()
             .layer(auth::PermissionLayer)
-            .add_service(tonic_health::pb::health_server::HealthServer::new(
-                tonic_health::server::HealthService::from_health_reporter(self.health),
-            ))
-            .add_service(reflection)
-            .add_service(JobServiceServer::new(jobs))
-            .add_service(TaskServiceServer::new(tasks))
-            .add_optional_service(session_service)
-            .add_optional_service(info_service)
+            .add_service(
+                tonic_health::pb::health_server::HealthServer::new(
+                    tonic_health::server::HealthService::from_health_reporter(self.health),
+                )
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(reflection.max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(JobServiceServer::new(jobs).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(TaskServiceServer::new(tasks).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_optional_service(
+                session_service.map(|s| s.max_decoding_message_size(MAX_REQUEST_BYTES)),
+            )
+            .add_optional_service(
+                info_service.map(|s| s.max_decoding_message_size(MAX_REQUEST_BYTES)),
+            )
             .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
                 shutdown.await;
                 tracing::info!("API server shutting down");

@@ -5,6 +5,8 @@
 //!
 //! [`TestServer::start`] runs jobs and needs root; [`TestServer::start_unprivileged`]
 //! serves everything but starting jobs (TLS, permissions, listing) and needs no root.
+//! Both serve the session service too (SSH is not served: the logins it hands out
+//! point at `localhost:2222`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -74,6 +76,8 @@ pub struct TestServer {
     pub health: tonic_health::server::HealthReporter,
     /// The server's jobs (killed and cleaned up on drop).
     pub jobs: TestManager,
+    /// The server's interview sessions.
+    pub sessions: tandem_session::Sessions,
     /// Tells the server to shut down.
     shutdown: Option<oneshot::Sender<()>>,
     /// The server's task.
@@ -96,11 +100,13 @@ impl TestServer {
     /// permissions and answers that need no job: it needs no root. (Starting a job
     /// through it fails without root.)
     pub async fn start_unprivileged() -> Self {
-        Self::serve(
-            tandem_scenario::Catalog::default(),
-            TestManager::unprivileged,
-        )
-        .await
+        Self::start_unprivileged_with_catalog(tandem_scenario::Catalog::default()).await
+    }
+
+    /// Like [`start_unprivileged`](Self::start_unprivileged), offering the tasks of
+    /// `catalog` (calls that would start an instance fail without root).
+    pub async fn start_unprivileged_with_catalog(catalog: tandem_scenario::Catalog) -> Self {
+        Self::serve(catalog, TestManager::unprivileged).await
     }
 
     /// Serves on 127.0.0.1:0 over the manager `make_jobs` makes (the PKI's directory is
@@ -120,6 +126,15 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let server =
             crate::Server::new(manager.clone(), tls).with_catalog(std::sync::Arc::new(catalog));
+        let sessions = tandem_session::Sessions::new(server.instances(), jobs.state.path())
+            .expect("sessions directory");
+        let server = server.with_sessions(
+            sessions.clone(),
+            crate::sessions::SshInfo {
+                address: "localhost:2222".into(),
+                fingerprint: "SHA256:not-served-by-the-test-server".into(),
+            },
+        );
         let streams = server.stream_count();
         let health = server.health();
         let (tx, rx) = oneshot::channel();
@@ -133,6 +148,7 @@ impl TestServer {
             streams,
             health,
             jobs,
+            sessions,
             shutdown: Some(tx),
             task: Some(task),
         }

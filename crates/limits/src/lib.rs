@@ -53,6 +53,10 @@ pub fn clamp_terminal(cols: u32, rows: u32) -> (u16, u16) {
     )
 }
 
+/// Most bytes of file content placed in a new sandbox (a job's `files`, a task's
+/// `files`), all files together: they travel to the sandbox's init in memory.
+pub const MAX_FILES_BYTES: usize = 16 << 20;
+
 /// Default size of a sandbox's writable layer.
 pub const DEFAULT_DISK: u64 = 1 << 30;
 /// Smallest writable layer accepted.

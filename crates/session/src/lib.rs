@@ -20,7 +20,9 @@ mod session;
 
 pub use hub::CLIENT_QUEUE;
 pub use recording::DEFAULT_RECORDING_CAP;
-pub use registry::{CreateSession, SessionRecord, Sessions};
+pub use registry::{
+    CreateSession, MAX_KEY_LINE, MAX_KEYS_PER_ROLE, MAX_SESSION_DURATION, SessionRecord, Sessions,
+};
 pub use session::{Client, Participant, ParticipantAccess, Session, SessionInfo};
 
 use serde::{Deserialize, Serialize};

@@ -22,6 +22,8 @@ pub const DEFAULT_RECORDING_CAP: u64 = 64 << 20;
 
 enum Entry {
     Cast(f64, &'static str, String),
+    /// Terminal output as read: a character may be cut between two reads.
+    Output(f64, Vec<u8>),
     Event(Value),
 }
 
@@ -134,14 +136,40 @@ impl Recorder {
                 Entry::Event(v) => events.line(&v.to_string(), || {
                     json!({"event": "events_cut", "cap": cap}).to_string()
                 }),
+                Entry::Output(..) => unreachable!("output is decoded before it is written"),
+            };
+            // The start of a character the next output completes, and the latest time
+            // recorded (where what is left of it goes at the end).
+            let mut carry = (0.0, Vec::new());
+            let mut whole = |entry: Entry| match entry {
+                Entry::Output(t, bytes) => {
+                    let text = whole_chars(&mut carry.1, &bytes);
+                    carry.0 = t;
+                    (!text.is_empty()).then_some(Entry::Cast(t, "o", text))
+                }
+                Entry::Cast(t, kind, data) => {
+                    carry.0 = t;
+                    Some(Entry::Cast(t, kind, data))
+                }
+                other => Some(other),
             };
             while let Some(entry) = rx.blocking_recv() {
-                let mut result = write(&mut cast, &mut events, entry);
+                let mut result = Ok(());
                 // Drain the burst before flushing.
-                while let Ok(more) = rx.try_recv() {
-                    result = result.and(write(&mut cast, &mut events, more));
+                for entry in std::iter::once(entry).chain(std::iter::from_fn(|| rx.try_recv().ok()))
+                {
+                    if let Some(entry) = whole(entry) {
+                        result = result.and(write(&mut cast, &mut events, entry));
+                    }
                 }
                 if let Err(e) = result.and(cast.out.flush()).and(events.out.flush()) {
+                    tracing::error!(error = %e, "writing the session recording failed");
+                }
+            }
+            if !carry.1.is_empty() {
+                let text = String::from_utf8_lossy(&carry.1).into_owned();
+                let result = write(&mut cast, &mut events, Entry::Cast(carry.0, "o", text));
+                if let Err(e) = result.and(cast.out.flush()) {
                     tracing::error!(error = %e, "writing the session recording failed");
                 }
             }
@@ -166,13 +194,9 @@ impl Recorder {
         self.start.elapsed().as_secs_f64()
     }
 
-    /// Terminal output.
+    /// Terminal output (a multi-byte character cut between two calls is recorded whole).
     pub fn output(&self, data: &[u8]) {
-        let _ = self.tx.send(Entry::Cast(
-            self.now(),
-            "o",
-            String::from_utf8_lossy(data).into_owned(),
-        ));
+        let _ = self.tx.send(Entry::Output(self.now(), data.to_vec()));
     }
 
     /// Input that reached the terminal, and who typed it.
@@ -205,6 +229,23 @@ impl Recorder {
     }
 }
 
+/// `carry` and `bytes` as text, except a final incomplete character, which stays in
+/// `carry` for the next output to complete. Invalid bytes become U+FFFD as in
+/// `String::from_utf8_lossy`, so the text of all outputs joined is that of the whole stream.
+fn whole_chars(carry: &mut Vec<u8>, bytes: &[u8]) -> String {
+    let mut buf = std::mem::take(carry);
+    buf.extend_from_slice(bytes);
+    // An incomplete character is at most 3 bytes: a lead byte and its continuations.
+    let tail = (1..=buf.len().min(3))
+        .find(|&len| {
+            matches!(std::str::from_utf8(&buf[buf.len() - len..]),
+                Err(e) if e.valid_up_to() == 0 && e.error_len().is_none())
+        })
+        .unwrap_or(0);
+    *carry = buf.split_off(buf.len() - tail);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 fn round(t: f64) -> f64 {
     (t * 1_000_000.0).round() / 1_000_000.0
 }
@@ -212,6 +253,103 @@ fn round(t: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `default` cases unless PROPTEST_CASES asks for more (or fewer).
+    fn cases(default: u32) -> ProptestConfig {
+        let mut config = ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            config.cases = default;
+        }
+        config
+    }
+
+    /// Records `chunks` as terminal output (and `inputs` as input, resizes in between)
+    /// and returns the lines of `recording.cast`.
+    fn record(chunks: &[Vec<u8>], inputs: &[Vec<u8>]) -> Vec<String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        runtime.block_on(async {
+            let (recorder, task) =
+                Recorder::start(dir.path(), 80, 24, "t\u{1b}\"", DEFAULT_RECORDING_CAP).unwrap();
+            for (i, chunk) in chunks.iter().enumerate() {
+                recorder.output(chunk);
+                if let Some(input) = inputs.get(i) {
+                    recorder.input(1, "name\u{7}", input);
+                    recorder.resize(1 + i as u16, 1);
+                }
+            }
+            drop(recorder);
+            task.await.unwrap();
+        });
+        std::fs::read_to_string(dir.path().join("recording.cast"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Output bytes: arbitrary, or UTF-8 text (multi-byte characters included) cut at
+    /// arbitrary places, as a terminal's reads cut it.
+    fn output_chunks() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        prop_oneof![
+            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..20),
+            ("\\PC{0,200}", prop::collection::vec(any::<usize>(), 0..12)).prop_map(
+                |(text, cuts)| {
+                    let bytes = text.into_bytes();
+                    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+                    cuts.sort_unstable();
+                    let mut chunks = Vec::new();
+                    let mut start = 0;
+                    for cut in cuts.into_iter().chain([bytes.len()]) {
+                        chunks.push(bytes[start..cut].to_vec());
+                        start = cut;
+                    }
+                    chunks
+                }
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(cases(300))]
+
+        /// Whatever bytes are written: every line of the recording is JSON (the header,
+        /// then `[time, kind, data]` events with times that never go back), and the
+        /// output events, joined, are the output as (lossy) UTF-8: a character cut
+        /// between two reads is recorded whole.
+        #[test]
+        fn the_asciicast_round_trips_any_output(
+            chunks in output_chunks(),
+            inputs in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..16), 0..5),
+        ) {
+            let lines = record(&chunks, &inputs);
+            let header: Value = serde_json::from_str(&lines[0]).unwrap();
+            prop_assert_eq!(&header["version"], 2);
+            let mut output = String::new();
+            let mut last = 0.0;
+            for line in &lines[1..] {
+                let event: Value = serde_json::from_str(line).unwrap();
+                let t = event[0].as_f64().unwrap();
+                prop_assert!(t >= last);
+                last = t;
+                let data = event[2].as_str().unwrap();
+                match event[1].as_str().unwrap() {
+                    "o" => output.push_str(data),
+                    "i" | "r" => {}
+                    other => prop_assert!(false, "unknown event kind {}", other),
+                }
+            }
+            let all: Vec<u8> = chunks.concat();
+            prop_assert_eq!(output, String::from_utf8_lossy(&all).into_owned());
+        }
+    }
 
     #[tokio::test]
     async fn each_file_stops_at_its_cap_with_one_marker() {

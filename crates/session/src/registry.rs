@@ -150,6 +150,12 @@ impl Sessions {
             (ParticipantRole::Candidate, &req.candidate_keys),
             (ParticipantRole::Interviewer, &req.interviewer_keys),
         ] {
+            if list.len() > MAX_KEYS_PER_ROLE {
+                return Err(SessionError::InvalidArgument(format!(
+                    "{role}_keys: {} keys is more than the {MAX_KEYS_PER_ROLE} allowed",
+                    list.len()
+                )));
+            }
             for (i, line) in list.iter().enumerate() {
                 keys.push(parse_key(line, role).map_err(|why| {
                     SessionError::InvalidArgument(format!("{role}_keys[{i}]: {why}"))
@@ -157,7 +163,7 @@ impl Sessions {
             }
         }
         let duration = req.duration.unwrap_or(req.task.time_limit);
-        if duration.is_zero() || duration > Duration::from_secs(24 * 3600) {
+        if duration.is_zero() || duration > MAX_SESSION_DURATION {
             return Err(SessionError::InvalidArgument(
                 "duration: must be between 1s and 24h".into(),
             ));
@@ -308,14 +314,25 @@ impl Sessions {
         self.inner.dir.join(id.to_string())
     }
 
-    /// Moves a live session's expiry by `by`.
+    /// Moves a live session's expiry by `by`; the session may not end more than
+    /// [`MAX_SESSION_DURATION`] from now.
     pub fn extend(&self, id: SessionId, by: Duration) -> Result<SystemTime, SessionError> {
         let session = self.get(id).ok_or(SessionError::NotFound(id))?;
-        let mut expires = SystemTime::now();
-        session.info.send_modify(|info| {
-            info.expires_at += by;
-            expires = info.expires_at;
+        let latest = SystemTime::now() + MAX_SESSION_DURATION;
+        let mut expires = None;
+        session.info.send_if_modified(|info| {
+            expires = info.expires_at.checked_add(by).filter(|e| *e <= latest);
+            if let Some(e) = expires {
+                info.expires_at = e;
+            }
+            expires.is_some()
         });
+        let expires = expires.ok_or_else(|| {
+            SessionError::InvalidArgument(format!(
+                "by: the session would end more than {} from now",
+                humantime::format_duration(MAX_SESSION_DURATION)
+            ))
+        })?;
         session
             .recorder
             .event(json!({"event": "extend", "by_s": by.as_secs()}));
@@ -478,8 +495,33 @@ fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
     tandem_fsutil::write_atomic(&dir.join("session.json"), &json, 0o644)
 }
 
+/// Longest a session may last, and the furthest its end may lie ahead after extensions.
+pub const MAX_SESSION_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Most public keys registered for one role of a session.
+pub const MAX_KEYS_PER_ROLE: usize = 32;
+/// Longest public key line (`type base64 comment`): an RSA key of 16384 bits is about
+/// 2.8 KB of base64.
+pub const MAX_KEY_LINE: usize = 8 * 1024;
+
 /// `type base64 [comment]` → the key without its comment, and a name.
 fn parse_key(line: &str, role: ParticipantRole) -> Result<Key, String> {
+    if line.len() > MAX_KEY_LINE {
+        return Err(format!(
+            "{} bytes is longer than the {MAX_KEY_LINE} a public key line may have",
+            line.len()
+        ));
+    }
+    // The comment becomes the participant's name, shown in interviewers' title bars: no
+    // escape sequences, no control characters.
+    if let Some(c) = line
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, ' ' | '\t' | '\n' | '\r'))
+    {
+        return Err(format!(
+            "contains the control character {c:?} (a key line is printable text)"
+        ));
+    }
     let mut fields = line.split_whitespace();
     let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
         return Err("expected an OpenSSH public key: `ssh-ed25519 AAAA… comment`".into());
@@ -508,7 +550,84 @@ fn parse_key(line: &str, role: ParticipantRole) -> Result<Key, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::end_at_last_line;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `default` cases unless PROPTEST_CASES asks for more (or fewer). (Unit tests: a
+    /// failure is reported with its minimal input, not saved to a file.)
+    fn cases(default: u32) -> ProptestConfig {
+        let mut config = ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            config.cases = default;
+        }
+        config
+    }
+
+    const KINDS: &[&str] = &[
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "sk-ssh-ed25519@openssh.com",
+    ];
+
+    proptest! {
+        #![proptest_config(cases(2_000))]
+
+        /// Whatever the line: an answer, never a panic; a key only of a known type with
+        /// base64 data, bounded, and a name without control characters.
+        #[test]
+        fn any_line_is_answered(line in prop_oneof!["\\PC{0,200}", any::<String>(), "(ssh-|ecdsa-|sk-)[ -~]{0,100}"]) {
+            if let Ok(key) = parse_key(&line, ParticipantRole::Interviewer) {
+                prop_assert!(line.len() <= MAX_KEY_LINE);
+                let (kind, blob) = key.key.split_once(' ').unwrap();
+                prop_assert!(kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"));
+                prop_assert!(blob.len() >= 16 && blob.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)));
+                prop_assert!(!key.name.is_empty() && !key.name.chars().any(char::is_control));
+            }
+        }
+
+        /// A well-formed line gives back its key and its comment (words joined by one
+        /// space), or the role as the name without a comment.
+        #[test]
+        fn well_formed_lines_round_trip(
+            kind in 0..KINDS.len(),
+            blob in "[A-Za-z0-9+/]{16,600}={0,2}",
+            comment in prop::collection::vec("[!-~]{1,12}", 0..4),
+            spaces in " {1,3}|\t",
+        ) {
+            let line = format!("{}{spaces}{blob}{spaces}{}", KINDS[kind], comment.join(&spaces));
+            let key = parse_key(&line, ParticipantRole::Candidate).unwrap();
+            prop_assert_eq!(key.key, format!("{} {blob}", KINDS[kind]));
+            let name = if comment.is_empty() { "candidate".to_string() } else { comment.join(" ") };
+            prop_assert_eq!(key.name, name);
+            prop_assert_eq!(key.role, ParticipantRole::Candidate);
+        }
+
+        /// An escape sequence or other control character anywhere is refused.
+        #[test]
+        fn control_characters_are_refused(
+            blob in "[A-Za-z0-9+/]{16,64}",
+            control in prop::sample::select(vec!['\x1b', '\x07', '\0', '\x7f', '\u{9b}', '\x08']),
+            at in 0..3usize,
+        ) {
+            let mut parts = ["ssh-ed25519".to_string(), blob, "ivy@laptop".to_string()];
+            parts[at].push(control);
+            let err = parse_key(&parts.join(" "), ParticipantRole::Interviewer).unwrap_err();
+            prop_assert!(err.contains("control character"), "{}", err);
+        }
+    }
+
+    #[test]
+    fn long_lines_are_refused() {
+        let line = format!("ssh-ed25519 {}", "A".repeat(MAX_KEY_LINE));
+        let err = parse_key(&line, ParticipantRole::Interviewer).unwrap_err();
+        assert!(err.contains("longer than"), "{err}");
+        let ok = format!("ssh-rsa {} me", "A".repeat(2800));
+        assert!(parse_key(&ok, ParticipantRole::Interviewer).is_ok());
+    }
 
     fn repaired(content: &[u8]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();

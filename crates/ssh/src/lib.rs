@@ -419,7 +419,9 @@ impl server::Handler for Connection {
             session.channel_failure(channel)?;
             return Ok(());
         };
-        if identity.session.info().ended.is_some() {
+        // One participant per channel: a second shell request on it would join again
+        // (another queue, another screen snapshot) for as long as the connection lives.
+        if identity.session.info().ended.is_some() || self.clients.contains_key(&channel) {
             session.channel_failure(channel)?;
             return Ok(());
         }
@@ -476,6 +478,43 @@ impl server::Handler for Connection {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         // Only the shared terminal is offered.
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // No sftp or any other subsystem. (Without an answer, `ssh -s` waits forever.)
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _variable_name: &str,
+        _variable_value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // The shell's environment is the task's; clients set none of it. (A failure is
+        // sent only if the client asked for an answer.)
         session.channel_failure(channel)?;
         Ok(())
     }

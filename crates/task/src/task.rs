@@ -18,12 +18,42 @@ use tandem_limits::Limits;
 mod accounts;
 mod check;
 
+pub use check::{MAX_SCRIPT_TIMEOUT, MAX_TIME_LIMIT};
+
 /// Default time a setup script may take.
 pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default time a check may take.
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default shell of the candidate.
 pub const DEFAULT_SHELL: &str = "/bin/bash -l";
+/// Largest `task.yaml` read (checked before parsing): a task file is a page of YAML and
+/// its scripts; bigger files (or a `task.yaml` that is a device or a pipe) are refused.
+pub const MAX_TASK_FILE_BYTES: u64 = 1 << 20;
+
+/// What the YAML parser may spend on one task file, on top of the size bound above:
+/// alias expansion ("billion laughs"), nesting, node and scalar totals are all capped
+/// (serde-saphyr's budget), so a hostile file fails fast with its position.
+fn parser_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_reader_input_bytes: Some(MAX_TASK_FILE_BYTES as usize),
+            max_events: 100_000,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_recorded_anchor_events: 100_000,
+            max_recorded_anchor_bytes: 4 << 20,
+            max_depth: 16,
+            max_documents: 1,
+            max_nodes: 50_000,
+            max_total_scalar_bytes: 4 << 20,
+            max_merge_keys: 100,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+            max_replay_stack_depth: 16,
+        },
+    }
+}
 
 /// One problem in a task file, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,14 +246,14 @@ pub fn load(path: &Path) -> Result<Task, Vec<Diagnostic>> {
         file: file.clone(),
         found: Vec::new(),
     };
-    let text = match std::fs::read_to_string(&file) {
+    let text = match read_bounded(&file, MAX_TASK_FILE_BYTES) {
         Ok(text) => text,
         Err(e) => {
             report.whole(format!("cannot read: {e}"));
             return Err(report.found);
         }
     };
-    let raw: RawTask = match serde_saphyr::from_str(&text) {
+    let raw: RawTask = match serde_saphyr::from_str_with_options(&text, parser_options()) {
         Ok(raw) => raw,
         Err(e) => {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
@@ -241,6 +271,40 @@ pub fn load(path: &Path) -> Result<Task, Vec<Diagnostic>> {
         Some(task) if report.found.is_empty() => Ok(task),
         _ => Err(report.found),
     }
+}
+
+/// Reads a UTF-8 file of at most `max` bytes; a longer one (whatever its metadata says:
+/// a pipe or a device has none) is an error that says so, after reading `max + 1` bytes.
+fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
+    let bytes = read_bytes_bounded(path, max)?;
+    String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        )
+    })
+}
+
+/// Reads at most `max` bytes of a file; more is an error (`FileTooLarge`).
+pub(crate) fn read_bytes_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    // Not a pipe or a device: opening a FIFO would wait for a writer.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than the {max} bytes allowed"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// serde-saphyr's message without its own position prefix and source snippet.
@@ -387,6 +451,37 @@ solution: |
         assert!(errs[0].starts_with("task.yaml:1:"), "{errs:?}");
         let errs = errors("name: demo\ntitle: x\n");
         assert!(errs[0].contains("missing field"), "{errs:?}");
+    }
+
+    #[test]
+    fn the_parser_budget_stops_bombs_that_types_would_not() {
+        // `IgnoredAny` walks every node, aliases expanded: only the budget stops these.
+        let mut laughs = format!("a: &a [{}]\n", ["lol"; 10].join(", "));
+        for (prev, next) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            laughs.push_str(&format!(
+                "{next}: &{next} [{}]\n",
+                vec![format!("*{prev}"); 10].join(", ")
+            ));
+        }
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let wide = format!("[{}]", vec!["x"; 60_000].join(","));
+        for yaml in [laughs, deep, wide] {
+            let start = std::time::Instant::now();
+            let result = serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(
+                &yaml,
+                parser_options(),
+            );
+            assert!(result.is_err(), "{} bytes accepted", yaml.len());
+            assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        }
+        // A real task stays far within it.
+        assert!(
+            serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(GOOD, parser_options())
+                .is_ok()
+        );
     }
 
     #[test]

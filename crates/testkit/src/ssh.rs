@@ -17,6 +17,19 @@ pub struct SshClient {
 
 impl SshClient {
     pub fn spawn(port: u16, user: &str, cols: u16, rows: u16, extra: &[&str]) -> Self {
+        Self::spawn_with_env(port, user, cols, rows, extra, &[])
+    }
+
+    /// Like [`spawn`](Self::spawn), with variables added to the client's environment
+    /// (e.g. `DISPLAY` for `-X`, a variable for `SendEnv`).
+    pub fn spawn_with_env(
+        port: u16,
+        user: &str,
+        cols: u16,
+        rows: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let size = nix::pty::Winsize {
             ws_row: rows,
             ws_col: cols,
@@ -48,6 +61,7 @@ impl SshClient {
         .args(extra)
         .arg(format!("{user}@127.0.0.1"))
         .env("TERM", "xterm-256color")
+        .envs(env.iter().copied())
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
         .stderr(slave)
@@ -104,6 +118,40 @@ impl SshClient {
             Ok(true) => self.seen.clone(),
             Ok(false) => panic!("ssh ended before {needle:?}; it printed {:?}", self.seen),
             Err(_) => panic!("{needle:?} not seen within 20 s; got {:?}", self.seen),
+        }
+    }
+
+    /// Reads until `needle` appears (fails the test after `limit`), keeping nothing but
+    /// what is needed to find it: for floods that would not fit in `seen` (the screen is
+    /// not updated). Returns the time it took.
+    pub async fn skip_until(&mut self, needle: &str, limit: Duration) -> Duration {
+        let start = std::time::Instant::now();
+        let mut tail: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let found = tokio::time::timeout(limit, async {
+            loop {
+                let mut guard = self.master.readable().await.unwrap();
+                match guard
+                    .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf).map_err(Into::into))
+                {
+                    Ok(Ok(0)) | Ok(Err(_)) => return false,
+                    Ok(Ok(n)) => {
+                        tail.extend_from_slice(&buf[..n]);
+                        if tail.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                            return true;
+                        }
+                        let keep = needle.len().min(tail.len());
+                        tail.drain(..tail.len() - keep);
+                    }
+                    Err(_) => continue,
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(true) => start.elapsed(),
+            Ok(false) => panic!("ssh ended before {needle:?}"),
+            Err(_) => panic!("{needle:?} not seen within {limit:?}"),
         }
     }
 

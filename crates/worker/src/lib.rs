@@ -44,8 +44,9 @@ pub use init::INIT_ARG;
 pub use manager::{DEFAULT_STOP_GRACE, InitProgram, JobManager, JobManagerConfig};
 pub use output_log::{CHUNK, DEFAULT_OUTPUT_CAP, OutputReader};
 pub use spec::{
-    BindMount, FileSpec, JobId, JobSpec, MAX_FILES_BYTES, MAX_TERMINAL_COLS, MAX_TERMINAL_ROWS,
-    PtySize, TmpfsMount,
+    BindMount, FileSpec, JobId, JobSpec, MAX_ARG_BYTES, MAX_ARGS, MAX_ARGV_BYTES, MAX_CAPABILITIES,
+    MAX_COMMAND_BYTES, MAX_ENV_VARS, MAX_FILES_BYTES, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES,
+    MAX_LABELS, MAX_PATH_BYTES, MAX_TERMINAL_COLS, MAX_TERMINAL_ROWS, PtySize, TmpfsMount,
 };
 pub use status::{ExitOutcome, JobInfo, JobState, JobStatus};
 pub use system_view::{ETC_DIRS, ETC_FILES};

@@ -135,7 +135,29 @@ pub struct JobSpec {
 }
 
 /// Most bytes of [`JobSpec::files`] content in one spec (they travel to init in memory).
-pub const MAX_FILES_BYTES: usize = 16 << 20;
+pub use tandem_limits::MAX_FILES_BYTES;
+
+/// Longest command (a program name or path: `PATH_MAX`).
+pub const MAX_COMMAND_BYTES: usize = 4096;
+/// Most arguments of a command.
+pub const MAX_ARGS: usize = 4096;
+/// Longest single argument or environment entry (the kernel's `MAX_ARG_STRLEN` is 128 KiB).
+pub const MAX_ARG_BYTES: usize = 128 * 1024 - 1;
+/// Most bytes of all arguments together, and of the whole environment together (the
+/// kernel allows 2 MiB for both, with the default stack limit).
+pub const MAX_ARGV_BYTES: usize = 256 * 1024;
+/// Most environment variables.
+pub const MAX_ENV_VARS: usize = 1024;
+/// Most labels of a job.
+pub const MAX_LABELS: usize = 64;
+/// Longest label key.
+pub const MAX_LABEL_KEY_BYTES: usize = 128;
+/// Longest label value.
+pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
+/// Most capability names (there are about 40 capabilities).
+pub const MAX_CAPABILITIES: usize = 64;
+/// Longest working directory or path in a spec (`PATH_MAX`).
+pub const MAX_PATH_BYTES: usize = 4096;
 
 impl JobSpec {
     /// A spec running `command` with `args`, no environment, no terminal.
@@ -234,8 +256,52 @@ impl JobSpec {
         if self.command.contains('\0') {
             return Err("command: contains a NUL byte".into());
         }
+        if self.command.len() > MAX_COMMAND_BYTES {
+            return Err(format!(
+                "command: {} bytes is longer than the {MAX_COMMAND_BYTES} allowed",
+                self.command.len()
+            ));
+        }
         if let Some(i) = self.args.iter().position(|a| a.contains('\0')) {
             return Err(format!("args[{i}]: contains a NUL byte"));
+        }
+        check_strings("args", MAX_ARGS, self.args.iter().map(|a| ("", a.as_str())))?;
+        check_strings(
+            "env",
+            MAX_ENV_VARS,
+            self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )?;
+        if self.labels.len() > MAX_LABELS {
+            return Err(format!(
+                "labels: {} labels is more than the {MAX_LABELS} allowed",
+                self.labels.len()
+            ));
+        }
+        for (k, v) in &self.labels {
+            if k.is_empty() || k.len() > MAX_LABEL_KEY_BYTES || v.len() > MAX_LABEL_VALUE_BYTES {
+                return Err(format!(
+                    "labels: a key must have 1 to {MAX_LABEL_KEY_BYTES} bytes and a value at most \
+                     {MAX_LABEL_VALUE_BYTES} (got a key of {} and a value of {})",
+                    k.len(),
+                    v.len()
+                ));
+            }
+        }
+        if self.capabilities.len() > MAX_CAPABILITIES {
+            return Err(format!(
+                "capabilities: {} names is more than the {MAX_CAPABILITIES} allowed",
+                self.capabilities.len()
+            ));
+        }
+        for (field, path) in [("cwd", &self.cwd), ("rootfs", &self.rootfs)] {
+            if let Some(path) = path
+                && path.as_os_str().len() > MAX_PATH_BYTES
+            {
+                return Err(format!(
+                    "{field}: {} bytes is longer than the {MAX_PATH_BYTES} a path may have",
+                    path.as_os_str().len()
+                ));
+            }
         }
         for (k, v) in &self.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
@@ -360,6 +426,41 @@ impl JobSpec {
     }
 }
 
+/// Bounds a list of strings (arguments: `name` empty; environment: `NAME=value`): at most
+/// `max` entries, each at most [`MAX_ARG_BYTES`], all together at most [`MAX_ARGV_BYTES`].
+fn check_strings<'a>(
+    field: &str,
+    max: usize,
+    entries: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), String> {
+    if entries.len() > max {
+        return Err(format!(
+            "{field}: {} entries is more than the {max} allowed",
+            entries.len()
+        ));
+    }
+    let mut total = 0;
+    for (i, (name, value)) in entries.enumerate() {
+        let len = name.len() + usize::from(!name.is_empty()) + value.len();
+        if len > MAX_ARG_BYTES {
+            return Err(if name.is_empty() {
+                format!("{field}[{i}]: {len} bytes is longer than the {MAX_ARG_BYTES} allowed")
+            } else {
+                format!(
+                    "{field}: an entry of {len} bytes is longer than the {MAX_ARG_BYTES} allowed"
+                )
+            });
+        }
+        total += len + 1;
+    }
+    if total > MAX_ARGV_BYTES {
+        return Err(format!(
+            "{field}: {total} bytes in all is more than the {MAX_ARGV_BYTES} allowed"
+        ));
+    }
+    Ok(())
+}
+
 /// A mount target inside the job: absolute, not `/`, no `..`.
 fn check_target(path: &Path) -> Result<(), String> {
     use std::path::Component;
@@ -431,6 +532,54 @@ mod tests {
             (JobSpec::new("echo", ["a\0b"]), "args[0]"),
             (JobSpec::new("env", [""; 0]).env("A=B", "x"), "env"),
             (JobSpec::new("pwd", [""; 0]).cwd("rel/dir"), "cwd"),
+            (
+                JobSpec::new("x".repeat(MAX_COMMAND_BYTES + 1), [""; 0]),
+                "command",
+            ),
+            (JobSpec::new("echo", vec![""; MAX_ARGS + 1]), "args"),
+            (
+                JobSpec::new("echo", ["x".repeat(MAX_ARG_BYTES + 1)]),
+                "args[0]",
+            ),
+            (JobSpec::new("echo", vec!["x".repeat(100_000); 3]), "args"),
+            (
+                JobSpec {
+                    env: (0..=MAX_ENV_VARS)
+                        .map(|i| (format!("V{i}"), String::new()))
+                        .collect(),
+                    ..JobSpec::new("env", [""; 0])
+                },
+                "env",
+            ),
+            (
+                JobSpec::new("env", [""; 0]).env("BIG", "x".repeat(MAX_ARG_BYTES)),
+                "env",
+            ),
+            (
+                JobSpec {
+                    labels: (0..=MAX_LABELS)
+                        .map(|i| (format!("l{i}"), String::new()))
+                        .collect(),
+                    ..JobSpec::new("true", [""; 0])
+                },
+                "labels",
+            ),
+            (
+                JobSpec::new("true", [""; 0]).label("k", "v".repeat(2000)),
+                "labels",
+            ),
+            (JobSpec::new("true", [""; 0]).label("", "v"), "labels"),
+            (
+                JobSpec {
+                    capabilities: vec!["NET_ADMIN".into(); MAX_CAPABILITIES + 1],
+                    ..JobSpec::new("true", [""; 0])
+                },
+                "capabilities",
+            ),
+            (
+                JobSpec::new("pwd", [""; 0]).cwd(format!("/{}", "d".repeat(MAX_PATH_BYTES))),
+                "cwd",
+            ),
             (
                 JobSpec::new("sh", [""; 0]).pty(PtySize { rows: 0, cols: 80 }),
                 "pty",

@@ -56,18 +56,18 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
             Difficulty::Medium
         }
     };
-    let time_limit = duration(report, "time_limit", &raw.time_limit);
+    let time_limit = duration(report, "time_limit", &raw.time_limit, MAX_TIME_LIMIT);
     let setup_timeout = raw
         .setup_timeout
         .as_ref()
         .map_or(DEFAULT_SETUP_TIMEOUT, |d| {
-            duration(report, "setup_timeout", d)
+            duration(report, "setup_timeout", d, MAX_SCRIPT_TIMEOUT)
         });
     let check_timeout = raw
         .check_timeout
         .as_ref()
         .map_or(DEFAULT_CHECK_TIMEOUT, |d| {
-            duration(report, "check_timeout", d)
+            duration(report, "check_timeout", d, MAX_SCRIPT_TIMEOUT)
         });
 
     let mut limits = Limits::default();
@@ -167,6 +167,13 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
         if let Some(spec) = file(report, i, f, dir, &accounts) {
             files.push(spec);
         }
+    }
+    let files_bytes: usize = files.iter().map(|f: &TaskFile| f.content.len()).sum();
+    if files_bytes > tandem_limits::MAX_FILES_BYTES {
+        report.whole(format!(
+            "files: {files_bytes} bytes of content in all is more than the {} allowed",
+            tandem_limits::MAX_FILES_BYTES
+        ));
     }
     let mut tmpfs = Vec::new();
     for (i, t) in raw.tmpfs.iter().enumerate() {
@@ -279,7 +286,10 @@ fn file(
                 );
                 return None;
             }
-            match std::fs::read(dir.join(relative)) {
+            match super::read_bytes_bounded(
+                &dir.join(relative),
+                tandem_limits::MAX_FILES_BYTES as u64,
+            ) {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     report.at(
@@ -329,13 +339,29 @@ fn file(
     })
 }
 
-fn duration(report: &mut Report, field: &str, value: &Spanned<String>) -> Duration {
+/// Longest `time_limit`: a session lasts at most a day.
+pub const MAX_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+/// Longest `setup_timeout` and `check_timeout`.
+pub const MAX_SCRIPT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+fn duration(report: &mut Report, field: &str, value: &Spanned<String>, max: Duration) -> Duration {
     match humantime::parse_duration(value.value.trim()) {
-        Ok(d) if !d.is_zero() => d,
-        Ok(_) => {
+        Ok(d) if d.is_zero() => {
             report.at(value, format!("{field}: must be longer than zero"));
             Duration::from_secs(1)
         }
+        Ok(d) if d > max => {
+            report.at(
+                value,
+                format!(
+                    "{field}: {} is longer than the maximum of {}",
+                    value.value.trim(),
+                    humantime::format_duration(max)
+                ),
+            );
+            max
+        }
+        Ok(d) => d,
         Err(e) => {
             report.at(
                 value,
