@@ -298,15 +298,48 @@ impl SessionService for SessionsService {
         let who = caller(&req)?;
         let record = self.visible(&who, &req.get_ref().id)?;
         let path = self.sessions.dir(record.id).join("recording.cast");
-        let bytes = tokio::fs::read(&path)
+        let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Status::not_found(format!("recording of {}: {e}", record.id)))?;
-        let chunks: Vec<Result<pb::RecordingChunk, Status>> = bytes
-            .chunks(64 * 1024)
-            .map(|c| Ok(pb::RecordingChunk { data: c.to_vec() }))
-            .collect();
-        Ok(Response::new(Box::pin(futures_util::stream::iter(chunks))))
+        // The recording as it stands now: a live session's later output is not waited for.
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| Status::internal(format!("recording of {}: {e}", record.id)))?
+            .len();
+        Ok(Response::new(Box::pin(recording_chunks(file, len))))
     }
+}
+
+/// Chunks of a recording read from its file as the client takes them: however many ask
+/// for one at the same time, the server holds a chunk each, not a copy of the file.
+fn recording_chunks(
+    file: tokio::fs::File,
+    len: u64,
+) -> impl futures_util::Stream<Item = Result<pb::RecordingChunk, Status>> + Send + 'static {
+    use tokio::io::AsyncReadExt;
+    const CHUNK: usize = 64 * 1024;
+    futures_util::stream::unfold(Some((file, len)), |state| async move {
+        let (mut file, left) = state?;
+        if left == 0 {
+            return None;
+        }
+        let want = CHUNK.min(usize::try_from(left).unwrap_or(CHUNK));
+        let mut data = vec![0; want];
+        match file.read(&mut data).await {
+            // Cut short under us (never, for a recording): what was there has been sent.
+            Ok(0) => None,
+            Ok(n) => {
+                data.truncate(n);
+                let next = Some((file, left - n as u64));
+                Some((Ok(pb::RecordingChunk { data }), next))
+            }
+            Err(e) => Some((
+                Err(Status::internal(format!("reading the recording: {e}"))),
+                None,
+            )),
+        }
+    })
 }
 
 /// The server info service.

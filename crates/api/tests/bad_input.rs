@@ -1094,3 +1094,91 @@ async fn bad_input_on_live_jobs_and_sessions() {
         .unwrap();
     still_serving(&admin, "all of it").await;
 }
+
+/// Resident memory of this process (the server runs in it), bytes.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+/// Recordings may be 64 MiB: clients asking for one at the same time must not make the
+/// server hold a copy each. Needs root (a real session makes the recording's place).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_recording_requests_are_streamed_from_the_file() {
+    let (catalog, _tasks) = demo_catalog();
+    let server = TestServer::start_with_catalog(catalog).await;
+    let admin = server.channel(&server.pki.client_tls("admin")).await;
+    let mut sessions =
+        tandem_proto::v1::session_service_client::SessionServiceClient::new(admin.clone());
+    let id = sessions
+        .create(pb::CreateSessionRequest {
+            task: "demo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap()
+        .id;
+    sessions
+        .end(pb::EndSessionRequest { id: id.clone() })
+        .await
+        .unwrap();
+    // A recording at the default cap.
+    let size = 64 << 20;
+    let path = server
+        .sessions
+        .dir(id.parse().unwrap())
+        .join("recording.cast");
+    std::fs::write(&path, vec![b'r'; size]).unwrap();
+    let tls = server.pki.client_tls("admin");
+    let before = rss_bytes();
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        // A connection each: HTTP/2 windows are per connection, and the point is eight
+        // readers that all stop reading, not one connection's flow control.
+        let mut client = tandem_proto::v1::session_service_client::SessionServiceClient::new(
+            server.channel(&tls).await,
+        );
+        let mut stream = client
+            .recording(pb::RecordingRequest { id: id.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(20), stream.message())
+            .await
+            .expect("the first chunk comes")
+            .unwrap()
+            .unwrap();
+        assert!(!first.data.is_empty());
+        streams.push(stream);
+    }
+    let grown = rss_bytes().saturating_sub(before);
+    eprintln!("8 recording streams of {size} bytes opened: RSS grew by {grown} bytes");
+    assert!(grown < size as u64, "RSS grew by {grown} bytes");
+    // One delivers the whole file.
+    let mut stream = streams.swap_remove(0);
+    drop(streams);
+    let mut total = 64 << 10;
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(20), stream.message())
+        .await
+        .expect("the recording keeps coming")
+        .unwrap()
+    {
+        total += chunk.data.len() as u64;
+    }
+    assert!(
+        total >= size as u64 && total <= size as u64 + (64 << 10),
+        "{total}"
+    );
+}
