@@ -31,6 +31,22 @@ impl Tasks {
             .get(name)
             .ok_or_else(|| Status::not_found(format!("no task named {name:?}")))
     }
+
+    /// The task as listed, with its warm pool.
+    fn summary(&self, task: &Task) -> pb::TaskSummary {
+        let mut s = summary(task);
+        s.warm = self
+            .instances
+            .pool_status(&task.name)
+            .map(|p| pb::WarmPool {
+                target: p.target,
+                ready: p.ready,
+                starting: p.starting,
+                error: p.error.unwrap_or_default(),
+                retry_at: p.retry_at.map(prost_types::Timestamp::from),
+            });
+        s
+    }
 }
 
 fn summary(task: &Task) -> pb::TaskSummary {
@@ -58,6 +74,7 @@ pub fn instance(i: &Instance) -> pb::TaskInstance {
         shell_job_id: i.shell().map(|j| j.to_string()).unwrap_or_default(),
         setup_job_id: i.setup.map(|j| j.to_string()).unwrap_or_default(),
         created_at: Some(prost_types::Timestamp::from(i.created_at)),
+        warm: i.warm,
         ..Default::default()
     };
     let state = match i.state() {
@@ -98,6 +115,7 @@ pub fn status_from(err: ScenarioError) -> Status {
         ScenarioError::SetupFailed { .. } | ScenarioError::NotRunning(_) => {
             Status::failed_precondition(err.to_string())
         }
+        ScenarioError::Internal(_) => Status::internal(err.to_string()),
     }
 }
 
@@ -108,7 +126,12 @@ impl TaskService for Tasks {
         _req: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
         Ok(Response::new(pb::ListTasksResponse {
-            tasks: self.catalog.list().iter().map(|t| summary(t)).collect(),
+            tasks: self
+                .catalog
+                .list()
+                .iter()
+                .map(|t| self.summary(t))
+                .collect(),
         }))
     }
 
@@ -119,7 +142,7 @@ impl TaskService for Tasks {
         let task = self.task(&req.get_ref().name)?;
         let l = &task.limits;
         Ok(Response::new(pb::ShowTaskResponse {
-            task: Some(summary(&task)),
+            task: Some(self.summary(&task)),
             hints: task.hints.clone(),
             solution: task.solution.clone(),
             user: task.user.clone(),

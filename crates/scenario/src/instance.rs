@@ -6,6 +6,7 @@
 //! output says why), or error (the check could not run or did not finish in time). "The
 //! check could not run" is never reported as "not solved".
 
+use crate::pool::{Pools, Prepared};
 use crate::task::Task;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -43,6 +44,9 @@ pub enum ScenarioError {
     /// The instance is not ready (still setting up, failed, or ended).
     #[error("task instance {0} is not running")]
     NotRunning(JobId),
+    /// A bug in tandem (a task that panicked).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Where an instance is.
@@ -74,6 +78,8 @@ pub struct Instance {
     pub created_at: SystemTime,
     /// The setup job, if the task has a setup script.
     pub setup: Option<JobId>,
+    /// Taken from the task's warm pool (set up before it was asked for).
+    pub warm: bool,
     /// The candidate's current shell job, once setup is done (a new one replaces it when
     /// it exits during a session).
     shell: std::sync::Mutex<Option<JobId>>,
@@ -135,6 +141,8 @@ pub struct Instances {
     manager: JobManager,
     /// Instances by id. A std lock, never held across `.await`.
     all: Arc<RwLock<HashMap<JobId, Arc<Instance>>>>,
+    /// Sandboxes set up ahead of time, by task.
+    pub(crate) pools: Pools,
 }
 
 impl Instances {
@@ -143,6 +151,7 @@ impl Instances {
         Self {
             manager,
             all: Arc::default(),
+            pools: Pools::default(),
         }
     }
 
@@ -151,16 +160,56 @@ impl Instances {
         &self.manager
     }
 
-    /// Starts an instance of `task` for `owner`: the sandbox, then the setup (to its end,
-    /// within the task's setup timeout), then the candidate's shell on a `size` terminal.
-    /// A failing setup stops the sandbox and returns [`ScenarioError::SetupFailed`] with
-    /// its output; the instance stays listed as `failed`.
+    /// Starts an instance of `task` for `owner` with the candidate's shell on a `size`
+    /// terminal. With a warm instance of the task ready (see [`Instances::keep_warm`]) it
+    /// is taken: only the shell starts. Otherwise a cold start: the sandbox, then the
+    /// setup (to its end, within the task's setup timeout), then the shell. A failing
+    /// setup stops the sandbox and returns [`ScenarioError::SetupFailed`] with its output;
+    /// the instance stays listed as `failed`.
     pub async fn start(
         &self,
         task: Arc<Task>,
         owner: &str,
         size: PtySize,
     ) -> Result<Arc<Instance>, ScenarioError> {
+        while let Some(prepared) = self.pools.take(&task.name) {
+            match self.claim(prepared, owner, size).await {
+                Ok(instance) => return Ok(instance),
+                // Ended while it waited (or its shell could not start): try the next.
+                Err(e) => {
+                    tracing::warn!(task = %task.name, error = %e, "a warm instance was unusable")
+                }
+            }
+        }
+        let (id, setup) = self.sandbox(&task, owner).await?;
+        let instance = Arc::new(Instance {
+            id,
+            task: Arc::clone(&task),
+            owner: owner.to_string(),
+            created_at: SystemTime::now(),
+            setup,
+            warm: false,
+            shell: std::sync::Mutex::new(None),
+            state: watch::Sender::new(InstanceState::SettingUp),
+        });
+        self.write().insert(id, Arc::clone(&instance));
+        if let Err(e) = self.set_up(&task, id, setup).await {
+            if let ScenarioError::SetupFailed { reason, .. } = &e {
+                instance.state.send_replace(InstanceState::Failed {
+                    reason: reason.clone(),
+                });
+            }
+            return Err(e);
+        }
+        self.start_shell(instance, size).await
+    }
+
+    /// A sandbox of `task` with the task's setup started in it (not waited for).
+    pub(crate) async fn sandbox(
+        &self,
+        task: &Task,
+        owner: &str,
+    ) -> Result<(JobId, Option<JobId>), ScenarioError> {
         let mut sandbox = JobSpec::sandbox()
             .owner(owner)
             .label("task", &task.name)
@@ -193,11 +242,10 @@ impl Instances {
         });
         sandbox.tmpfs = task.tmpfs.iter().map(crate::sandbox::tmpfs).collect();
         let id = self.manager.start(sandbox).await?;
-        tracing::info!(instance = %id, task = %task.name, %owner, "task instance started");
-
+        tracing::info!(instance = %id, task = %task.name, %owner, "task sandbox started");
         let setup = match &task.setup {
             Some(script) => {
-                let spec = self.script(&task, owner, "setup", script);
+                let spec = self.script(task, owner, "setup", script);
                 match self.manager.exec(id, spec).await {
                     Ok(job) => Some(job),
                     Err(e) => {
@@ -208,36 +256,72 @@ impl Instances {
             }
             None => None,
         };
+        Ok((id, setup))
+    }
+
+    /// Waits for the setup `setup` of the sandbox `id`; when it fails, stops the sandbox
+    /// and says why, with the setup's output.
+    pub(crate) async fn set_up(
+        &self,
+        task: &Task,
+        id: JobId,
+        setup: Option<JobId>,
+    ) -> Result<(), ScenarioError> {
+        let Some(setup) = setup else {
+            return Ok(());
+        };
+        let Err(reason) = self.finish(setup, task.setup_timeout).await else {
+            return Ok(());
+        };
+        let output = self.output_of(setup).await;
+        let _ = self.manager.stop(id, Duration::ZERO).await;
+        tracing::warn!(instance = %id, task = %task.name, %reason, "task setup failed");
+        Err(ScenarioError::SetupFailed {
+            task: task.name.clone(),
+            instance: id,
+            reason,
+            output,
+        })
+    }
+
+    /// Makes a warm sandbox `owner`'s instance and starts the candidate's shell in it.
+    async fn claim(
+        &self,
+        prepared: Prepared,
+        owner: &str,
+        size: PtySize,
+    ) -> Result<Arc<Instance>, ScenarioError> {
+        let running = self
+            .manager
+            .status(prepared.id)
+            .is_ok_and(|s| s.state == JobState::Running);
+        if !running {
+            let _ = self.manager.stop(prepared.id, Duration::ZERO).await;
+            return Err(ScenarioError::NotRunning(prepared.id));
+        }
         let instance = Arc::new(Instance {
-            id,
-            task: Arc::clone(&task),
+            id: prepared.id,
+            task: prepared.task,
             owner: owner.to_string(),
             created_at: SystemTime::now(),
-            setup,
+            setup: prepared.setup,
+            warm: true,
             shell: std::sync::Mutex::new(None),
             state: watch::Sender::new(InstanceState::SettingUp),
         });
-        self.write().insert(id, Arc::clone(&instance));
+        self.write().insert(instance.id, Arc::clone(&instance));
+        tracing::info!(instance = %instance.id, task = %instance.task.name, %owner, "warm task instance taken");
+        self.start_shell(instance, size).await
+    }
 
-        if let Some(setup) = setup
-            && let Err(reason) = self.finish(setup, task.setup_timeout).await
-        {
-            let output = self.output_of(setup).await;
-            instance.state.send_replace(InstanceState::Failed {
-                reason: reason.clone(),
-            });
-            let _ = self.manager.stop(id, Duration::ZERO).await;
-            tracing::warn!(instance = %id, task = %task.name, %reason, "task setup failed");
-            return Err(ScenarioError::SetupFailed {
-                task: task.name.clone(),
-                instance: id,
-                reason,
-                output,
-            });
-        }
-
-        let shell = self.shell_spec(&task, owner, size);
-        match self.manager.exec(id, shell).await {
+    /// Starts the candidate's shell in a set-up instance: it is then ready.
+    async fn start_shell(
+        &self,
+        instance: Arc<Instance>,
+        size: PtySize,
+    ) -> Result<Arc<Instance>, ScenarioError> {
+        let shell = self.shell_spec(&instance.task, &instance.owner, size);
+        match self.manager.exec(instance.id, shell).await {
             Ok(job) => {
                 *instance
                     .shell
@@ -251,7 +335,7 @@ impl Instances {
                 instance.state.send_replace(InstanceState::Failed {
                     reason: format!("the candidate's shell could not start: {e}"),
                 });
-                let _ = self.manager.stop(id, Duration::ZERO).await;
+                let _ = self.manager.stop(instance.id, Duration::ZERO).await;
                 Err(e.into())
             }
         }

@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod instance;
+pub mod pool;
 pub mod sandbox;
 
 pub use tandem_task as task;
@@ -17,4 +18,5 @@ pub use tandem_task::units;
 
 pub use catalog::Catalog;
 pub use instance::{CheckOutcome, CheckResult, Instance, InstanceState, Instances, ScenarioError};
+pub use pool::{PoolStatus, WarmPools, WarmSettings};
 pub use task::{Diagnostic, Difficulty, Task};

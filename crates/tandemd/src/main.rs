@@ -115,7 +115,10 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("localhost:{ssh_port}"));
 
-    let server = tandem_api::Server::new(manager.clone(), tls).with_catalog(Arc::new(catalog));
+    let catalog = Arc::new(catalog);
+    let server = tandem_api::Server::new(manager.clone(), tls).with_catalog(Arc::clone(&catalog));
+    // Sandboxes set up ahead of time, so that a session starts at once.
+    let pools = server.instances().keep_warm(catalog, cli.warm);
     let sessions = tandem_session::Sessions::new(server.instances(), &cli.state_dir)
         .context("sessions directory")?
         .with_recording_cap(cli.recording_cap);
@@ -163,6 +166,7 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: ending sessions, stopping jobs");
     sessions.end_all("tandemd is shutting down").await;
+    pools.stop().await;
     let _ = stop_tx.send(true);
     let _ = ssh.await;
     if let Ok(Err(e)) = api.await {

@@ -83,6 +83,13 @@ pub struct Cli {
     /// marker [default: 64M].
     #[arg(long, env = "TANDEM_RECORDING_CAP", value_name = "SIZE")]
     pub recording_cap: Option<String>,
+    /// Sandboxes kept set up ahead of time for every task, instead of each task's own
+    /// `warm` count (0: no warm pools) [default: each task's, 1 unless it says].
+    #[arg(long, env = "TANDEM_WARM", value_name = "N")]
+    pub warm: Option<u32>,
+    /// Most warm sandboxes in all tasks' pools together [default: 8].
+    #[arg(long, env = "TANDEM_WARM_MAX", value_name = "N")]
+    pub warm_max: Option<u32>,
     /// Log format: text or json [default: text]. Verbosity comes from RUST_LOG.
     #[arg(long, env = "TANDEM_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -119,6 +126,8 @@ struct File {
     ssh_max_connections: Option<usize>,
     ssh_max_channels: Option<usize>,
     recording_cap: Option<String>,
+    warm: Option<u32>,
+    warm_max: Option<u32>,
     log_format: Option<LogFormat>,
 }
 
@@ -140,6 +149,7 @@ pub struct Settings {
     pub default_pids: Option<u64>,
     pub ssh_limits: tandem_ssh::SshLimits,
     pub recording_cap: u64,
+    pub warm: tandem_scenario::WarmSettings,
     pub log_format: LogFormat,
 }
 
@@ -204,6 +214,22 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
         Some(text) => parse_size(&text).map_err(|e| format!("recording_cap: {e}"))?,
         None => tandem_session::DEFAULT_RECORDING_CAP,
     };
+    let warm_defaults = tandem_scenario::WarmSettings::default();
+    let warm = tandem_scenario::WarmSettings {
+        per_task: match cli.warm.or(file.warm) {
+            Some(n) if n > tandem_scenario::task::MAX_WARM => {
+                return Err(format!(
+                    "warm: {n} is more than the {} a task may keep ready",
+                    tandem_scenario::task::MAX_WARM
+                ));
+            }
+            n => n,
+        },
+        max_total: cli
+            .warm_max
+            .or(file.warm_max)
+            .unwrap_or(warm_defaults.max_total),
+    };
     Ok(Settings {
         grpc_listen: cli
             .grpc_listen
@@ -244,6 +270,7 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
         default_pids,
         ssh_limits,
         recording_cap,
+        warm,
         log_format: cli
             .log_format
             .or(file.log_format)
@@ -322,6 +349,17 @@ mod tests {
             err.starts_with("ssh_pre_auth_timeout: must be positive"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn warm_pools_are_settings() {
+        let s = resolve(cli(&[])).unwrap();
+        assert_eq!(s.warm, tandem_scenario::WarmSettings::default());
+        let s = resolve(cli(&["--warm", "0", "--warm-max", "3"])).unwrap();
+        assert_eq!(s.warm.per_task, Some(0));
+        assert_eq!(s.warm.max_total, 3);
+        let err = resolve(cli(&["--warm", "17"])).unwrap_err();
+        assert!(err.starts_with("warm: 17 is more than the 16"), "{err}");
     }
 
     #[test]

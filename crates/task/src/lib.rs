@@ -16,6 +16,6 @@ pub mod units;
 pub use sandbox::{TaskFile, TaskTmpfs};
 pub use tandem_limits::{CapSet, Limits};
 pub use task::{
-    DEFAULT_CHECK_TIMEOUT, DEFAULT_SETUP_TIMEOUT, DEFAULT_SHELL, Diagnostic, Difficulty,
-    MAX_SCRIPT_TIMEOUT, MAX_TASK_FILE_BYTES, MAX_TIME_LIMIT, Task, load,
+    DEFAULT_CHECK_TIMEOUT, DEFAULT_SETUP_TIMEOUT, DEFAULT_SHELL, DEFAULT_WARM, Diagnostic,
+    Difficulty, MAX_SCRIPT_TIMEOUT, MAX_TASK_FILE_BYTES, MAX_TIME_LIMIT, MAX_WARM, Task, load,
 };

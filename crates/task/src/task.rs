@@ -26,6 +26,10 @@ pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default shell of the candidate.
 pub const DEFAULT_SHELL: &str = "/bin/bash -l";
+/// Instances of a task kept set up ahead of time unless its `warm` says otherwise.
+pub const DEFAULT_WARM: u32 = 1;
+/// Most instances one task may keep set up ahead of time.
+pub const MAX_WARM: u32 = 16;
 /// Largest `task.yaml` read (checked before parsing): a task file is a page of YAML and
 /// its scripts; bigger files (or a `task.yaml` that is a device or a pipe) are refused.
 pub const MAX_TASK_FILE_BYTES: u64 = 1 << 20;
@@ -138,6 +142,9 @@ pub struct Task {
     pub check: String,
     /// Time a check may take.
     pub check_timeout: Duration,
+    /// Instances kept set up ahead of time, so that a session starts at once (`warm`,
+    /// default [`DEFAULT_WARM`]; the daemon may override it).
+    pub warm: u32,
     /// For interviewers, gentle to explicit.
     pub hints: Vec<String>,
     /// For interviewers: what is wrong and how to fix it.
@@ -172,6 +179,7 @@ struct RawTask {
     setup_timeout: Option<Spanned<String>>,
     check: Spanned<String>,
     check_timeout: Option<Spanned<String>>,
+    warm: Option<Spanned<u32>>,
     #[serde(default)]
     hints: Vec<String>,
     solution: String,
@@ -374,6 +382,20 @@ solution: |
         assert_eq!(task.shell, ["/bin/bash", "-l"]);
         assert_eq!(task.check_timeout, DEFAULT_CHECK_TIMEOUT);
         assert_eq!(task.user, "root");
+        assert_eq!(task.warm, DEFAULT_WARM);
+    }
+
+    #[test]
+    fn warm_is_bounded_where_it_is_written() {
+        let with = |warm: &str| GOOD.replace("limits:\n", &format!("warm: {warm}\nlimits:\n"));
+        let root = write_task(&with("0"));
+        assert_eq!(load(&root.path().join("demo")).unwrap().warm, 0);
+        let errs = errors(&with("17"));
+        assert!(
+            errs[0].starts_with("task.yaml:7:7: warm: 17 instances is more than the 16"),
+            "{errs:?}"
+        );
+        assert!(errors(&with("-1"))[0].starts_with("task.yaml:7:7:"));
     }
 
     fn errors(yaml: &str) -> Vec<String> {
@@ -395,7 +417,7 @@ solution: |
             errors(&bad)[0],
             "task.yaml:7:1: unknown field `limts`, expected one of name, title, description, \
              difficulty, time_limit, limits, capabilities, rootfs, hostname, user, shell, env, \
-             files, tmpfs, setup, setup_timeout, check, check_timeout, hints, solution"
+             files, tmpfs, setup, setup_timeout, check, check_timeout, warm, hints, solution"
         );
     }
 

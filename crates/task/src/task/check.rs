@@ -3,8 +3,8 @@
 
 use super::accounts::Accounts;
 use super::{
-    DEFAULT_CHECK_TIMEOUT, DEFAULT_SETUP_TIMEOUT, DEFAULT_SHELL, Diagnostic, Difficulty, RawFile,
-    RawTask, Report, Task,
+    DEFAULT_CHECK_TIMEOUT, DEFAULT_SETUP_TIMEOUT, DEFAULT_SHELL, DEFAULT_WARM, Diagnostic,
+    Difficulty, MAX_WARM, RawFile, RawTask, Report, Task,
 };
 use crate::sandbox::{TaskFile, TaskTmpfs};
 use crate::units::{parse_rate, parse_size};
@@ -129,6 +129,20 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
         }
         h.value.clone()
     });
+    let warm = match &raw.warm {
+        Some(w) if w.value > MAX_WARM => {
+            report.at(
+                w,
+                format!(
+                    "warm: {} instances is more than the {MAX_WARM} a task may keep ready",
+                    w.value
+                ),
+            );
+            w.value
+        }
+        Some(w) => w.value,
+        None => DEFAULT_WARM,
+    };
     let user = match &raw.user {
         Some(u) => {
             if !valid_user(&u.value) {
@@ -236,6 +250,7 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
         setup_timeout,
         check: raw.check.value,
         check_timeout,
+        warm,
         hints: raw.hints,
         solution: raw.solution,
         dir: dir.to_path_buf(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tandem_proto::v1::{
     CheckOutcome, CheckTaskResponse, Difficulty, InstanceState, ShowTaskResponse, TaskInstance,
-    TaskSummary,
+    TaskSummary, WarmPool,
 };
 
 use crate::render::{self, LimitsView};
@@ -24,6 +24,35 @@ pub struct TaskView {
     pub time_limit_seconds: Option<u64>,
     /// What the candidate is told at login.
     pub description: String,
+    /// The task's warm pool; `null` when the server keeps none.
+    pub warm: Option<WarmView>,
+}
+
+/// A task's warm pool as printed by `task list -o json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WarmView {
+    /// How many sandboxes the server keeps set up.
+    pub target: u32,
+    /// Set up and waiting.
+    pub ready: u32,
+    /// Being set up.
+    pub starting: u32,
+    /// Why the last setup failed, while the pool waits to try again.
+    pub error: Option<String>,
+    /// When it tries again (RFC 3339).
+    pub retry_at: Option<String>,
+}
+
+impl From<&WarmPool> for WarmView {
+    fn from(w: &WarmPool) -> Self {
+        WarmView {
+            target: w.target,
+            ready: w.ready,
+            starting: w.starting,
+            error: (!w.error.is_empty()).then(|| w.error.clone()),
+            retry_at: render::timestamp(w.retry_at.as_ref()),
+        }
+    }
 }
 
 /// A task with what interviewers need, as printed by `task show -o json`.
@@ -61,6 +90,8 @@ pub struct InstanceView {
     pub failure_reason: Option<String>,
     /// When it was created (RFC 3339).
     pub created_at: Option<String>,
+    /// Taken from the task's warm pool (set up before it was asked for).
+    pub warm: bool,
 }
 
 /// A check's result as printed by `task check -o json`.
@@ -84,6 +115,7 @@ impl From<&TaskSummary> for TaskView {
             difficulty: difficulty_name(task.difficulty),
             time_limit_seconds: time_limit(task).map(|d| d.as_secs()),
             description: task.description.clone(),
+            warm: task.warm.as_ref().map(WarmView::from),
         }
     }
 }
@@ -116,6 +148,7 @@ impl From<&TaskInstance> for InstanceView {
             setup_job_id: non_empty(&i.setup_job_id),
             failure_reason: non_empty(&i.failure_reason),
             created_at: render::timestamp(i.created_at.as_ref()),
+            warm: i.warm,
         }
     }
 }
@@ -176,24 +209,51 @@ fn time_limit_text(task: &TaskSummary) -> String {
     )
 }
 
-/// `task list` for people: a table with columns NAME, DIFFICULTY, TIME LIMIT, TITLE.
+/// `task list` for people: a table with columns NAME, DIFFICULTY, TIME LIMIT, WARM
+/// (ready/target, `+n` setting up, `failing`), TITLE; then a line per failing pool.
 pub fn list_text(tasks: &[TaskSummary]) -> String {
     let mut rows = vec![[
         "NAME".to_string(),
         "DIFFICULTY".to_string(),
         "TIME LIMIT".to_string(),
+        "WARM".to_string(),
         "TITLE".to_string(),
     ]];
+    let mut failing = String::new();
     for task in tasks {
         rows.push([
             task.name.clone(),
             difficulty_name(task.difficulty).to_string(),
             time_limit_text(task),
+            task.warm
+                .as_ref()
+                .map_or_else(|| "-".to_string(), warm_text),
             task.title.clone(),
         ]);
+        if let Some(w) = task.warm.as_ref().filter(|w| !w.error.is_empty()) {
+            let next = render::timestamp(w.retry_at.as_ref())
+                .map(|at| format!("; next try {at}"))
+                .unwrap_or_default();
+            failing.push_str(&format!("{}: warm pool: {}{next}\n", task.name, w.error));
+        }
     }
     let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
-    render::table(&rows)
+    render::table(&rows) + &failing
+}
+
+/// A warm pool in a table cell: `1/2`, `0/1 +1`, `0/1 failing`, `off`.
+fn warm_text(w: &WarmPool) -> String {
+    if w.target == 0 {
+        return "off".to_string();
+    }
+    let mut text = format!("{}/{}", w.ready, w.target);
+    if w.starting > 0 {
+        text.push_str(&format!(" +{}", w.starting));
+    }
+    if !w.error.is_empty() {
+        text.push_str(" failing");
+    }
+    text
 }
 
 /// `task show` for people: aligned `key: value` lines, then the description, the
@@ -283,6 +343,7 @@ mod tests {
                 nanos: 0,
             }),
             description: "Writes fail.\nFind out why.".into(),
+            warm: None,
         }
     }
 
@@ -310,7 +371,57 @@ mod tests {
                 "difficulty": "medium",
                 "time_limit_seconds": 1800,
                 "description": "Writes fail.\nFind out why.",
+                "warm": null,
             })
+        );
+    }
+
+    #[test]
+    fn warm_pools_in_the_list() {
+        let mut ready = summary();
+        ready.warm = Some(WarmPool {
+            target: 2,
+            ready: 1,
+            starting: 1,
+            ..Default::default()
+        });
+        let mut failing = summary();
+        failing.name = "bad".into();
+        failing.warm = Some(WarmPool {
+            target: 1,
+            error: "setup failed: exited with code 1".into(),
+            retry_at: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            ..Default::default()
+        });
+        let mut off = summary();
+        off.name = "off".into();
+        off.warm = Some(WarmPool::default());
+        let text = list_text(&[ready.clone(), failing.clone(), off]);
+        let lines: Vec<&str> = text.lines().collect();
+        let col = lines[0].find("WARM").unwrap();
+        assert_eq!(&lines[1][col..col + 6], "1/2 +1");
+        assert_eq!(&lines[2][col..col + 11], "0/1 failing");
+        assert_eq!(&lines[3][col..col + 3], "off");
+        assert_eq!(
+            lines[4],
+            "bad: warm pool: setup failed: exited with code 1; next try 2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            serde_json::to_value(TaskView::from(&failing)).unwrap()["warm"],
+            json!({
+                "target": 1,
+                "ready": 0,
+                "starting": 0,
+                "error": "setup failed: exited with code 1",
+                "retry_at": "2023-11-14T22:13:20Z",
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(TaskView::from(&ready)).unwrap()["warm"]["error"],
+            json!(null)
         );
     }
 
@@ -375,6 +486,7 @@ solution:
                 seconds: 1_700_000_000,
                 nanos: 0,
             }),
+            warm: true,
         };
         assert_eq!(
             serde_json::to_value(InstanceView::from(&instance)).unwrap(),
@@ -387,6 +499,7 @@ solution:
                 "setup_job_id": null,
                 "failure_reason": null,
                 "created_at": "2023-11-14T22:13:20Z",
+                "warm": true,
             })
         );
         assert_eq!(
