@@ -41,6 +41,7 @@ fn status_from(err: SessionError) -> Status {
     match err {
         SessionError::NotFound(_) => Status::not_found(err.to_string()),
         SessionError::InvalidArgument(m) => Status::invalid_argument(m),
+        SessionError::FailedPrecondition(m) => Status::failed_precondition(m),
         SessionError::Scenario(e) => crate::tasks::status_from(e),
         SessionError::Internal(m) => Status::internal(m),
     }
@@ -221,6 +222,22 @@ impl SessionService for SessionsService {
         Ok(Response::new(pb::EndSessionResponse {}))
     }
 
+    async fn reset(
+        &self,
+        req: Request<pb::ResetSessionRequest>,
+    ) -> Result<Response<pb::ResetSessionResponse>, Status> {
+        let who = caller(&req)?;
+        let record = self.visible(&who, &req.get_ref().id)?;
+        let instance = self
+            .sessions
+            .reset(record.id, &who.user)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::ResetSessionResponse {
+            instance: Some(crate::tasks::instance(&instance)),
+        }))
+    }
+
     async fn extend(
         &self,
         req: Request<pb::ExtendSessionRequest>,
@@ -278,7 +295,7 @@ impl SessionService for SessionsService {
         let session = self.live(&who, &req.get_ref().id)?;
         let result = self
             .instances
-            .check(session.instance.id)
+            .check(session.instance().id)
             .await
             .map_err(crate::tasks::status_from)?;
         session.record_check(

@@ -605,6 +605,9 @@ fn cases_for(path: &str) -> Option<Vec<Case>> {
         "/tandem.v1.SessionService/Show" => {
             id_cases(&|id| pb::ShowSessionRequest { id }.encode_to_vec(), "id")
         }
+        "/tandem.v1.SessionService/Reset" => {
+            id_cases(&|id| pb::ResetSessionRequest { id }.encode_to_vec(), "id")
+        }
         "/tandem.v1.SessionService/End" => {
             id_cases(&|id| pb::EndSessionRequest { id }.encode_to_vec(), "id")
         }

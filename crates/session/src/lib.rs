@@ -168,6 +168,9 @@ pub enum SessionError {
     /// Bad input; the message names the field.
     #[error("{0}")]
     InvalidArgument(String),
+    /// Not now (e.g. a reset already under way).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// Starting the task instance failed.
     #[error(transparent)]
     Scenario(#[from] tandem_scenario::ScenarioError),

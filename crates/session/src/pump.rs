@@ -46,6 +46,19 @@ pub(crate) async fn run(sessions: Sessions, session: Arc<Session>) {
         if session.info().ended.is_some() {
             return;
         }
+        if session.shell() != shell {
+            // A reset swapped the sandbox: show its notice, then the new shell.
+            let notice = session
+                .reset_notice
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(notice) = notice {
+                session.recorder.output(&notice);
+                session.hub.output(&notice);
+            }
+            continue;
+        }
         // Not a restart loop: a shell that keeps dying ends the session.
         let now = std::time::Instant::now();
         restarts.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
@@ -57,7 +70,7 @@ pub(crate) async fn run(sessions: Sessions, session: Arc<Session>) {
         let size = session.terminal_size();
         match sessions
             .instances()
-            .new_shell(&session.instance, size.into())
+            .new_shell(&session.instance(), size.into())
             .await
         {
             Ok(job) => {

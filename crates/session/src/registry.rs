@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use subtle::ConstantTimeEq;
-use tandem_scenario::{Instances, Task};
+use tandem_scenario::{Instance, Instances, Task};
 use tandem_worker::JobId;
 use tokio::sync::watch;
 
@@ -193,8 +193,10 @@ impl Sessions {
         let now = SystemTime::now();
         let session = Arc::new(Session {
             id,
-            instance: Arc::clone(&instance),
+            instance: Mutex::new(Arc::clone(&instance)),
             shell: Mutex::new(shell),
+            resetting: AtomicBool::new(false),
+            reset_notice: Mutex::new(None),
             created_by: req.created_by.clone(),
             created_at: now,
             info: watch::Sender::new(SessionInfo {
@@ -210,7 +212,7 @@ impl Sessions {
         });
         session.recorder.event(json!({
             "event": "create", "session": id.to_string(), "task": req.task.name,
-            "by": req.created_by, "expires_in_s": duration.as_secs(),
+            "by": req.created_by, "expires_in_s": duration.as_secs(), "warm": instance.warm,
         }));
         let tokens = Tokens::generate();
         self.write_credentials().push(Credentials {
@@ -379,13 +381,80 @@ impl Sessions {
         self.save(&session);
         let manager = self.inner.instances.manager();
         if let Err(e) = manager
-            .stop(session.instance.id, Duration::from_secs(5))
+            .stop(session.instance().id, Duration::from_secs(5))
             .await
         {
             tracing::warn!(session = %id, error = %e, "stopping the session's sandbox failed");
         }
         tracing::info!(session = %id, reason, "session ended");
         Ok(())
+    }
+
+    /// Swaps the sandbox of the live session `id` for a fresh instance of its task (a warm
+    /// one when the pool has one), on the terminal's size. Participants stay connected:
+    /// the shared terminal is cleared, says who reset it, and shows the new shell; the
+    /// recording and the events note it. The old sandbox is stopped. One reset at a time.
+    pub async fn reset(&self, id: SessionId, by: &str) -> Result<Arc<Instance>, SessionError> {
+        let session = self.get(id).ok_or(SessionError::NotFound(id))?;
+        if session.resetting.swap(true, Ordering::AcqRel) {
+            return Err(SessionError::FailedPrecondition(
+                "a reset of this session is already under way".into(),
+            ));
+        }
+        let result = self.swap_instance(&session, by).await;
+        session.resetting.store(false, Ordering::Release);
+        result
+    }
+
+    async fn swap_instance(
+        &self,
+        session: &Arc<Session>,
+        by: &str,
+    ) -> Result<Arc<Instance>, SessionError> {
+        let task = Arc::clone(&session.instance().task);
+        session.tell_everyone(&format!("{by} is resetting the box"));
+        let fresh = self
+            .inner
+            .instances
+            .start(task, &session.created_by, session.terminal_size().into())
+            .await?;
+        let shell = fresh
+            .shell()
+            .ok_or_else(|| SessionError::Internal("the instance has no shell".into()))?;
+        *session
+            .reset_notice
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Bytes::from(format!(
+            "\x1b[0m\x1b[H\x1b[2J[tandem] {by} reset the box: this is a fresh one\r\n"
+        )));
+        let old = std::mem::replace(
+            &mut *session
+                .instance
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            Arc::clone(&fresh),
+        );
+        *session
+            .shell
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = shell;
+        session.recorder.event(json!({
+            "event": "reset", "by": by, "instance": fresh.id.to_string(), "warm": fresh.warm,
+        }));
+        self.save(session);
+        // The pump follows the new shell once the old one's output has ended.
+        let manager = self.inner.instances.manager();
+        if let Err(e) = manager.stop(old.id, Duration::ZERO).await {
+            tracing::warn!(session = %session.id, error = %e, "stopping the replaced sandbox failed");
+        }
+        // Ended meanwhile: `end` may have stopped the old sandbox, not this one.
+        if session.info().ended.is_some() {
+            let _ = manager.stop(fresh.id, Duration::ZERO).await;
+            return Err(SessionError::NotFound(session.id));
+        }
+        session.tell_everyone(&format!("{by} reset the box"));
+        tracing::info!(session = %session.id, %by, instance = %fresh.id, warm = fresh.warm, "session reset");
+        Ok(fresh)
     }
 
     /// Ends every live session with `reason` (daemon shutdown).
@@ -410,10 +479,11 @@ impl Sessions {
 
     fn save(&self, session: &Session) {
         let info = session.info();
+        let instance = session.instance();
         let record = SessionRecord {
             id: session.id,
-            task: session.instance.task.name.clone(),
-            instance: session.instance.id,
+            task: instance.task.name.clone(),
+            instance: instance.id,
             created_by: session.created_by.clone(),
             created_at: session.created_at,
             expires_at: info.expires_at,

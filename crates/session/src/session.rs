@@ -84,10 +84,15 @@ pub struct SessionInfo {
 pub struct Session {
     /// Its id (also the SSH user name for public-key logins).
     pub id: SessionId,
-    /// The task instance it runs.
-    pub instance: Arc<Instance>,
-    /// The shared terminal: the instance's current shell job (replaced when it exits).
+    /// The task instance it runs (replaced by a reset).
+    pub(crate) instance: Mutex<Arc<Instance>>,
+    /// The shared terminal: the instance's current shell job (replaced when it exits, and
+    /// by a reset).
     pub(crate) shell: Mutex<JobId>,
+    /// A reset is under way (one at a time).
+    pub(crate) resetting: AtomicBool,
+    /// What the terminal shows when it switches to a reset's new shell.
+    pub(crate) reset_notice: Mutex<Option<Bytes>>,
     /// Who created it.
     pub created_by: String,
     /// When.
@@ -120,6 +125,16 @@ pub struct Client {
 }
 
 impl Session {
+    /// The task instance the session runs now.
+    pub fn instance(&self) -> Arc<Instance> {
+        Arc::clone(
+            &self
+                .instance
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
     /// The shared terminal's job (the candidate's current shell).
     pub fn shell(&self) -> JobId {
         *self

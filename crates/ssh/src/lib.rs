@@ -596,7 +596,7 @@ fn welcome(identity: &SshLogin, _size: TerminalSize) -> Bytes {
     };
     Bytes::from(format!(
         "\x1b]2;tandem: {} — {role} — {} left\x07",
-        session.instance.task.title,
+        session.instance().task.title,
         humantime_short(left)
     ))
 }

@@ -252,7 +252,7 @@ async fn a_candidate_who_replaces_bash_and_python_cannot_make_the_check_pass() {
     let mut cand = server.ssh(&tokens.candidate, 100, 30);
     cand.expect("demo$ ").await;
     let instances = server.sessions.instances();
-    let id = session.instance.id;
+    let id = session.instance().id;
     assert_eq!(
         instances.check(id).await.unwrap().outcome,
         tandem_scenario::CheckOutcome::Failed
@@ -303,14 +303,14 @@ async fn a_scanner_in_the_candidates_shell_never_sees_an_unconfined_join() {
     )
     .await;
     let instances = server.sessions.instances();
-    let id = session.instance.id;
+    let id = session.instance().id;
     let mut shells = Vec::new();
     for i in 0..70 {
         if i % 7 == 0 && shells.len() < 20 {
             // What happens when the candidate types `exit`: a new shell joins the sandbox.
             shells.push(
                 instances
-                    .new_shell(&session.instance, TerminalSize::default().into())
+                    .new_shell(&session.instance(), TerminalSize::default().into())
                     .await
                     .unwrap(),
             );

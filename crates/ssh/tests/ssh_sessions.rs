@@ -172,7 +172,7 @@ async fn ending_a_session_disconnects_everyone_and_keeps_the_recording() {
     );
 
     // Nothing of the sandbox is left.
-    let instance = session.instance.id;
+    let instance = session.instance().id;
     assert!(server.manager.status(instance).unwrap().state.is_finished());
     for parent in server.manager.cgroup_parent_paths() {
         assert!(!parent.join(instance.to_string()).exists(), "cgroup left");
@@ -187,7 +187,7 @@ async fn expiry_disconnects_everyone_and_cleans_up() {
     cand.expect("demo$ ").await;
     let out = cand.until_exit().await;
     assert!(out.contains("session has ended: time is up"), "{out:?}");
-    let instance = session.instance.id;
+    let instance = session.instance().id;
     tokio::time::timeout(Duration::from_secs(20), server.manager.wait(instance))
         .await
         .unwrap()
@@ -285,4 +285,74 @@ async fn exiting_the_shell_starts_a_new_one_in_the_same_box() {
     cand.send("cat /tmp/state\r");
     ivy.expect("\rkept\r\n").await;
     assert!(session.info().ended.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_swaps_the_box_and_everyone_stays_connected() {
+    let server = Server::start_with(Options {
+        warm: true,
+        ..Options::default()
+    })
+    .await;
+    let instances = server.sessions.instances().clone();
+    let ready =
+        |i: &tandem_scenario::Instances| i.pool_status("demo").is_some_and(|p| p.ready == 1);
+    instances.pools_until(ready).await;
+    let (session, tokens) = server.session(None).await;
+    let old = session.instance();
+    assert!(old.warm, "the session took the warm sandbox");
+    let mut cand = server.ssh(&tokens.candidate, 90, 25);
+    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
+    cand.expect("demo$ ").await;
+    ivy.expect("demo$ ").await;
+    cand.send("touch /tmp/solved; echo dirty > /tmp/state; cat /tmp/state\r");
+    ivy.expect("\rdirty\r\n").await;
+    let check = instances.check(old.id).await.unwrap();
+    assert_eq!(check.outcome, tandem_scenario::CheckOutcome::Passed);
+
+    instances.pools_until(ready).await;
+    let fresh = server.sessions.reset(session.id, "ivy").await.unwrap();
+    assert!(fresh.warm, "the reset took the refilled warm sandbox");
+    assert_ne!(fresh.id, old.id);
+    assert_eq!(session.instance().id, fresh.id);
+    for client in [&mut cand, &mut ivy] {
+        client
+            .expect("ivy reset the box: this is a fresh one")
+            .await;
+        client.expect("demo$ ").await;
+    }
+    // A fresh box: nothing the candidate did is there, the terminal keeps its size, the
+    // same logins type into it, and checks run in it.
+    ivy.clear();
+    cand.send("cat /tmp/state 2>/dev/null || echo fresh-$((1+1)); stty size\r");
+    ivy.expect("fresh-2").await;
+    ivy.expect("25 90").await;
+    let check = instances.check(session.instance().id).await.unwrap();
+    assert_eq!(check.outcome, tandem_scenario::CheckOutcome::Failed);
+    ivy.send("echo ivy-$((3+4))\r");
+    cand.expect("ivy-7").await;
+
+    // The old box is gone, cgroups and all.
+    tokio::time::timeout(Duration::from_secs(20), server.manager.wait(old.id))
+        .await
+        .unwrap()
+        .unwrap();
+    for parent in server.manager.cgroup_parent_paths() {
+        assert!(!parent.join(old.id.to_string()).exists(), "cgroup left");
+    }
+    // The events say who reset it, and the recording shows the notice.
+    server.sessions.end(session.id, "done").await.unwrap();
+    let dir = server.sessions.dir(session.id);
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let reset: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "reset")
+        .collect();
+    assert_eq!(reset.len(), 1, "{events}");
+    assert_eq!(reset[0]["by"], "ivy");
+    assert_eq!(reset[0]["warm"], true);
+    assert_eq!(reset[0]["instance"], fresh.id.to_string());
+    let cast = std::fs::read_to_string(dir.join("recording.cast")).unwrap();
+    assert!(cast.contains("ivy reset the box"));
 }

@@ -18,6 +18,8 @@ pub struct Server {
     pub task: Arc<tandem_scenario::Task>,
     /// The tasks directory (the demo task is in `demo/`).
     pub tasks: tempfile::TempDir,
+    /// The warm pool of the demo task, if the options asked for one.
+    pub pools: Option<tandem_scenario::WarmPools>,
     stop: watch::Sender<bool>,
 }
 
@@ -36,6 +38,8 @@ pub struct Options {
     pub task_extra: &'static str,
     /// Files written into the demo task's directory before it is loaded.
     pub task_files: Vec<(&'static str, &'static str)>,
+    /// Keep one demo sandbox warm.
+    pub warm: bool,
 }
 
 impl Server {
@@ -64,7 +68,17 @@ impl Server {
         .unwrap();
         let task = Arc::new(tandem_scenario::task::load(&dir).unwrap());
         let state = manager.state.path().to_path_buf();
-        let sessions = Sessions::new(Instances::new(manager.manager.clone()), &state).unwrap();
+        let instances = Instances::new(manager.manager.clone());
+        let pools = options.warm.then(|| {
+            instances.keep_warm(
+                Arc::new(tandem_scenario::Catalog::from_tasks([(*task).clone()])),
+                tandem_scenario::WarmSettings {
+                    per_task: Some(1),
+                    max_total: 1,
+                },
+            )
+        });
+        let sessions = Sessions::new(instances, &state).unwrap();
         let (key, _) = tandem_ssh::host_key(&state.join("ssh_host_ed25519_key")).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -82,6 +96,7 @@ impl Server {
             manager,
             task,
             tasks,
+            pools,
             stop,
         }
     }

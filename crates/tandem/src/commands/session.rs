@@ -17,7 +17,8 @@ use clap::Subcommand;
 use tandem_proto::v1::session_service_client::SessionServiceClient;
 use tandem_proto::v1::{
     CreateSessionRequest, EndSessionRequest, ExtendSessionRequest, ListSessionsRequest,
-    RecordingRequest, SessionCheckRequest, SetAccessRequest, SetLockRequest, ShowSessionRequest,
+    RecordingRequest, ResetSessionRequest, SessionCheckRequest, SetAccessRequest, SetLockRequest,
+    ShowSessionRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -97,6 +98,12 @@ pub enum SessionCommand {
     },
     /// End a session: disconnect everyone and stop its sandbox (the recording stays)
     End {
+        /// The session's id
+        id: String,
+    },
+    /// Swap a session's sandbox for a fresh copy of its task (instant from the warm pool);
+    /// everyone stays connected and sees the new shell
+    Reset {
         /// The session's id
         id: String,
     },
@@ -307,6 +314,30 @@ pub async fn run(global: &Global, command: SessionCommand) -> anyhow::Result<Exi
             match global.output {
                 Format::Text => print(&format!("session {id} ended\n"))?,
                 Format::Json => json(serde_json::json!({ "id": id, "ended": true }))?,
+            }
+        }
+        SessionCommand::Reset { id } => {
+            let instance = client
+                .reset(ResetSessionRequest { id: id.clone() })
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .instance
+                .unwrap_or_default();
+            match global.output {
+                Format::Text => print(&format!(
+                    "session {id} reset: new sandbox {}{}\n",
+                    instance.id,
+                    if instance.warm {
+                        " (from the warm pool)"
+                    } else {
+                        ""
+                    }
+                ))?,
+                Format::Json => json(serde_json::json!({
+                    "id": id,
+                    "instance": crate::commands::task::view::InstanceView::from(&instance),
+                }))?,
             }
         }
         SessionCommand::Extend { id, by } => {
