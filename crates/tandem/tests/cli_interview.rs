@@ -42,6 +42,12 @@ async fn an_interview_from_create_to_replay() {
     .unwrap();
     let mut daemon = Daemon::start(dir.path()).await;
     let grpc = daemon.grpc.clone();
+    // Every task keeps one sandbox set up ahead of time.
+    daemon.wait_log("warm sandbox ready").await;
+    let (_, out, _) = tandem(dir.path(), &grpc, &["task", "list"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    let col = lines[0].find("WARM").unwrap();
+    assert_eq!(&lines[1][col..col + 3], "1/1", "{out}");
 
     let (code, out, err) = tandem(
         dir.path(),
@@ -78,6 +84,20 @@ async fn an_interview_from_create_to_replay() {
     // The interviewer learned the result in the title bar; the candidate did not.
     ivy.expect("check passed").await;
     assert!(!cand.seen.contains("check passed"));
+
+    // A reset gives everyone a fresh box (the pool's, refilled after the create).
+    daemon.wait_log("warm sandbox ready").await;
+    let (code, out, err) =
+        tandem(dir.path(), &grpc, &["-o", "json", "session", "reset", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    let reset: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reset["instance"]["warm"], true, "{out}");
+    for client in [&mut cand, &mut ivy] {
+        client.expect("reset the box: this is a fresh one").await;
+        client.expect("box$ ").await;
+    }
+    let (_, out, _) = tandem(dir.path(), &grpc, &["session", "check", &id]).await;
+    assert!(out.starts_with("failed\nno /tmp/hello yet"), "{out}");
 
     let (_, out, _) = tandem(dir.path(), &grpc, &["session", "show", &id]).await;
     assert!(

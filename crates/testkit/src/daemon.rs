@@ -14,6 +14,8 @@ pub struct Daemon {
     pub grpc: String,
     /// Its JSON log lines after "ready".
     pub logs: mpsc::UnboundedReceiver<serde_json::Value>,
+    /// Its log lines up to "ready" (for [`Self::wait_log`]).
+    early: std::collections::VecDeque<serde_json::Value>,
 }
 
 impl Daemon {
@@ -51,6 +53,7 @@ impl Daemon {
             }
         });
         let mut grpc = None;
+        let mut early = std::collections::VecDeque::new();
         tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = rx.recv().await {
                 let message = line["fields"]["message"].as_str().unwrap_or("");
@@ -60,6 +63,7 @@ impl Daemon {
                 if message == "ready" {
                     return;
                 }
+                early.push_back(line);
             }
             panic!("tandemd exited before it was ready");
         })
@@ -69,6 +73,26 @@ impl Daemon {
             child,
             grpc: grpc.expect("the gRPC address was logged"),
             logs: rx,
+            early,
         }
+    }
+
+    /// The first log line not yet waited for whose message is `message` (lines from the
+    /// start on), waiting at most 60 s for it.
+    pub async fn wait_log(&mut self, message: &str) -> serde_json::Value {
+        let is = |line: &serde_json::Value| line["fields"]["message"].as_str() == Some(message);
+        if let Some(at) = self.early.iter().position(is) {
+            return self.early.remove(at).expect("the position is in range");
+        }
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = self.logs.recv().await {
+                if line["fields"]["message"].as_str() == Some(message) {
+                    return line;
+                }
+            }
+            panic!("tandemd exited before it logged {message:?}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("tandemd logged {message:?} within 60 s"))
     }
 }
