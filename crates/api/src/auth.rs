@@ -74,6 +74,7 @@ pub const PERMISSIONS: &[(&str, RpcAccess)] = &[
     ("/tandem.v1.SessionService/End", RpcAccess::AnyRole),
     ("/tandem.v1.SessionService/Extend", RpcAccess::AnyRole),
     ("/tandem.v1.SessionService/Reset", RpcAccess::AnyRole),
+    ("/tandem.v1.SessionService/Reschedule", RpcAccess::AnyRole),
     ("/tandem.v1.SessionService/SetAccess", RpcAccess::AnyRole),
     ("/tandem.v1.SessionService/SetLock", RpcAccess::AnyRole),
     ("/tandem.v1.SessionService/Check", RpcAccess::AnyRole),

@@ -5,12 +5,14 @@ use crate::auth::{ApiIdentity, caller};
 use crate::jobs::BoxStream;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::SystemTime;
 use tandem_proto::v1 as pb;
 use tandem_proto::v1::server_service_server::ServerService;
 use tandem_proto::v1::session_service_server::SessionService;
 use tandem_scenario::{Catalog, Instances};
 use tandem_session::{
-    CreateSession, ParticipantAccess, SessionError, SessionId, SessionRecord, Sessions,
+    ClockStart, CreateSession, ParticipantAccess, Schedule, SessionError, SessionId, SessionRecord,
+    Sessions,
 };
 use tonic::{Request, Response, Status};
 
@@ -45,6 +47,18 @@ fn status_from(err: SessionError) -> Status {
         SessionError::Scenario(e) => crate::tasks::status_from(e),
         SessionError::Internal(m) => Status::internal(m),
     }
+}
+
+/// A point in time from the wire: seconds since 1970 with valid nanoseconds.
+fn timestamp(field: &str, t: prost_types::Timestamp) -> Result<SystemTime, Status> {
+    if t.seconds < 0 || !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(Status::invalid_argument(format!(
+            "{field}: not a time after 1970"
+        )));
+    }
+    SystemTime::UNIX_EPOCH
+        .checked_add(Duration::new(t.seconds as u64, t.nanos as u32))
+        .ok_or_else(|| Status::invalid_argument(format!("{field}: too far in the future")))
 }
 
 fn duration(field: &str, d: Option<prost_types::Duration>) -> Result<Option<Duration>, Status> {
@@ -82,8 +96,14 @@ impl SessionsService {
                     .into(),
             ),
             ended: r.ended.clone().unwrap_or_default(),
-            instance_id: r.instance.to_string(),
-            locked: live.is_some_and(|s| s.is_locked()),
+            instance_id: r.instance.map(|i| i.to_string()).unwrap_or_default(),
+            locked: live.as_ref().is_some_and(|s| s.is_locked()),
+            state: r.state(live.is_some()).to_string(),
+            scheduled_at: r.scheduled_at.map(Into::into),
+            started_at: live
+                .as_ref()
+                .map_or(r.started_at, |s| s.info().started_at)
+                .map(Into::into),
         }
     }
 
@@ -116,21 +136,38 @@ impl SessionService for SessionsService {
             .catalog
             .get(&req.task)
             .ok_or_else(|| Status::not_found(format!("task: no task named {:?}", req.task)))?;
-        let (session, tokens) = self
-            .sessions
-            .create(CreateSession {
-                task,
-                created_by: who.user.clone(),
-                duration: duration("duration", req.duration)?,
-                candidate_keys: req.candidate_keys,
-                interviewer_keys: req.interviewer_keys,
-            })
-            .await
-            .map_err(status_from)?;
-        let record = self
-            .sessions
-            .record(session.id)
-            .ok_or_else(|| Status::internal("session record missing"))?;
+        let clock = match pb::ClockStart::try_from(req.clock) {
+            Ok(pb::ClockStart::FirstLogin) => ClockStart::FirstLogin,
+            Ok(pb::ClockStart::At) => ClockStart::At,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "clock: {} is not a clock start",
+                    req.clock
+                )));
+            }
+        };
+        let at = req.at.map(|t| timestamp("at", t)).transpose()?;
+        let create = CreateSession {
+            task,
+            created_by: who.user.clone(),
+            duration: duration("duration", req.duration)?,
+            candidate_keys: req.candidate_keys,
+            interviewer_keys: req.interviewer_keys,
+        };
+        let (record, tokens) = match at {
+            Some(at) => self
+                .sessions
+                .schedule(create, Schedule { at, clock })
+                .map_err(status_from)?,
+            None => {
+                let (session, tokens) = self.sessions.create(create).await.map_err(status_from)?;
+                let record = self
+                    .sessions
+                    .record(session.id)
+                    .ok_or_else(|| Status::internal("session record missing"))?;
+                (record, tokens)
+            }
+        };
         Ok(Response::new(pb::CreateSessionResponse {
             session: Some(self.summary(&record)),
             ssh: Some(pb::SessionLogins {
@@ -220,6 +257,26 @@ impl SessionService for SessionsService {
             .await
             .map_err(status_from)?;
         Ok(Response::new(pb::EndSessionResponse {}))
+    }
+
+    async fn reschedule(
+        &self,
+        req: Request<pb::RescheduleSessionRequest>,
+    ) -> Result<Response<pb::RescheduleSessionResponse>, Status> {
+        let who = caller(&req)?;
+        let record = self.visible(&who, &req.get_ref().id)?;
+        let at = req
+            .get_ref()
+            .at
+            .ok_or_else(|| Status::invalid_argument("at: give the new start"))
+            .and_then(|t| timestamp("at", t))?;
+        let record = self
+            .sessions
+            .reschedule(record.id, at)
+            .map_err(status_from)?;
+        Ok(Response::new(pb::RescheduleSessionResponse {
+            session: Some(self.summary(&record)),
+        }))
     }
 
     async fn reset(

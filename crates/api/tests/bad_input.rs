@@ -192,6 +192,7 @@ fn cases_for(path: &str) -> Option<Vec<Case>> {
     };
     let key =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx7ZQfLrIM0cJZvdk3bIOwWvlm8pzC9k1yG8NcJqZ2u ivy";
+    let timestamp = |seconds: i64, nanos: i32| Some(prost_types::Timestamp { seconds, nanos });
     let create = |f: &dyn Fn(&mut pb::CreateSessionRequest)| {
         let mut r = pb::CreateSessionRequest {
             task: "demo".into(),
@@ -596,6 +597,36 @@ fn cases_for(path: &str) -> Option<Vec<Case>> {
                 &create(&|r| r.interviewer_keys = vec![format!("{key}\u{1b}]2;owned\u{7}")]),
                 invalid("interviewer_keys[0]"),
             ),
+            case(
+                "a start in the past",
+                &create(&|r| r.at = timestamp(1_000_000_000, 0)),
+                invalid("at"),
+            ),
+            case(
+                "a start before 1970",
+                &create(&|r| r.at = timestamp(-1, 0)),
+                invalid("at"),
+            ),
+            case(
+                "a start with negative nanos",
+                &create(&|r| r.at = timestamp(4_000_000_000, -1)),
+                invalid("at"),
+            ),
+            case(
+                "a start a century ahead",
+                &create(&|r| r.at = timestamp(5_000_000_000, 0)),
+                invalid("at"),
+            ),
+            case(
+                "a start at i64::MAX",
+                &create(&|r| r.at = timestamp(i64::MAX, 999_999_999)),
+                invalid("at"),
+            ),
+            case(
+                "an unknown clock",
+                &create(&|r| r.clock = 99),
+                invalid("clock"),
+            ),
         ],
         "/tandem.v1.SessionService/List" => vec![case(
             "empty request",
@@ -605,6 +636,16 @@ fn cases_for(path: &str) -> Option<Vec<Case>> {
         "/tandem.v1.SessionService/Show" => {
             id_cases(&|id| pb::ShowSessionRequest { id }.encode_to_vec(), "id")
         }
+        "/tandem.v1.SessionService/Reschedule" => id_cases(
+            &|id| {
+                pb::RescheduleSessionRequest {
+                    id,
+                    at: timestamp(4_000_000_000, 0),
+                }
+                .encode_to_vec()
+            },
+            "id",
+        ),
         "/tandem.v1.SessionService/Reset" => {
             id_cases(&|id| pb::ResetSessionRequest { id }.encode_to_vec(), "id")
         }

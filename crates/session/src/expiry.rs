@@ -24,17 +24,33 @@ pub(crate) async fn run(sessions: Sessions, session: Arc<Session>) {
     let mut info = session.watch();
     let mut warned: Vec<Duration> = Vec::new();
     let clock = Clock::start();
+    let mut started = session.info().started_at;
     loop {
         let current = info.borrow_and_update().clone();
         if current.ended.is_some() {
             return;
         }
+        if current.started_at != started {
+            // The candidate arrived: the record says when the clock started.
+            started = current.started_at;
+            sessions.save(&session);
+        }
         let left = time_left(current.expires_at, clock.now());
         if left.is_zero() {
-            let _ = sessions.end(session.id, "time is up").await;
+            let reason = if current.started_at.is_some() {
+                "time is up".to_string()
+            } else {
+                format!("{}: the candidate did not log in", crate::NO_SHOW)
+            };
+            let _ = sessions.end(session.id, &reason).await;
             return;
         }
-        let (wake_in, next_warning) = next_step(left, &mut warned);
+        // No warnings while waiting for the candidate: the end then is a no-show time.
+        let (wake_in, next_warning) = if current.started_at.is_some() {
+            next_step(left, &mut warned)
+        } else {
+            (left, None)
+        };
         tokio::select! {
             _ = tokio::time::sleep(wake_in) => {
                 if let Some(w) = next_warning {
@@ -57,7 +73,7 @@ pub(crate) async fn run(sessions: Sessions, session: Arc<Session>) {
 
 /// The wall clock as the timer sees it: read once, then advanced by the monotonic clock.
 #[derive(Debug, Clone, Copy)]
-struct Clock {
+pub(crate) struct Clock {
     /// The wall clock when the timer started.
     wall: SystemTime,
     /// The monotonic clock then.
@@ -65,7 +81,7 @@ struct Clock {
 }
 
 impl Clock {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self {
             wall: SystemTime::now(),
             start: Instant::now(),
@@ -73,7 +89,7 @@ impl Clock {
     }
 
     /// Now.
-    fn now(&self) -> SystemTime {
+    pub(crate) fn now(&self) -> SystemTime {
         self.at(Instant::now())
     }
 

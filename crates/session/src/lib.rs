@@ -16,13 +16,16 @@ mod hub;
 mod pump;
 mod recording;
 mod registry;
+mod schedule;
 mod session;
 
 pub use hub::CLIENT_QUEUE;
 pub use recording::DEFAULT_RECORDING_CAP;
 pub use registry::{
-    CreateSession, MAX_KEY_LINE, MAX_KEYS_PER_ROLE, MAX_SESSION_DURATION, SessionRecord, Sessions,
+    CANCELLED, CreateSession, MAX_KEY_LINE, MAX_KEYS_PER_ROLE, MAX_SESSION_DURATION, NO_SHOW,
+    SessionRecord, Sessions,
 };
+pub use schedule::{ClockStart, MAX_SCHEDULE_AHEAD, Schedule, ScheduleTimes, Upcoming};
 pub use session::{Client, Participant, ParticipantAccess, Session, SessionInfo};
 
 use serde::{Deserialize, Serialize};

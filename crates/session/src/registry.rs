@@ -4,6 +4,10 @@
 
 use crate::hub::Hub;
 use crate::recording::{DEFAULT_RECORDING_CAP, Recorder};
+use crate::schedule::{
+    ClockStart, MAX_SCHEDULE_AHEAD, Schedule, ScheduleFile, ScheduleTimes, Scheduled,
+    ScheduledState, Upcoming,
+};
 use crate::session::{Session, SessionInfo};
 use crate::{ParticipantRole, SessionError, SessionId, TerminalSize, Tokens};
 use bytes::Bytes;
@@ -44,12 +48,50 @@ struct Key {
     role: ParticipantRole,
 }
 
-/// Credentials of one live session.
+/// Credentials of one live or scheduled session. Tokens are kept only as SHA-256
+/// digests (the tokens themselves are given out once, by `create`).
 #[derive(Debug)]
 struct Credentials {
     session: SessionId,
-    tokens: Tokens,
+    digests: Vec<(ParticipantRole, [u8; 32])>,
     keys: Vec<Key>,
+}
+
+/// SHA-256 of a token.
+fn digest(token: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl Credentials {
+    fn new(session: SessionId, tokens: &Tokens, keys: Vec<Key>) -> Self {
+        Self {
+            session,
+            digests: tokens
+                .all()
+                .into_iter()
+                .map(|(role, t)| (role, digest(t)))
+                .collect(),
+            keys,
+        }
+    }
 }
 
 /// The persisted summary of a session (`sessions/<id>/session.json`).
@@ -59,8 +101,8 @@ pub struct SessionRecord {
     pub id: SessionId,
     /// Task name.
     pub task: String,
-    /// The instance (sandbox job) id.
-    pub instance: JobId,
+    /// The instance (sandbox job) id; none before a scheduled session opens.
+    pub instance: Option<JobId>,
     /// Creator.
     pub created_by: String,
     /// When.
@@ -69,7 +111,37 @@ pub struct SessionRecord {
     pub expires_at: SystemTime,
     /// Why it ended, once ended.
     pub ended: Option<String>,
+    /// The scheduled start, for a session created ahead.
+    #[serde(default)]
+    pub scheduled_at: Option<SystemTime>,
+    /// When its clock started (the candidate's first login, the start, or its creation);
+    /// none while it waits.
+    #[serde(default)]
+    pub started_at: Option<SystemTime>,
+    /// When a scheduled session's clock starts.
+    #[serde(default)]
+    pub clock: Option<ClockStart>,
 }
+
+impl SessionRecord {
+    /// `scheduled` (not open yet), `waiting` (open, the clock not started), `live`,
+    /// `no-show`, `cancelled` or `ended`.
+    pub fn state(&self, open: bool) -> &'static str {
+        match (&self.ended, open) {
+            (Some(reason), _) if reason.starts_with(NO_SHOW) => "no-show",
+            (Some(reason), _) if reason.starts_with(CANCELLED) => "cancelled",
+            (Some(_), _) => "ended",
+            (None, false) => "scheduled",
+            (None, true) if self.started_at.is_none() => "waiting",
+            (None, true) => "live",
+        }
+    }
+}
+
+/// How a no-show's end reason starts.
+pub const NO_SHOW: &str = "no-show";
+/// How a cancelled session's end reason starts.
+pub const CANCELLED: &str = "cancelled";
 
 /// The sessions of a daemon. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -85,6 +157,10 @@ struct Inner {
     dir: PathBuf,
     /// Live sessions.
     live: RwLock<HashMap<SessionId, Arc<Session>>>,
+    /// Sessions created ahead that have not opened.
+    scheduled: RwLock<HashMap<SessionId, Arc<Scheduled>>>,
+    /// The windows around scheduled starts.
+    times: Mutex<ScheduleTimes>,
     /// Credentials of live sessions.
     credentials: RwLock<Vec<Credentials>>,
     /// Records of every session, live and past.
@@ -109,7 +185,11 @@ impl Sessions {
                 tracing::warn!(file = %file.display(), "unreadable session record");
                 continue;
             };
-            if record.ended.is_none() {
+            // A scheduled session whose clock has not started comes back (see
+            // `restore_scheduled`); one that was under way has ended.
+            let comes_back =
+                record.started_at.is_none() && entry.path().join(SCHEDULE_FILE).is_file();
+            if record.ended.is_none() && !comes_back {
                 record.ended = Some("the daemon restarted during the session".into());
                 let _ = write_record(&entry.path(), &record);
                 for name in ["recording.cast", "events.jsonl"] {
@@ -126,6 +206,8 @@ impl Sessions {
                 instances,
                 dir,
                 live: RwLock::default(),
+                scheduled: RwLock::default(),
+                times: Mutex::new(ScheduleTimes::default()),
                 credentials: RwLock::default(),
                 records: RwLock::new(records),
                 recording_cap: std::sync::atomic::AtomicU64::new(DEFAULT_RECORDING_CAP),
@@ -142,9 +224,27 @@ impl Sessions {
         self
     }
 
-    /// Creates a session: starts a task instance (setup included), issues one token per
-    /// role, and starts recording.
-    pub async fn create(&self, req: CreateSession) -> Result<(Arc<Session>, Tokens), SessionError> {
+    /// Sets the windows around scheduled starts (of sessions opened from now on).
+    pub fn with_schedule_times(self, times: ScheduleTimes) -> Self {
+        *self
+            .inner
+            .times
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = times;
+        self
+    }
+
+    /// The windows around scheduled starts.
+    pub fn schedule_times(&self) -> ScheduleTimes {
+        *self
+            .inner
+            .times
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The registered keys and the session length of `req`, checked.
+    fn check_request(req: &CreateSession) -> Result<(Vec<Key>, Duration), SessionError> {
         let mut keys = Vec::new();
         for (role, list) in [
             (ParticipantRole::Candidate, &req.candidate_keys),
@@ -168,40 +268,246 @@ impl Sessions {
                 "duration: must be between 1s and 24h".into(),
             ));
         }
+        Ok((keys, duration))
+    }
+
+    /// Creates a session: starts a task instance (setup included, or a warm one taken),
+    /// issues one token per role, and starts recording. Its clock starts now.
+    pub async fn create(&self, req: CreateSession) -> Result<(Arc<Session>, Tokens), SessionError> {
+        let (keys, duration) = Self::check_request(&req)?;
         let size = TerminalSize::default();
         let instance = self
             .inner
             .instances
             .start(Arc::clone(&req.task), &req.created_by, size.into())
             .await?;
+        let id = SessionId::new_random();
+        let now = SystemTime::now();
+        let tokens = Tokens::generate();
+        let session = self.open(
+            Opening {
+                id,
+                task: &req.task,
+                created_by: &req.created_by,
+                created_at: now,
+                duration,
+                instance,
+                expires_at: now + duration,
+                started_at: Some(now),
+                scheduled: None,
+            },
+            size,
+        )?;
+        self.write_credentials()
+            .push(Credentials::new(id, &tokens, keys));
+        Ok((session, tokens))
+    }
+
+    /// Creates a session that starts at `schedule.at`: its tokens now (for the invite),
+    /// its box shortly before the start (see `schedule.rs`). Logins before then are told
+    /// the start time.
+    pub fn schedule(
+        &self,
+        req: CreateSession,
+        schedule: Schedule,
+    ) -> Result<(SessionRecord, Tokens), SessionError> {
+        let (keys, duration) = Self::check_request(&req)?;
+        check_start(schedule.at)?;
+        let id = SessionId::new_random();
+        let dir = self.inner.dir.join(id.to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| SessionError::Internal(e.to_string()))?;
+        let tokens = Tokens::generate();
+        let credentials = Credentials::new(id, &tokens, keys);
+        let scheduled = Arc::new(Scheduled {
+            id,
+            task: Arc::clone(&req.task),
+            created_by: req.created_by.clone(),
+            created_at: SystemTime::now(),
+            duration,
+            clock: schedule.clock,
+            state: watch::Sender::new(ScheduledState {
+                at: schedule.at,
+                cancelled: false,
+            }),
+        });
+        self.write_schedule_file(&scheduled, &credentials)?;
+        let record = self.scheduled_record(&scheduled);
+        self.store_record(&dir, record.clone());
+        self.write_credentials().push(credentials);
+        self.inner
+            .scheduled
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, Arc::clone(&scheduled));
+        tokio::spawn(crate::schedule::run(self.clone(), scheduled));
+        tracing::info!(session = %id, task = %req.task.name, by = %req.created_by,
+            at = %humantime::format_rfc3339_seconds(schedule.at), "session scheduled");
+        Ok((record, tokens))
+    }
+
+    fn scheduled_record(&self, s: &Scheduled) -> SessionRecord {
+        SessionRecord {
+            id: s.id,
+            task: s.task.name.clone(),
+            instance: None,
+            created_by: s.created_by.clone(),
+            created_at: s.created_at,
+            expires_at: s.at() + s.duration,
+            ended: None,
+            scheduled_at: Some(s.at()),
+            started_at: None,
+            clock: Some(s.clock),
+        }
+    }
+
+    fn write_schedule_file(
+        &self,
+        s: &Scheduled,
+        credentials: &Credentials,
+    ) -> Result<(), SessionError> {
+        let file = ScheduleFile {
+            task: s.task.name.clone(),
+            at: s.at(),
+            duration: s.duration,
+            clock: s.clock,
+            token_digests: credentials
+                .digests
+                .iter()
+                .map(|(role, d)| (*role, hex(d)))
+                .collect(),
+            keys: credentials
+                .keys
+                .iter()
+                .map(|k| (k.role, format!("{} {}", k.key, k.name)))
+                .collect(),
+        };
+        let json =
+            serde_json::to_vec_pretty(&file).map_err(|e| SessionError::Internal(e.to_string()))?;
+        tandem_fsutil::write_atomic(&self.dir(s.id).join(SCHEDULE_FILE), &json, 0o600)
+            .map_err(|e| SessionError::Internal(format!("schedule: {e}")))
+    }
+
+    fn store_record(&self, dir: &Path, record: SessionRecord) {
+        if let Err(e) = write_record(dir, &record) {
+            tracing::warn!(session = %record.id, error = %e, "cannot record the session");
+        }
+        self.inner
+            .records
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(record.id, record);
+    }
+
+    /// Opens a scheduled session whose window has come: its box (a warm one when there
+    /// is one), its recording, its clock (at the start, or at the candidate's first
+    /// login: until then the session ends as a no-show at the start plus the grace).
+    pub(crate) async fn open_scheduled(&self, scheduled: Arc<Scheduled>) {
+        let id = scheduled.id;
+        let size = TerminalSize::default();
+        let started = self
+            .inner
+            .instances
+            .start(
+                Arc::clone(&scheduled.task),
+                &scheduled.created_by,
+                size.into(),
+            )
+            .await;
+        let still = self
+            .inner
+            .scheduled
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+        let instance = match (started, still) {
+            (Ok(instance), Some(_)) => instance,
+            (Ok(instance), None) => {
+                // Cancelled meanwhile.
+                let _ = self
+                    .inner
+                    .instances
+                    .manager()
+                    .stop(instance.id, Duration::ZERO)
+                    .await;
+                return;
+            }
+            (Err(e), _) => {
+                tracing::warn!(session = %id, error = %e, "a scheduled session could not open");
+                self.write_credentials().retain(|c| c.session != id);
+                let mut record = self.scheduled_record(&scheduled);
+                record.ended = Some(format!("the box could not be made: {e}"));
+                self.store_record(&self.dir(id), record);
+                return;
+            }
+        };
+        let at = scheduled.at();
+        let grace = self.schedule_times().grace;
+        let (expires_at, started_at) = match scheduled.clock {
+            ClockStart::At => (at + scheduled.duration, Some(at)),
+            ClockStart::FirstLogin => (at + grace, None),
+        };
+        let opened = self.open(
+            Opening {
+                id,
+                task: &scheduled.task,
+                created_by: &scheduled.created_by,
+                created_at: scheduled.created_at,
+                duration: scheduled.duration,
+                instance,
+                expires_at,
+                started_at,
+                scheduled: Some((at, scheduled.clock)),
+            },
+            size,
+        );
+        if let Err(e) = opened {
+            tracing::warn!(session = %id, error = %e, "a scheduled session could not open");
+        }
+    }
+
+    /// Makes `o` a live session: the recording, the hub, the pump and the expiry timer.
+    fn open(&self, o: Opening<'_>, size: TerminalSize) -> Result<Arc<Session>, SessionError> {
+        let Opening {
+            id,
+            task,
+            created_by,
+            created_at,
+            duration,
+            instance,
+            expires_at,
+            started_at,
+            scheduled,
+        } = o;
         let shell = instance
             .shell()
             .ok_or_else(|| SessionError::Internal("the instance has no shell".into()))?;
-        let id = SessionId::new_random();
         let dir = self.inner.dir.join(id.to_string());
         std::fs::create_dir_all(&dir).map_err(|e| SessionError::Internal(e.to_string()))?;
         let (recorder, _writer) = Recorder::start(
             &dir,
             size.cols,
             size.rows,
-            &format!("tandem session {id}: {}", req.task.title),
+            &format!("tandem session {id}: {}", task.title),
             self.inner
                 .recording_cap
                 .load(std::sync::atomic::Ordering::Relaxed),
         )
         .map_err(|e| SessionError::Internal(format!("recording: {e}")))?;
-        let now = SystemTime::now();
         let session = Arc::new(Session {
             id,
             instance: Mutex::new(Arc::clone(&instance)),
             shell: Mutex::new(shell),
             resetting: AtomicBool::new(false),
             reset_notice: Mutex::new(None),
-            created_by: req.created_by.clone(),
-            created_at: now,
+            created_by: created_by.to_string(),
+            created_at,
+            duration,
+            scheduled_at: scheduled.map(|(at, _)| at),
+            clock: scheduled.map(|(_, clock)| clock),
             info: watch::Sender::new(SessionInfo {
-                expires_at: now + duration,
+                expires_at,
                 ended: None,
+                started_at,
             }),
             locked: AtomicBool::new(false),
             hub: Hub::new(size.rows, size.cols),
@@ -211,15 +517,11 @@ impl Sessions {
             manager: self.inner.instances.manager().clone(),
         });
         session.recorder.event(json!({
-            "event": "create", "session": id.to_string(), "task": req.task.name,
-            "by": req.created_by, "expires_in_s": duration.as_secs(), "warm": instance.warm,
+            "event": if scheduled.is_some() { "open" } else { "create" },
+            "session": id.to_string(), "task": task.name, "by": created_by,
+            "duration_s": duration.as_secs(), "warm": instance.warm,
+            "scheduled_at": scheduled.map(|(at, _)| humantime::format_rfc3339_seconds(at).to_string()),
         }));
-        let tokens = Tokens::generate();
-        self.write_credentials().push(Credentials {
-            session: id,
-            tokens: tokens.clone(),
-            keys,
-        });
         self.inner
             .live
             .write()
@@ -228,24 +530,186 @@ impl Sessions {
         self.save(&session);
         tokio::spawn(crate::pump::run(self.clone(), Arc::clone(&session)));
         tokio::spawn(crate::expiry::run(self.clone(), Arc::clone(&session)));
-        tracing::info!(session = %id, task = %req.task.name, by = %req.created_by, "session created");
-        Ok((session, tokens))
+        tracing::info!(session = %id, task = %task.name, by = %created_by, warm = instance.warm, "session open");
+        Ok(session)
     }
 
-    /// The live session and role a token grants. Every live token is compared, in
-    /// constant time, whatever matches: the time taken says nothing about any token.
-    pub fn by_token(&self, token: &str) -> Option<(Arc<Session>, ParticipantRole)> {
+    /// The session and role a token belongs to (live or scheduled). The token's digest
+    /// is compared with every one, in constant time, whatever matches: the time taken says
+    /// nothing about any token.
+    fn token_owner(&self, token: &str) -> Option<(SessionId, ParticipantRole)> {
+        let presented = digest(token);
         let mut found = None;
         for c in self.read_credentials().iter() {
-            for (role, candidate) in c.tokens.all() {
-                let equal: bool = candidate.as_bytes().ct_eq(token.as_bytes()).into();
+            for (role, stored) in &c.digests {
+                let equal: bool = stored.ct_eq(&presented).into();
                 if equal {
-                    found = Some((c.session, role));
+                    found = Some((c.session, *role));
                 }
             }
         }
-        let (id, role) = found?;
+        found
+    }
+
+    /// The live session and role a token grants.
+    pub fn by_token(&self, token: &str) -> Option<(Arc<Session>, ParticipantRole)> {
+        let (id, role) = self.token_owner(token)?;
         self.get(id).map(|s| (s, role))
+    }
+
+    /// The scheduled, not yet open, session a token belongs to: when it starts.
+    pub fn upcoming_by_token(&self, token: &str) -> Option<Upcoming> {
+        let (id, role) = self.token_owner(token)?;
+        self.upcoming(id, role)
+    }
+
+    /// The scheduled, not yet open, session `session_id` a registered key belongs to.
+    pub fn upcoming_by_key(&self, session_id: &str, key: &str) -> Option<Upcoming> {
+        let id: SessionId = session_id.parse().ok()?;
+        let role = self
+            .read_credentials()
+            .iter()
+            .find(|c| c.session == id)?
+            .keys
+            .iter()
+            .find(|k| k.key == key)?
+            .role;
+        self.upcoming(id, role)
+    }
+
+    fn upcoming(&self, id: SessionId, role: ParticipantRole) -> Option<Upcoming> {
+        let scheduled = self.get_scheduled(id)?;
+        let starts_at = scheduled.at();
+        Some(Upcoming {
+            session: id,
+            role,
+            starts_at,
+            opens_at: starts_at
+                .checked_sub(self.schedule_times().opens_before)
+                .unwrap_or(starts_at),
+        })
+    }
+
+    fn get_scheduled(&self, id: SessionId) -> Option<Arc<Scheduled>> {
+        self.inner
+            .scheduled
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// Moves the start of a scheduled session that has not opened; its logins stay valid.
+    pub fn reschedule(&self, id: SessionId, at: SystemTime) -> Result<SessionRecord, SessionError> {
+        let Some(scheduled) = self.get_scheduled(id) else {
+            return Err(match self.record(id) {
+                Some(r) if r.ended.is_none() => SessionError::FailedPrecondition(format!(
+                    "session {id} has opened: end it and schedule another"
+                )),
+                Some(_) => SessionError::FailedPrecondition(format!("session {id} has ended")),
+                None => SessionError::NotFound(id),
+            });
+        };
+        check_start(at)?;
+        scheduled.state.send_modify(|s| s.at = at);
+        let credentials = self.read_credentials();
+        if let Some(c) = credentials.iter().find(|c| c.session == id) {
+            self.write_schedule_file(&scheduled, c)?;
+        }
+        drop(credentials);
+        let record = self.scheduled_record(&scheduled);
+        self.store_record(&self.dir(id), record.clone());
+        tracing::info!(session = %id, at = %humantime::format_rfc3339_seconds(at), "session rescheduled");
+        Ok(record)
+    }
+
+    /// Cancels a scheduled session that has not opened: its logins stop working.
+    fn cancel_scheduled(&self, id: SessionId, reason: &str) -> bool {
+        let removed = self
+            .inner
+            .scheduled
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+        let Some(scheduled) = removed else {
+            return false;
+        };
+        scheduled.state.send_modify(|s| s.cancelled = true);
+        self.write_credentials().retain(|c| c.session != id);
+        let _ = std::fs::remove_file(self.dir(id).join(SCHEDULE_FILE));
+        let mut record = self.scheduled_record(&scheduled);
+        record.ended = Some(reason.to_string());
+        self.store_record(&self.dir(id), record);
+        tracing::info!(session = %id, reason, "scheduled session cancelled");
+        true
+    }
+
+    /// Brings back the scheduled sessions an earlier run left (their `schedule.json`):
+    /// their logins work again and they open when due (at once if their window is open).
+    /// One whose task is gone, or whose no-show time has passed, is ended.
+    pub fn restore_scheduled(&self, catalog: &tandem_scenario::Catalog) {
+        let pending: Vec<SessionRecord> = self
+            .records()
+            .into_iter()
+            .filter(|r| r.ended.is_none() && self.get(r.id).is_none())
+            .filter(|r| self.get_scheduled(r.id).is_none())
+            .collect();
+        for mut record in pending {
+            let dir = self.dir(record.id);
+            let file = std::fs::read(dir.join(SCHEDULE_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<ScheduleFile>(&b).ok());
+            let task = file.as_ref().and_then(|f| catalog.get(&f.task));
+            let (Some(file), Some(task)) = (file, task) else {
+                record.ended =
+                    Some("the daemon restarted; the session could not be restored".into());
+                self.store_record(&dir, record);
+                continue;
+            };
+            if SystemTime::now() > file.at + self.schedule_times().grace
+                && file.clock == ClockStart::FirstLogin
+            {
+                record.ended = Some(format!("{NO_SHOW}: the candidate did not log in"));
+                self.store_record(&dir, record);
+                let _ = std::fs::remove_file(dir.join(SCHEDULE_FILE));
+                continue;
+            }
+            let keys = file
+                .keys
+                .iter()
+                .filter_map(|(role, line)| parse_key(line, *role).ok())
+                .collect();
+            let digests = file
+                .token_digests
+                .iter()
+                .filter_map(|(role, d)| Some((*role, unhex(d)?)))
+                .collect();
+            let scheduled = Arc::new(Scheduled {
+                id: record.id,
+                task,
+                created_by: record.created_by.clone(),
+                created_at: record.created_at,
+                duration: file.duration,
+                clock: file.clock,
+                state: watch::Sender::new(ScheduledState {
+                    at: file.at,
+                    cancelled: false,
+                }),
+            });
+            self.write_credentials().push(Credentials {
+                session: record.id,
+                digests,
+                keys,
+            });
+            self.store_record(&dir, self.scheduled_record(&scheduled));
+            self.inner
+                .scheduled
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(record.id, Arc::clone(&scheduled));
+            tracing::info!(session = %record.id, "scheduled session restored");
+            tokio::spawn(crate::schedule::run(self.clone(), scheduled));
+        }
     }
 
     /// The live session `session_id` and role for a public key (`type base64`), with the
@@ -349,6 +813,9 @@ impl Sessions {
     /// Ends a live session: everybody is disconnected with `reason`, the sandbox is
     /// stopped, the recording closed. Ending an ended session does nothing.
     pub async fn end(&self, id: SessionId, reason: &str) -> Result<(), SessionError> {
+        if self.cancel_scheduled(id, reason) {
+            return Ok(());
+        }
         let session = self
             .inner
             .live
@@ -363,6 +830,7 @@ impl Sessions {
             };
         };
         self.write_credentials().retain(|c| c.session != id);
+        let _ = std::fs::remove_file(self.dir(id).join(SCHEDULE_FILE));
         session
             .info
             .send_modify(|info| info.ended = Some(reason.to_string()));
@@ -477,26 +945,22 @@ impl Sessions {
         &self.inner.instances
     }
 
-    fn save(&self, session: &Session) {
+    pub(crate) fn save(&self, session: &Session) {
         let info = session.info();
         let instance = session.instance();
         let record = SessionRecord {
             id: session.id,
             task: instance.task.name.clone(),
-            instance: instance.id,
+            instance: Some(instance.id),
             created_by: session.created_by.clone(),
             created_at: session.created_at,
             expires_at: info.expires_at,
             ended: info.ended,
+            scheduled_at: session.scheduled_at,
+            started_at: info.started_at,
+            clock: session.clock,
         };
-        if let Err(e) = write_record(&self.dir(session.id), &record) {
-            tracing::warn!(session = %session.id, error = %e, "cannot record the session");
-        }
-        self.inner
-            .records
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(session.id, record);
+        self.store_record(&self.dir(session.id), record);
     }
 
     fn read_credentials(&self) -> std::sync::RwLockReadGuard<'_, Vec<Credentials>> {
@@ -560,6 +1024,41 @@ fn end_at_last_line(path: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `dir/session.json` atomically (mode 0644: it holds no secret).
+/// A live session about to be made (see `Sessions::open`).
+struct Opening<'a> {
+    id: SessionId,
+    task: &'a Task,
+    created_by: &'a str,
+    created_at: SystemTime,
+    duration: Duration,
+    instance: Arc<Instance>,
+    expires_at: SystemTime,
+    started_at: Option<SystemTime>,
+    /// The scheduled start and clock, for a scheduled session.
+    scheduled: Option<(SystemTime, ClockStart)>,
+}
+
+/// The file a scheduled session keeps until its clock starts.
+const SCHEDULE_FILE: &str = "schedule.json";
+
+/// A start must lie ahead, and not too far.
+fn check_start(at: SystemTime) -> Result<(), SessionError> {
+    let now = SystemTime::now();
+    if at <= now {
+        return Err(SessionError::InvalidArgument(format!(
+            "at: {} is not in the future",
+            humantime::format_rfc3339_seconds(at)
+        )));
+    }
+    if at > now + MAX_SCHEDULE_AHEAD {
+        return Err(SessionError::InvalidArgument(format!(
+            "at: a session may be scheduled at most {} ahead",
+            humantime::format_duration(MAX_SCHEDULE_AHEAD)
+        )));
+    }
+    Ok(())
+}
+
 fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
     tandem_fsutil::write_atomic(&dir.join("session.json"), &json, 0o644)

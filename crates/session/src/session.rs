@@ -73,10 +73,12 @@ impl Participant {
 /// Mutable facts about a session.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
-    /// When it ends.
+    /// When it ends (while it waits for the candidate: when it ends as a no-show).
     pub expires_at: SystemTime,
     /// Ended (and why).
     pub ended: Option<String>,
+    /// When its clock started; none while a scheduled session waits for the candidate.
+    pub started_at: Option<SystemTime>,
 }
 
 /// An interview session.
@@ -97,6 +99,12 @@ pub struct Session {
     pub created_by: String,
     /// When.
     pub created_at: SystemTime,
+    /// How long it lasts once its clock starts.
+    pub duration: std::time::Duration,
+    /// The start it was scheduled for, if it was.
+    pub scheduled_at: Option<SystemTime>,
+    /// When a scheduled session's clock starts.
+    pub clock: Option<crate::ClockStart>,
     /// Expiry and end.
     pub(crate) info: watch::Sender<SessionInfo>,
     /// Only the candidate may type.
@@ -202,6 +210,13 @@ impl Session {
             slot: Arc::clone(&queue.slot),
         });
         self.lock_participants().push(Arc::clone(&participant));
+        if role == ParticipantRole::Candidate {
+            self.candidate_arrived();
+        } else if self.info().started_at.is_none() {
+            participant.slot.notify(Bytes::from_static(
+                b"\x1b]2;tandem: waiting for the candidate: the clock starts when they log in\x07",
+            ));
+        }
         self.recorder.event(json!({
             "event": "join", "participant": participant.number, "name": participant.name,
             "role": role, "via": via, "from": from.map(|a| a.to_string()),
@@ -218,6 +233,29 @@ impl Session {
         };
         client.resize(size);
         client
+    }
+
+    /// The candidate logged in: a waiting session's clock starts now.
+    fn candidate_arrived(&self) {
+        let now = SystemTime::now();
+        let started = self.info.send_if_modified(|info| {
+            if info.started_at.is_some() {
+                return false;
+            }
+            info.started_at = Some(now);
+            info.expires_at = now + self.duration;
+            true
+        });
+        if started {
+            self.recorder.event(json!({
+                "event": "candidate_arrived", "clock_s": self.duration.as_secs(),
+            }));
+            tracing::info!(session = %self.id, "the candidate arrived: the clock started");
+            self.tell_interviewers(&format!(
+                "the candidate is here: {} from now",
+                humantime::format_duration(self.duration)
+            ));
+        }
     }
 
     /// Sends a status line to interviewers and observers (in their terminal's title, which

@@ -136,6 +136,7 @@ pub async fn serve(
             max_channels: limits.max_channels,
             channels: 0,
             identity: None,
+            early: None,
             clients: HashMap::new(),
             senders: HashMap::new(),
             sizes: HashMap::new(),
@@ -268,6 +269,8 @@ struct Connection {
     max_channels: usize,
     channels: usize,
     identity: Option<SshLogin>,
+    /// A valid login for a scheduled session that has not opened: its shell says when.
+    early: Option<tandem_session::Upcoming>,
     /// Participants by channel.
     clients: HashMap<ChannelId, Arc<Client>>,
     /// The sender task of each open channel, aborted when the connection ends: the task
@@ -303,14 +306,30 @@ impl Connection {
         Auth::Accept
     }
 
-    fn key_login(&self, user: &str, key: &russh::keys::PublicKey) -> Option<SshLogin> {
+    /// A login too early for its scheduled session: accepted, so that its shell can say
+    /// when to come back.
+    fn accept_early(&mut self, upcoming: tandem_session::Upcoming) -> Auth {
+        self.early = Some(upcoming);
+        self.login.authenticated(&self.gate);
+        if self.failed {
+            self.limiter.forgive(self.peer.ip());
+        }
+        Auth::Accept
+    }
+
+    fn key_text(key: &russh::keys::PublicKey) -> Option<String> {
         // `type base64`, without any comment: what sessions register.
         let text = key.to_openssh().ok()?;
-        let text: String = text
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ");
+        Some(
+            text.split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    }
+
+    fn key_login(&self, user: &str, key: &russh::keys::PublicKey) -> Option<SshLogin> {
+        let text = Self::key_text(key)?;
         let (session, role, name) = self.sessions.by_key(user, &text)?;
         Some(SshLogin {
             session,
@@ -318,6 +337,14 @@ impl Connection {
             name,
             via: "key",
         })
+    }
+
+    fn key_upcoming(
+        &self,
+        user: &str,
+        key: &russh::keys::PublicKey,
+    ) -> Option<tandem_session::Upcoming> {
+        self.sessions.upcoming_by_key(user, &Self::key_text(key)?)
     }
 }
 
@@ -341,6 +368,9 @@ impl server::Handler for Connection {
                 via: "token",
             }));
         }
+        if let Some(upcoming) = self.sessions.upcoming_by_token(user) {
+            return Ok(self.accept_early(upcoming));
+        }
         let with_keys = self.sessions.has_keys(user);
         Ok(self.reject(with_keys))
     }
@@ -357,9 +387,12 @@ impl server::Handler for Connection {
         if self.limiter.blocked(self.peer.ip()) {
             return Ok(Auth::reject());
         }
-        Ok(match self.key_login(user, offer.public_key) {
-            Some(_) => Auth::Accept,
-            None => self.reject(false),
+        let known = self.key_login(user, offer.public_key).is_some()
+            || self.key_upcoming(user, offer.public_key).is_some();
+        Ok(if known {
+            Auth::Accept
+        } else {
+            self.reject(false)
         })
     }
 
@@ -369,8 +402,11 @@ impl server::Handler for Connection {
         key: server::VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         // russh verified the signature: the client holds the private key.
-        match self.key_login(user, key.public_key) {
-            Some(identity) => Ok(self.accept(identity)),
+        if let Some(identity) = self.key_login(user, key.public_key) {
+            return Ok(self.accept(identity));
+        }
+        match self.key_upcoming(user, key.public_key) {
+            Some(upcoming) => Ok(self.accept_early(upcoming)),
             None => Ok(self.reject(false)),
         }
     }
@@ -384,7 +420,7 @@ impl server::Handler for Connection {
         // Callbacks by channel id are used instead of the Channel stream; dropping it is
         // fine (keeping it unread would stall the connection).
         drop(channel);
-        if self.identity.is_none() || self.channels >= self.max_channels {
+        if (self.identity.is_none() && self.early.is_none()) || self.channels >= self.max_channels {
             // Dropping the reply refuses the channel.
             return Ok(());
         }
@@ -415,6 +451,21 @@ impl server::Handler for Connection {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if let Some(upcoming) = self.early {
+            // Too early: say when, then close (exit status 1: not logged in to a box).
+            session.channel_success(channel)?;
+            let message = upcoming.message(std::time::SystemTime::now());
+            tracing::info!(peer = %self.peer, session = %upcoming.session, role = %upcoming.role, "a login before its session opened");
+            let handle = session.handle();
+            let closer = tokio::spawn(async move {
+                let _ = handle.data(channel, bytes::Bytes::from(message)).await;
+                let _ = handle.exit_status_request(channel, 1).await;
+                let _ = handle.eof(channel).await;
+                let _ = handle.close(channel).await;
+            });
+            self.senders.insert(channel, closer.abort_handle());
+            return Ok(());
+        }
         let Some(identity) = self.identity.clone() else {
             session.channel_failure(channel)?;
             return Ok(());

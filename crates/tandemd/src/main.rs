@@ -118,10 +118,12 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
     let catalog = Arc::new(catalog);
     let server = tandem_api::Server::new(manager.clone(), tls).with_catalog(Arc::clone(&catalog));
     // Sandboxes set up ahead of time, so that a session starts at once.
-    let pools = server.instances().keep_warm(catalog, cli.warm);
+    let pools = server.instances().keep_warm(Arc::clone(&catalog), cli.warm);
     let sessions = tandem_session::Sessions::new(server.instances(), &cli.state_dir)
         .context("sessions directory")?
         .with_recording_cap(cli.recording_cap);
+    // Sessions scheduled by an earlier run come back, and open when due.
+    sessions.restore_scheduled(&catalog);
     let server = server.with_sessions(
         sessions.clone(),
         tandem_api::sessions::SshInfo {

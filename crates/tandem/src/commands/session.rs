@@ -10,15 +10,15 @@ pub mod view;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Subcommand;
 use tandem_proto::v1::session_service_client::SessionServiceClient;
 use tandem_proto::v1::{
-    CreateSessionRequest, EndSessionRequest, ExtendSessionRequest, ListSessionsRequest,
-    RecordingRequest, ResetSessionRequest, SessionCheckRequest, SetAccessRequest, SetLockRequest,
-    ShowSessionRequest,
+    ClockStart, CreateSessionRequest, EndSessionRequest, ExtendSessionRequest, ListSessionsRequest,
+    RecordingRequest, RescheduleSessionRequest, ResetSessionRequest, SessionCheckRequest,
+    SetAccessRequest, SetLockRequest, ShowSessionRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -88,6 +88,27 @@ pub enum SessionCommand {
         /// File of OpenSSH public keys (one a line) that may log in as interviewers (repeatable)
         #[arg(long = "interviewer-key", value_name = "FILE.pub")]
         interviewer_keys: Vec<PathBuf>,
+        /// Schedule it: the start in UTC (2026-12-03T14:00Z) or from now (+2h, +3d); prints
+        /// an invite to paste into the calendar
+        #[arg(long, value_parser = parse_start, value_name = "TIME")]
+        at: Option<SystemTime>,
+        /// When a scheduled session's clock starts: at the candidate's first login (a
+        /// no-show ends it 15 minutes after the start) or at the start
+        #[arg(long, value_enum, default_value_t = ClockArg::FirstLogin, requires = "at")]
+        clock: ClockArg,
+    },
+    /// Cancel a scheduled session (its logins stop working); same as `end`
+    Cancel {
+        /// The session's id
+        id: String,
+    },
+    /// Move the start of a scheduled session; its logins stay the same
+    Reschedule {
+        /// The session's id
+        id: String,
+        /// The new start (as for `create --at`)
+        #[arg(long, value_parser = parse_start, value_name = "TIME")]
+        at: SystemTime,
     },
     /// List the sessions you created (all sessions for admins), live and ended
     List,
@@ -214,6 +235,39 @@ fn parse_speed(text: &str) -> Result<f64, String> {
     }
 }
 
+/// When a scheduled session's clock starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClockArg {
+    /// At the candidate's first login
+    FirstLogin,
+    /// At the scheduled start
+    At,
+}
+
+/// A start: RFC 3339 in UTC (`2026-12-03T14:00Z`, seconds optional) or `+DURATION` from
+/// now (`+2h`).
+pub fn parse_start(text: &str) -> Result<SystemTime, String> {
+    let text = text.trim();
+    if let Some(ahead) = text.strip_prefix('+') {
+        let ahead = humantime::parse_duration(ahead)
+            .map_err(|e| format!("{text:?}: {e} (e.g. +2h, +3d)"))?;
+        return SystemTime::now()
+            .checked_add(ahead)
+            .ok_or_else(|| format!("{text:?} is too far ahead"));
+    }
+    let bad = || format!("{text:?} is not a time: use UTC, as 2026-12-03T14:00Z, or +2h");
+    let utc = text
+        .strip_suffix(['Z', 'z'])
+        .ok_or_else(|| format!("{}; a time zone other than Z is not understood", bad()))?;
+    // People leave out the seconds.
+    let (day, clock) = utc.split_once(['T', 't', ' ']).ok_or_else(bad)?;
+    let clock = match clock.matches(':').count() {
+        1 => format!("{clock}:00"),
+        _ => clock.to_string(),
+    };
+    humantime::parse_rfc3339(&format!("{day}T{clock}Z")).map_err(|_| bad())
+}
+
 /// `tandem session …`.
 pub async fn run(global: &Global, command: SessionCommand) -> anyhow::Result<ExitCode> {
     // Key files are read before connecting, so that a bad one is reported first.
@@ -236,15 +290,21 @@ pub async fn run(global: &Global, command: SessionCommand) -> anyhow::Result<Exi
     let json =
         |value: serde_json::Value| print(&render::json(&value)?).map_err(anyhow::Error::from);
     match command {
-        SessionCommand::Create { task, duration, .. } => {
+        SessionCommand::Create {
+            task,
+            duration,
+            at,
+            clock,
+            ..
+        } => {
             let duration = duration
                 .map(|d| {
                     prost_types::Duration::try_from(d)
                         .map_err(|_| anyhow!("--duration {d:?} is too long"))
                 })
                 .transpose()?;
-            if global.output == Format::Text && io::stderr().is_terminal() {
-                eprintln!("tandem: setting up a session of task {task:?} (this may take a while)…");
+            if at.is_none() && global.output == Format::Text && io::stderr().is_terminal() {
+                eprintln!("tandem: starting a session of task {task:?}…");
             }
             let with_keys = !keys.0.is_empty() || !keys.1.is_empty();
             let created = client
@@ -253,6 +313,11 @@ pub async fn run(global: &Global, command: SessionCommand) -> anyhow::Result<Exi
                     duration,
                     candidate_keys: keys.0,
                     interviewer_keys: keys.1,
+                    at: at.map(Into::into),
+                    clock: match clock {
+                        ClockArg::FirstLogin => ClockStart::FirstLogin,
+                        ClockArg::At => ClockStart::At,
+                    } as i32,
                 })
                 .await
                 .map_err(status_err)?
@@ -314,6 +379,35 @@ pub async fn run(global: &Global, command: SessionCommand) -> anyhow::Result<Exi
             match global.output {
                 Format::Text => print(&format!("session {id} ended\n"))?,
                 Format::Json => json(serde_json::json!({ "id": id, "ended": true }))?,
+            }
+        }
+        SessionCommand::Cancel { id } => {
+            client
+                .end(EndSessionRequest { id: id.clone() })
+                .await
+                .map_err(status_err)?;
+            match global.output {
+                Format::Text => print(&format!("session {id} cancelled\n"))?,
+                Format::Json => json(serde_json::json!({ "id": id, "cancelled": true }))?,
+            }
+        }
+        SessionCommand::Reschedule { id, at } => {
+            let session = client
+                .reschedule(RescheduleSessionRequest {
+                    id: id.clone(),
+                    at: Some(at.into()),
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .session
+                .unwrap_or_default();
+            match global.output {
+                Format::Text => print(&format!(
+                    "session {id} now starts {} (the logins are the same)\n",
+                    render::timestamp(session.scheduled_at.as_ref()).unwrap_or_default()
+                ))?,
+                Format::Json => print(&render::json(&view::SessionView::from(&session))?)?,
             }
         }
         SessionCommand::Reset { id } => {
@@ -519,14 +613,19 @@ mod tests {
                 duration,
                 candidate_keys,
                 interviewer_keys,
+                at,
+                clock,
             }) => {
                 assert_eq!(task, "disk-full");
                 assert_eq!(duration, Some(Duration::from_secs(5400)));
                 assert_eq!(candidate_keys, [PathBuf::from("a.pub"), "b.pub".into()]);
                 assert_eq!(interviewer_keys, [PathBuf::from("i.pub")]);
+                assert_eq!((at, clock), (None, ClockArg::FirstLogin));
             }
             other => panic!("{other:?}"),
         }
+        // A --clock without --at is a usage error.
+        assert!(parse(&["session", "create", "--task", "t", "--clock", "at"]).is_err());
         match parse(&["session", "extend", "s1", "15m"]).unwrap().command {
             Command::Session(SessionCommand::Extend { id, by }) => {
                 assert_eq!(id, "s1");
@@ -612,5 +711,24 @@ mod tests {
             let message = err.to_string();
             assert!(message.contains(names), "{args:?}: {message}");
         }
+    }
+
+    #[test]
+    fn starts_are_utc_times_or_from_now() {
+        let at = |text: &str| {
+            parse_start(text).map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        };
+        assert_eq!(at("2026-12-03T14:00Z").unwrap(), "2026-12-03T14:00:00Z");
+        assert_eq!(at("2026-12-03 14:00:30Z").unwrap(), "2026-12-03T14:00:30Z");
+        let err = at("2026-12-03T14:00+01:00").unwrap_err();
+        assert!(err.contains("time zone other than Z"), "{err}");
+        assert!(at("tomorrow").is_err());
+        assert!(at("2026-13-03T14:00Z").is_err());
+        let ahead = parse_start("+2h")
+            .unwrap()
+            .duration_since(SystemTime::now())
+            .unwrap();
+        assert!(ahead > Duration::from_secs(7190) && ahead <= Duration::from_secs(7200));
+        assert!(parse_start("+soon").unwrap_err().contains("e.g. +2h"));
     }
 }

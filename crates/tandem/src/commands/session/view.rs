@@ -76,8 +76,13 @@ pub struct SessionView {
     pub created_at: Option<String>,
     /// When it ends, or was due to end.
     pub expires_at: Option<String>,
-    /// `live` or `ended`.
-    pub state: &'static str,
+    /// `scheduled`, `waiting` (open, the candidate not there yet), `live`, `no-show`,
+    /// `cancelled` or `ended`.
+    pub state: String,
+    /// The scheduled start (RFC 3339), for a session created ahead.
+    pub scheduled_at: Option<String>,
+    /// When its clock started (RFC 3339).
+    pub started_at: Option<String>,
     /// Why it ended; `null` while live.
     pub ended: Option<String>,
     /// Whether only the candidate may type.
@@ -94,7 +99,9 @@ impl From<&SessionSummary> for SessionView {
             created_by: s.created_by.clone(),
             created_at: render::timestamp(s.created_at.as_ref()),
             expires_at: render::timestamp(s.expires_at.as_ref()),
-            state: if s.ended.is_empty() { "live" } else { "ended" },
+            state: state_name(s).to_string(),
+            scheduled_at: render::timestamp(s.scheduled_at.as_ref()),
+            started_at: render::timestamp(s.started_at.as_ref()),
             ended: (!s.ended.is_empty()).then(|| s.ended.clone()),
             locked: s.locked,
             instance_id: s.instance_id.clone(),
@@ -189,12 +196,18 @@ pub fn created_text(created: &CreateSessionResponse, with_keys: bool, now: Syste
     let session = created.session.as_ref().unwrap_or(&none);
     let logins = SessionLogins::default();
     let ssh = created.ssh.as_ref().unwrap_or(&logins);
-    let mut text = format!(
-        "session {}  task {}  ends {}\n",
-        session.id,
-        session.task,
-        ends_text(session, now)
-    );
+    let mut text = match render::timestamp(session.scheduled_at.as_ref()) {
+        Some(starts) => format!(
+            "session {}  task {}  starts {starts}  (scheduled)\n",
+            session.id, session.task
+        ),
+        None => format!(
+            "session {}  task {}  ends {}\n",
+            session.id,
+            session.task,
+            ends_text(session, now)
+        ),
+    };
     for (role, command) in [
         ("candidate:", &ssh.candidate),
         ("interviewer:", &ssh.interviewer),
@@ -204,6 +217,10 @@ pub fn created_text(created: &CreateSessionResponse, with_keys: bool, now: Syste
     }
     if with_keys && let Some(command) = key_login(&ssh.candidate, &session.id) {
         text.push_str(&format!("with a registered key: {command}\n"));
+    }
+    if let Some(invite) = invite_text(created) {
+        text.push('\n');
+        text.push_str(&invite);
     }
     text
 }
@@ -267,28 +284,67 @@ fn left_text(left: Duration) -> String {
 }
 
 /// A session's state for people: `live`, `live, locked` or `ended: REASON`.
-fn state_text(session: &SessionSummary) -> String {
-    match (session.ended.is_empty(), session.locked) {
-        (true, false) => "live".to_string(),
-        (true, true) => "live, locked".to_string(),
-        (false, _) => format!("ended: {}", session.ended),
+/// The server's state name (older servers send none: live or ended).
+fn state_name(session: &SessionSummary) -> &str {
+    match session.state.as_str() {
+        "" if session.ended.is_empty() => "live",
+        "" => "ended",
+        state => state,
     }
+}
+
+fn state_text(session: &SessionSummary) -> String {
+    let starts = || render::timestamp(session.scheduled_at.as_ref()).unwrap_or_default();
+    match (state_name(session), session.locked) {
+        ("scheduled", _) => format!("scheduled: starts {}", starts()),
+        ("waiting", _) => format!("open: waiting for the candidate (start {})", starts()),
+        ("live", false) => "live".to_string(),
+        ("live", true) => "live, locked".to_string(),
+        (_, _) => format!("ended: {}", session.ended),
+    }
+}
+
+/// What to paste into a calendar invite for a scheduled session: when, and the command
+/// for the candidate (interviewers get theirs separately).
+pub fn invite_text(created: &CreateSessionResponse) -> Option<String> {
+    let session = created.session.as_ref()?;
+    let starts = render::timestamp(session.scheduled_at.as_ref())?;
+    let candidate = &created.ssh.as_ref()?.candidate;
+    Some(format!(
+        "--- invite (for the candidate) ---\n\
+         Your interview starts at {starts} (UTC). At that time, open a terminal and run:\n\n\
+         \x20   {candidate}\n\n\
+         You will get a Linux machine with a problem to solve; the interviewers see the same\n\
+         screen. Nothing to install besides ssh. Until 10 minutes before the start, the\n\
+         command only tells you when to come back.\n\
+         ---\n"
+    ))
 }
 
 /// `session list` for people: a table with columns ID, TASK, CREATED BY, ENDS/ENDED,
 /// STATE.
 pub fn list_text(sessions: &[SessionSummary], now: SystemTime) -> String {
     let mut rows = vec![
-        ["ID", "TASK", "CREATED BY", "ENDS/ENDED", "STATE"]
+        ["ID", "TASK", "CREATED BY", "STARTS", "ENDS/ENDED", "STATE"]
             .map(str::to_string)
             .to_vec(),
     ];
     for s in sessions {
+        let waiting = matches!(state_name(s), "scheduled" | "waiting");
         rows.push(vec![
             s.id.clone(),
             s.task.clone(),
             s.created_by.clone(),
-            ends_text(s, now),
+            if s.scheduled_at.is_some() && waiting {
+                until_text(s.scheduled_at.as_ref(), now)
+            } else {
+                render::timestamp(s.started_at.as_ref()).unwrap_or_else(|| "-".to_string())
+            },
+            if waiting {
+                "-".to_string()
+            } else {
+                ends_text(s, now)
+            },
             state_text(s),
         ]);
     }
@@ -401,6 +457,9 @@ mod tests {
             ended: String::new(),
             instance_id: "9b1d0000-0000-4000-8000-000000000002".into(),
             locked: false,
+            state: "live".into(),
+            scheduled_at: None,
+            started_at: ts(NOW),
         }
     }
 
@@ -481,14 +540,28 @@ mod tests {
         let mut ended = summary();
         ended.id = "short".into();
         ended.ended = "time is up".into();
+        ended.state = "ended".into();
         ended.expires_at = ts(NOW - 60);
-        let text = list_text(&[summary(), ended.clone()], now());
+        let mut scheduled = summary();
+        scheduled.state = "scheduled".into();
+        scheduled.scheduled_at = ts(NOW + 3600);
+        scheduled.started_at = None;
+        let text = list_text(&[summary(), ended.clone(), scheduled.clone()], now());
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4);
         assert!(lines[0].starts_with("ID "));
         let col = lines[0].find("STATE").unwrap();
         assert_eq!(&lines[1][col..], "live");
         assert_eq!(&lines[2][col..], "ended: time is up");
+        assert_eq!(&lines[3][col..], "scheduled: starts 2027-01-15T09:00:00Z");
+        let starts = lines[0].find("STARTS").unwrap();
+        assert!(
+            lines[3][starts..].starts_with("2027-01-15T09:00:00Z (in 1h)"),
+            "{text}"
+        );
+        let value = serde_json::to_value(SessionView::from(&scheduled)).unwrap();
+        assert_eq!(value["state"], "scheduled");
+        assert_eq!(value["scheduled_at"], "2027-01-15T09:00:00Z");
         let value = serde_json::to_value(SessionView::from(&ended)).unwrap();
         assert_eq!(value["state"], "ended");
         assert_eq!(value["ended"], "time is up");
