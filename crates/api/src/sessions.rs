@@ -252,8 +252,14 @@ impl SessionService for SessionsService {
     ) -> Result<Response<pb::EndSessionResponse>, Status> {
         let who = caller(&req)?;
         let record = self.visible(&who, &req.get_ref().id)?;
+        let open = self.sessions.get(record.id).is_some();
+        let reason = if record.state(open) == "scheduled" {
+            format!("{} by {}", tandem_session::CANCELLED, who.user)
+        } else {
+            format!("ended by {}", who.user)
+        };
         self.sessions
-            .end(record.id, &format!("ended by {}", who.user))
+            .end(record.id, &reason)
             .await
             .map_err(status_from)?;
         Ok(Response::new(pb::EndSessionResponse {}))

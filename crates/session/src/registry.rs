@@ -165,6 +165,8 @@ struct Inner {
     credentials: RwLock<Vec<Credentials>>,
     /// Records of every session, live and past.
     records: RwLock<HashMap<SessionId, SessionRecord>>,
+    /// Bumped whenever a record changes, for those who wait for one.
+    records_changed: watch::Sender<u64>,
     /// Cap of each recording file of a new session.
     recording_cap: std::sync::atomic::AtomicU64,
 }
@@ -210,6 +212,7 @@ impl Sessions {
                 times: Mutex::new(ScheduleTimes::default()),
                 credentials: RwLock::default(),
                 records: RwLock::new(records),
+                records_changed: watch::Sender::new(0),
                 recording_cap: std::sync::atomic::AtomicU64::new(DEFAULT_RECORDING_CAP),
             }),
         })
@@ -396,6 +399,19 @@ impl Sessions {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(record.id, record);
+        self.inner
+            .records_changed
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Waits until `done` holds for the record of `id`, checking it whenever a record
+    /// changes (for tests and tools).
+    pub async fn record_until(&self, id: SessionId, mut done: impl FnMut(&SessionRecord) -> bool) {
+        let mut changed = self.inner.records_changed.subscribe();
+        while !self.record(id).is_some_and(|r| done(&r)) {
+            // The sender lives in `self.inner`: it cannot close while we hold `self`.
+            let _ = changed.changed().await;
+        }
     }
 
     /// Opens a scheduled session whose window has come: its box (a warm one when there

@@ -121,7 +121,8 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
     let pools = server.instances().keep_warm(Arc::clone(&catalog), cli.warm);
     let sessions = tandem_session::Sessions::new(server.instances(), &cli.state_dir)
         .context("sessions directory")?
-        .with_recording_cap(cli.recording_cap);
+        .with_recording_cap(cli.recording_cap)
+        .with_schedule_times(cli.schedule);
     // Sessions scheduled by an earlier run come back, and open when due.
     sessions.restore_scheduled(&catalog);
     let server = server.with_sessions(

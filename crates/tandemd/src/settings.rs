@@ -90,6 +90,14 @@ pub struct Cli {
     /// Most warm sandboxes in all tasks' pools together [default: 8].
     #[arg(long, env = "TANDEM_WARM_MAX", value_name = "N")]
     pub warm_max: Option<u32>,
+    /// How long before its start a scheduled session opens (its box is made, logins are
+    /// let in) [default: 10m].
+    #[arg(long, env = "TANDEM_SCHEDULE_OPENS_BEFORE", value_name = "DURATION")]
+    pub schedule_opens_before: Option<String>,
+    /// How long after the start a scheduled session whose clock starts at the first login
+    /// waits for the candidate before it ends as a no-show [default: 15m].
+    #[arg(long, env = "TANDEM_NO_SHOW_GRACE", value_name = "DURATION")]
+    pub no_show_grace: Option<String>,
     /// Log format: text or json [default: text]. Verbosity comes from RUST_LOG.
     #[arg(long, env = "TANDEM_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -128,6 +136,8 @@ struct File {
     recording_cap: Option<String>,
     warm: Option<u32>,
     warm_max: Option<u32>,
+    schedule_opens_before: Option<String>,
+    no_show_grace: Option<String>,
     log_format: Option<LogFormat>,
 }
 
@@ -150,6 +160,7 @@ pub struct Settings {
     pub ssh_limits: tandem_ssh::SshLimits,
     pub recording_cap: u64,
     pub warm: tandem_scenario::WarmSettings,
+    pub schedule: tandem_session::ScheduleTimes,
     pub log_format: LogFormat,
 }
 
@@ -230,6 +241,31 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
             .or(file.warm_max)
             .unwrap_or(warm_defaults.max_total),
     };
+    let schedule_defaults = tandem_session::ScheduleTimes::default();
+    let positive = |name: &str, text: Option<String>, default: Duration| match text {
+        Some(text) => humantime::parse_duration(&text)
+            .map_err(|e| format!("{name}: {text:?}: {e}"))
+            .and_then(|d| {
+                if d.is_zero() || d > Duration::from_secs(24 * 3600) {
+                    Err(format!("{name}: must be between 1s and 24h"))
+                } else {
+                    Ok(d)
+                }
+            }),
+        None => Ok(default),
+    };
+    let schedule = tandem_session::ScheduleTimes {
+        opens_before: positive(
+            "schedule_opens_before",
+            cli.schedule_opens_before.or(file.schedule_opens_before),
+            schedule_defaults.opens_before,
+        )?,
+        grace: positive(
+            "no_show_grace",
+            cli.no_show_grace.or(file.no_show_grace),
+            schedule_defaults.grace,
+        )?,
+    };
     Ok(Settings {
         grpc_listen: cli
             .grpc_listen
@@ -271,6 +307,7 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
         ssh_limits,
         recording_cap,
         warm,
+        schedule,
         log_format: cli
             .log_format
             .or(file.log_format)

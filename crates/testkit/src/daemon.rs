@@ -23,6 +23,11 @@ impl Daemon {
     /// ports chosen by the kernel, JSON logs, a 2 s shutdown grace; returns once it logged
     /// "ready".
     pub async fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[]).await
+    }
+
+    /// [`Self::start`] with more flags.
+    pub async fn start_with(dir: &Path, args: &[&str]) -> Self {
         let mut child = Command::new(crate::workspace_bin("tandemd"))
             .args([
                 "--grpc-listen",
@@ -37,6 +42,7 @@ impl Daemon {
             .arg("--tasks-dir")
             .arg(dir.join("tasks"))
             .args(["--log-format", "json", "--shutdown-grace", "2s"])
+            .args(args)
             .env_clear()
             .stdout(Stdio::piped())
             .kill_on_drop(true)

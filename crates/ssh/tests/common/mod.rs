@@ -40,6 +40,8 @@ pub struct Options {
     pub task_files: Vec<(&'static str, &'static str)>,
     /// Keep one demo sandbox warm.
     pub warm: bool,
+    /// The windows around scheduled starts.
+    pub schedule: Option<tandem_session::ScheduleTimes>,
 }
 
 impl Server {
@@ -78,7 +80,10 @@ impl Server {
                 },
             )
         });
-        let sessions = Sessions::new(instances, &state).unwrap();
+        let mut sessions = Sessions::new(instances, &state).unwrap();
+        if let Some(times) = options.schedule {
+            sessions = sessions.with_schedule_times(times);
+        }
         let (key, _) = tandem_ssh::host_key(&state.join("ssh_host_ed25519_key")).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -114,6 +119,27 @@ impl Server {
                 interviewer_keys: vec![],
             })
             .await
+            .unwrap()
+    }
+
+    /// The demo task scheduled at `at` (clock `clock`, `duration`).
+    pub fn schedule(
+        &self,
+        at: std::time::SystemTime,
+        clock: tandem_session::ClockStart,
+        duration: Duration,
+    ) -> (tandem_session::SessionRecord, Tokens) {
+        self.sessions
+            .schedule(
+                CreateSession {
+                    task: Arc::clone(&self.task),
+                    created_by: "alice".into(),
+                    duration: Some(duration),
+                    candidate_keys: vec![],
+                    interviewer_keys: vec![],
+                },
+                tandem_session::Schedule { at, clock },
+            )
             .unwrap()
     }
 
