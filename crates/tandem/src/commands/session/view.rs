@@ -315,7 +315,7 @@ pub fn invite_text(created: &CreateSessionResponse) -> Option<String> {
          Your interview starts at {starts} (UTC). At that time, open a terminal and run:\n\n\
          \x20   {candidate}\n\n\
          You will get a Linux machine with a problem to solve; the interviewers see the same\n\
-         screen. Nothing to install besides ssh. Until 10 minutes before the start, the\n\
+         screen. Nothing to install besides ssh. Until shortly before the start, the\n\
          command only tells you when to come back.\n\
          ---\n"
     ))
