@@ -1,13 +1,16 @@
 """Shared pieces of the Python benchmarks: a real tandemd on free ports (release build),
 the tandem CLI, a private OpenSSH sshd on loopback, and a PTY reader that waits for text."""
 
+import fcntl
 import json
 import os
 import pty
 import select
 import shutil
 import signal
+import struct
 import subprocess
+import termios
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,38 +33,58 @@ def free_port():
         return s.getsockname()[1]
 
 
-def until_prompt(argv, needle, timeout=60.0):
-    """Runs argv on a new PTY until `needle` appears after the output so far; returns
-    seconds from the spawn. The child is killed afterwards."""
-    start = time.perf_counter()
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            os.execvp(argv[0], argv)
-        finally:
-            os._exit(127)
-    seen = b""
-    try:
-        while True:
+class Pty:
+    """A program on a new PTY, read as it goes."""
+
+    def __init__(self, argv):
+        self.name = argv[0]
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            try:
+                # A terminal of 80x24, as a person's would have (a new PTY is 0x0).
+                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+                os.execvp(argv[0], argv)
+            finally:
+                os._exit(127)
+        self.seen = b""
+
+    def wait_for(self, needle, timeout=60.0):
+        """Reads until `needle` appears after what earlier waits matched; returns the time
+        that took (seconds). What came after the match is kept for the next wait."""
+        start = time.perf_counter()
+        while needle not in self.seen:
             left = timeout - (time.perf_counter() - start)
             if left <= 0:
-                raise TimeoutError(f"{argv[0]}: no {needle!r} in {seen[-300:]!r}")
-            r, _, _ = select.select([fd], [], [], left)
+                raise TimeoutError(f"{self.name}: no {needle!r} in {self.seen[-300:]!r}")
+            r, _, _ = select.select([self.fd], [], [], left)
             if not r:
                 continue
             try:
-                chunk = os.read(fd, 65536)
+                chunk = os.read(self.fd, 65536)
             except OSError:
-                raise RuntimeError(f"{argv[0]} ended: {seen[-300:]!r}")
+                chunk = b""
             if not chunk:
-                raise RuntimeError(f"{argv[0]} ended: {seen[-300:]!r}")
-            seen += chunk
-            if needle in seen:
-                return time.perf_counter() - start
+                raise RuntimeError(f"{self.name} ended: {self.seen[-300:]!r}")
+            self.seen += chunk
+        self.seen = self.seen[self.seen.index(needle) + len(needle):]
+        return time.perf_counter() - start
+
+    def close(self):
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+def until_prompt(argv, needle, timeout=60.0):
+    """Runs argv on a new PTY until `needle` appears; returns seconds from the spawn. The
+    child is killed afterwards."""
+    start = time.perf_counter()
+    p = Pty(argv)
+    try:
+        p.wait_for(needle, timeout)
+        return time.perf_counter() - start
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        os.close(fd)
+        p.close()
 
 
 class Daemon:

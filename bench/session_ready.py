@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, SSH_OPTS, Daemon, OpenSsh, percentile, until_prompt
+from common import ROOT, SSH_OPTS, Daemon, OpenSsh, Pty, percentile, until_prompt
 
 TASK = os.environ.get("TANDEM_BENCH_TASK", "disk-full")
 RUNS = int(os.environ.get("TANDEM_BENCH_RUNS", "15"))
@@ -51,6 +51,30 @@ def session_ready(daemon, task):
     return total, total - after
 
 
+def reset_times(daemon, runs):
+    """One session with its candidate connected; `runs` resets, each from `tandem session
+    reset` until the candidate's terminal shows the fresh box's prompt (the pool refilled
+    before each)."""
+    created = daemon.cli("session", "create", "--task", TASK)
+    token = created["ssh"]["candidate"].split()[3].split("@")[0]
+    cand = Pty(["ssh", *SSH_OPTS, "-p", str(daemon.ssh_port), f"{token}@127.0.0.1"])
+    times = []
+    try:
+        cand.wait_for(b"# ")
+        for _ in range(runs):
+            daemon.wait(lambda: daemon.pool(TASK).get("ready", 0) >= 1, "the pool to refill")
+            start = time.perf_counter()
+            reset = daemon.cli("session", "reset", created["id"])
+            assert reset["instance"]["warm"], reset
+            cand.wait_for(b"this is a fresh one")
+            cand.wait_for(b"# ")
+            times.append(time.perf_counter() - start)
+    finally:
+        cand.close()
+        daemon.cli("session", "end", created["id"])
+    return times
+
+
 def row(name, xs):
     p50 = statistics.median(xs)
     p90 = percentile(xs, 0.9)
@@ -62,7 +86,7 @@ def main():
         sys.exit("run as root (sandboxes and sshd)")
     work = tempfile.mkdtemp(prefix="tandem-bench-session-", dir="/var/tmp")
     daemon = sshd = None
-    warm, cold, openssh, warm_create, cold_create = [], [], [], [], []
+    warm, cold, openssh, warm_create, cold_create, resets = [], [], [], [], [], []
     try:
         daemon = Daemon(work, tasks_dir(work))
         sshd = OpenSsh(work)
@@ -76,6 +100,7 @@ def main():
             cold.append(total)
             cold_create.append(create)
             openssh.append(sshd.login())
+        resets = reset_times(daemon, RUNS)
     finally:
         if sshd:
             sshd.stop()
@@ -92,6 +117,7 @@ def main():
     print(f"|   of which `session create` (CLI, mTLS) | {row('', warm_create)[2]} | |")
     print(f"| tandem, cold (`warm: 0`: sandbox, setup, shell) | {c_text} | {c50 / o50:.1f}× |")
     print(f"|   of which `session create` | {row('', cold_create)[2]} | |")
+    print(f"| **reset** (warm): `tandem session reset` until the candidate sees the fresh prompt | {row('', resets)[2]} | |")
 
 
 if __name__ == "__main__":
