@@ -4,11 +4,19 @@
 //! marked lagged and skipped; once it has drained what it had, it gets a fresh snapshot of
 //! the screen and continues live. Snapshot-and-resume happen under the same lock as the
 //! reader's "parse and push", so a client never misses or repeats a byte in between.
+//!
+//! A client whose window is smaller than the terminal (in either dimension) gets no raw
+//! bytes, which would wrap into garbage there: it gets frames of a viewport onto the
+//! screen model that follows the cursor (`viewport.rs`), at most one per
+//! [`FRAME_INTERVAL`] while output comes, each redrawing only the rows that changed. It
+//! switches between the two paths whenever its window or the terminal changes size.
 
+use crate::viewport::{FRAME_INTERVAL, Viewport};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// Bytes of terminal output a client may have queued before it is considered lagging
 /// (and later resynced with a snapshot): bounds memory per client.
@@ -29,8 +37,16 @@ pub(crate) struct Slot {
     queued: std::sync::atomic::AtomicUsize,
     /// Receives terminal output (false once removed).
     live: AtomicBool,
-    /// Wakes the client's reader when it is removed.
-    closed: tokio::sync::Notify,
+    /// Wakes the client's reader when it is removed, or has a frame to draw.
+    wake: tokio::sync::Notify,
+    /// The client's window (rows, cols), once known.
+    window: Mutex<Option<(u16, u16)>>,
+    /// Its viewport, while its window is smaller than the terminal.
+    clip: Mutex<Option<Viewport>>,
+    /// `clip` is set (read without its lock on every output).
+    clipped: AtomicBool,
+    /// Output came since its last frame.
+    dirty: AtomicBool,
 }
 
 /// The screen and the clients, behind one lock.
@@ -57,6 +73,8 @@ impl std::fmt::Debug for Hub {
 pub(crate) struct ClientQueue {
     pub(crate) slot: Arc<Slot>,
     rx: mpsc::Receiver<Bytes>,
+    /// When its last frame was drawn (clipped clients).
+    last_frame: Option<Instant>,
 }
 
 impl Hub {
@@ -82,6 +100,11 @@ impl Hub {
         let mut state = self.lock();
         state.parser.process(data);
         for slot in &state.clients {
+            if slot.clipped.load(Ordering::Acquire) {
+                slot.dirty.store(true, Ordering::Release);
+                slot.wake.notify_one();
+                continue;
+            }
             if !slot.live.load(Ordering::Acquire) || slot.lagged.load(Ordering::Acquire) {
                 continue;
             }
@@ -95,12 +118,36 @@ impl Hub {
         }
     }
 
-    /// The terminal's size changed.
+    /// The terminal's size changed: every client's path is decided again.
     pub(crate) fn resize(&self, rows: u16, cols: u16) {
-        self.lock()
+        let mut state = self.lock();
+        state
             .parser
             .screen_mut()
             .set_size(nonzero(rows), nonzero(cols));
+        for slot in &state.clients {
+            let window = *lock(&slot.window);
+            if let Some((r, c)) = window {
+                slot.choose_path(r, c, (rows.max(1), cols.max(1)));
+            }
+        }
+    }
+
+    /// A client's window is `rows` × `cols`: smaller than the terminal in either
+    /// dimension, it gets a clipped view; otherwise the raw stream.
+    pub(crate) fn set_window(&self, slot: &Slot, rows: u16, cols: u16) {
+        let state = self.lock();
+        let (r, c) = state.parser.screen().size();
+        *lock(&slot.window) = Some((rows, cols));
+        slot.choose_path(rows, cols, (r.get(), c.get()));
+    }
+
+    /// The next frame of a clipped client, if its view changed.
+    fn frame(&self, slot: &Slot) -> Option<Bytes> {
+        let state = self.lock();
+        let mut clip = lock(&slot.clip);
+        let frame = clip.as_mut()?.frame(state.parser.screen())?;
+        Some(Bytes::from(frame))
     }
 
     /// Terminal size (rows, cols) as the screen model sees it.
@@ -109,22 +156,44 @@ impl Hub {
         (rows.get(), cols.get())
     }
 
-    /// Adds a client; its queue starts with a snapshot of the current screen.
+    /// Adds a client of unknown window; its queue starts with a snapshot of the screen.
+    #[cfg(test)]
     pub(crate) fn join(&self) -> ClientQueue {
+        self.join_with_window(None)
+    }
+
+    /// Adds a client whose window is `window` (rows, cols): one smaller than the terminal
+    /// starts with a full frame of its clipped view instead of the raw snapshot.
+    pub(crate) fn join_with_window(&self, window: Option<(u16, u16)>) -> ClientQueue {
         let (tx, rx) = mpsc::channel(CLIENT_MESSAGES);
         let slot = Arc::new(Slot {
             tx,
             lagged: AtomicBool::new(false),
             queued: std::sync::atomic::AtomicUsize::new(0),
             live: AtomicBool::new(true),
-            closed: tokio::sync::Notify::new(),
+            wake: tokio::sync::Notify::new(),
+            window: Mutex::new(None),
+            clip: Mutex::new(None),
+            clipped: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
         });
         let mut state = self.lock();
-        let snapshot = Bytes::from(state.parser.screen().state_formatted().into_bytes());
-        // The queue is empty: the snapshot always fits.
-        let _ = slot.tx.try_send(snapshot);
+        if let Some((rows, cols)) = window {
+            let (r, c) = state.parser.screen().size();
+            *lock(&slot.window) = Some((rows, cols));
+            slot.choose_path(rows, cols, (r.get(), c.get()));
+        }
+        if !slot.clipped.load(Ordering::Acquire) {
+            let snapshot = Bytes::from(state.parser.screen().state_formatted().into_bytes());
+            // The queue is empty: the snapshot always fits.
+            let _ = slot.tx.try_send(snapshot);
+        }
         state.clients.push(Arc::clone(&slot));
-        ClientQueue { slot, rx }
+        ClientQueue {
+            slot,
+            rx,
+            last_frame: None,
+        }
     }
 
     /// Removes a client.
@@ -151,6 +220,11 @@ impl Hub {
     }
 }
 
+/// A slot's own small locks: each holder does one short, panic-free step.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Terminal sizes are validated ≥ 1 upstream; 1 stands in for a zero that slipped by.
 fn nonzero(n: u16) -> std::num::NonZeroU16 {
     std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN)
@@ -160,7 +234,32 @@ impl Slot {
     /// No more output for this client; its reader ends after what is queued.
     pub(crate) fn close(&self) {
         self.live.store(false, Ordering::Release);
-        self.closed.notify_one();
+        self.wake.notify_one();
+    }
+
+    /// Raw stream or clipped view, for a window of `rows` × `cols` on a `terminal`
+    /// (rows, cols). Called under the hub's lock, so no output is parsed meanwhile.
+    fn choose_path(&self, rows: u16, cols: u16, terminal: (u16, u16)) {
+        let smaller = rows < terminal.0 || cols < terminal.1;
+        let mut clip = lock(&self.clip);
+        match (smaller, clip.as_mut()) {
+            (true, Some(view)) => view.resize(rows, cols),
+            (true, None) => {
+                let mut view = Viewport::new(rows, cols);
+                view.invalidate();
+                *clip = Some(view);
+                self.clipped.store(true, Ordering::Release);
+            }
+            (false, Some(_)) => {
+                // Back to the raw stream, from a snapshot of the screen (as after a lag).
+                *clip = None;
+                self.clipped.store(false, Ordering::Release);
+                self.lagged.store(true, Ordering::Release);
+            }
+            (false, None) => return,
+        }
+        self.dirty.store(true, Ordering::Release);
+        self.wake.notify_one();
     }
 
     /// Queues bytes for this client only (a notice); dropped if its queue is full.
@@ -190,14 +289,35 @@ impl ClientQueue {
             if !self.slot.live.load(Ordering::Acquire) {
                 return None;
             }
+            if self.slot.clipped.load(Ordering::Acquire) && self.slot.dirty.load(Ordering::Acquire)
+            {
+                let due = self
+                    .last_frame
+                    .map_or_else(Instant::now, |t| t + FRAME_INTERVAL);
+                if Instant::now() < due {
+                    // A burst: wait for the frame's time (or a notice, or the end).
+                    tokio::select! {
+                        bytes = self.rx.recv() => return bytes.map(|b| self.taken(b)),
+                        () = tokio::time::sleep_until(due) => {}
+                        () = self.slot.wake.notified() => {}
+                    }
+                    continue;
+                }
+                self.slot.dirty.store(false, Ordering::Release);
+                self.last_frame = Some(Instant::now());
+                if let Some(frame) = hub.frame(&self.slot) {
+                    return Some(frame);
+                }
+                continue;
+            }
             if self.slot.lagged.load(Ordering::Acquire) {
                 // Drained: catch up with one snapshot instead of the bytes it missed.
                 return Some(hub.resync(&self.slot));
             }
             tokio::select! {
                 bytes = self.rx.recv() => return bytes.map(|b| self.taken(b)),
-                // Removed: loop to drain and end.
-                _ = self.slot.closed.notified() => {}
+                // Removed (drain and end), or a frame to draw: loop.
+                () = self.slot.wake.notified() => {}
             }
         }
     }
@@ -340,6 +460,43 @@ mod tests {
             assert_eq!(client.next(&hub).await.expect("queued output"), "goodbye");
             assert_eq!(client.next(&hub).await, None);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_smaller_window_gets_clipped_frames_at_most_one_per_interval() {
+        let hub = Hub::new(30, 100);
+        hub.output(&Bytes::from(format!("{}>end", "x".repeat(90))));
+        let mut small = hub.join_with_window(Some((15, 60)));
+        let mut big = hub.join_with_window(Some((40, 120)));
+        // The big one gets the raw snapshot; the small one a frame of its view.
+        let first = text(&big.next(&hub).await.unwrap());
+        assert!(first.contains(">end"), "{first:?}");
+        let frame = text(&small.next(&hub).await.unwrap());
+        assert!(
+            frame.contains(">end") && frame.contains("columns 36-95 of the 100x30"),
+            "{frame:?}"
+        );
+        // A burst: raw bytes for the big one, one frame for the small one (time is paused:
+        // the frame waits for its interval without the test waiting).
+        for i in 0..100 {
+            hub.output(&Bytes::from(format!("\r\nline {i}")));
+        }
+        assert_eq!(queued_now(&mut big).len(), 100);
+        assert!(small.rx.is_empty(), "no raw bytes for a clipped client");
+        let burst = text(&small.next(&hub).await.unwrap());
+        assert!(burst.contains("line 99"), "{burst:?}");
+        assert!(!small.slot.dirty.load(Ordering::Acquire));
+        // Grown to the terminal's size: back to the raw stream, from a snapshot.
+        hub.set_window(&small.slot, 30, 100);
+        let snapshot = text(&small.next(&hub).await.unwrap());
+        assert!(snapshot.contains("line 99") && !snapshot.contains("tandem: rows"));
+        hub.output(&Bytes::from_static(b"raw again"));
+        assert_eq!(small.next(&hub).await.unwrap(), "raw again");
+        assert_eq!(queued_now(&mut big), ["raw again"]);
+        // The terminal grows past the big window: it is clipped now.
+        hub.resize(50, 130);
+        let frame = text(&big.next(&hub).await.unwrap());
+        assert!(frame.contains("of the 130x50 terminal"), "{frame:?}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod recording;
 mod registry;
 mod schedule;
 mod session;
+mod viewport;
 
 pub use hub::CLIENT_QUEUE;
 pub use recording::DEFAULT_RECORDING_CAP;

@@ -193,7 +193,7 @@ impl Session {
         from: Option<SocketAddr>,
         size: TerminalSize,
     ) -> Client {
-        let queue = self.hub.join();
+        let queue = self.hub.join_with_window(Some((size.rows, size.cols)));
         let participant = Arc::new(Participant {
             number: self.next_number.fetch_add(1, Ordering::Relaxed) + 1,
             role,
@@ -365,35 +365,29 @@ impl Client {
     }
 
     /// This participant's window changed. The terminal follows the candidate's size;
-    /// others keep theirs, with a one-line notice when theirs is smaller.
+    /// others keep theirs: a smaller window gets a clipped view that follows the cursor.
     pub fn resize(&self, size: TerminalSize) {
         let p = &self.participant;
         *p.size
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = size;
-        if p.role == ParticipantRole::Candidate {
-            if size != self.session.terminal_size()
-                && self
-                    .session
-                    .manager
-                    .resize(self.session.shell(), size.into())
-                    .is_ok()
-            {
-                self.session.hub.resize(size.rows, size.cols);
-                self.session.recorder.resize(size.cols, size.rows);
-                self.session.recorder.event(json!({
-                    "event": "resize", "participant": p.number, "cols": size.cols, "rows": size.rows,
-                }));
-            }
-            return;
+        if p.role == ParticipantRole::Candidate
+            && size != self.session.terminal_size()
+            && self
+                .session
+                .manager
+                .resize(self.session.shell(), size.into())
+                .is_ok()
+        {
+            self.session.hub.resize(size.rows, size.cols);
+            self.session.recorder.resize(size.cols, size.rows);
+            self.session.recorder.event(json!({
+                "event": "resize", "participant": p.number, "cols": size.cols, "rows": size.rows,
+            }));
         }
-        let term = self.session.terminal_size();
-        if size.cols < term.cols || size.rows < term.rows {
-            p.slot.notify(Bytes::from(format!(
-                "\x1b]2;tandem: your window is {}x{}, the shared terminal is {}x{}: enlarge it to see everything\x07",
-                size.cols, size.rows, term.cols, term.rows
-            )));
-        }
+        // A smaller window sees the part of the screen around the cursor (the hub's
+        // clipped view, with a line saying what is hidden); a larger one the raw stream.
+        self.session.hub.set_window(&p.slot, size.rows, size.cols);
     }
 }
 

@@ -302,7 +302,8 @@ async fn a_reset_swaps_the_box_and_everyone_stays_connected() {
     let old = session.instance();
     assert!(old.warm, "the session took the warm sandbox");
     let mut cand = server.ssh(&tokens.candidate, 90, 25);
-    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
+    // Larger than the candidate's window: the raw stream (see clipped_view.rs).
+    let mut ivy = server.ssh(&tokens.interviewer, 100, 30);
     cand.expect("demo$ ").await;
     ivy.expect("demo$ ").await;
     cand.send("touch /tmp/solved; echo dirty > /tmp/state; cat /tmp/state\r");

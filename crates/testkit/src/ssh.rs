@@ -186,8 +186,13 @@ impl SshClient {
         nix::unistd::write(self.master.get_ref(), text.as_bytes()).unwrap();
     }
 
-    /// Resizes the client's terminal (ssh forwards it as a window change).
-    pub fn resize(&self, cols: u16, rows: u16) {
+    /// Resizes the client's terminal (ssh forwards it as a window change), and the model
+    /// of its screen.
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        self.screen.screen_mut().set_size(
+            std::num::NonZeroU16::new(rows.clamp(1, tandem_limits::MAX_TERMINAL_ROWS)).unwrap(),
+            std::num::NonZeroU16::new(cols.clamp(1, tandem_limits::MAX_TERMINAL_COLS)).unwrap(),
+        );
         let ws = libc::winsize {
             ws_row: rows,
             ws_col: cols,
@@ -207,6 +212,27 @@ impl SshClient {
             nix::sys::signal::Signal::SIGCONT
         };
         nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
+    /// Reads whatever arrives within `limit` (a screen that may still be changing).
+    pub async fn read_for(&mut self, limit: Duration) {
+        let mut buf = [0u8; 8192];
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let mut guard = self.master.readable().await.unwrap();
+                match guard
+                    .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf).map_err(Into::into))
+                {
+                    Ok(Ok(0)) | Ok(Err(_)) => return,
+                    Ok(Ok(n)) => {
+                        self.screen.process(&buf[..n]);
+                        self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                    Err(_) => continue,
+                }
+            }
+        })
+        .await;
     }
 
     /// Forgets what was seen so far (to wait for new output only).
