@@ -83,18 +83,27 @@ impl JobManager {
         };
         let id = JobId::new_random();
         let dir = self.inner.jobs_dir.join(id.to_string());
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(JobError::io(format!(
-                "create job directory {}",
-                dir.display()
-            )))?;
         let owns_cgroup = parent.is_none();
         let slot = match (&parent, &self.inner.warm) {
             (None, Some(warm)) => warm.take().map(|slot| (warm, slot)),
             _ => None,
         };
+        // A slot's directory skeleton becomes the job's by a rename: on ext4 every new
+        // inode costs (here 0.2-0.8 ms), a rename does not.
+        let made = match &slot {
+            Some((pool, slot)) => pool.adopt_dir(slot, &dir),
+            None => Err(io::ErrorKind::NotFound.into()),
+        }
+        .or_else(|_| std::fs::DirBuilder::new().mode(0o700).create(&dir));
+        if let Err(e) = made {
+            if let Some((pool, slot)) = slot {
+                pool.discard(slot).await;
+            }
+            return Err(JobError::io(format!(
+                "create job directory {}",
+                dir.display()
+            ))(e));
+        }
         let (cgroup, warm): (Arc<dyn Group>, Option<WarmInit>) = match (&parent, slot) {
             (Some(parent), _) => (parent.cgroup(), None),
             (None, Some((pool, slot))) => {
@@ -104,7 +113,6 @@ impl JobManager {
                     .adopt(&slot.name, &id.to_string(), &spec.limits, io_device)
                 {
                     Ok(group) => {
-                        pool.forget(&slot);
                         let warm = WarmInit {
                             child: slot.child,
                             socket: slot.socket,
@@ -313,8 +321,13 @@ impl JobManager {
             JobError::Setup("the sandbox system view was not built (not root?)".into())
         })?;
         let staging = dir.join("sandbox");
-        std::fs::create_dir(&staging)
-            .map_err(JobError::io(format!("create {}", staging.display())))?;
+        // A warm slot's skeleton has it already.
+        match std::fs::create_dir(&staging) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(JobError::io(format!("create {}", staging.display()))(e));
+            }
+            _ => {}
+        }
         let (lower, system_dirs, pins, check_dirs) = match &spec.rootfs {
             None => (
                 view.root.clone(),

@@ -8,15 +8,19 @@
 //! blocking thread, off any start). A start takes a slot, renames its cgroup to the job id
 //! (cgroup v1 renames within a parent; the process stays in it), writes the job's limits,
 //! then sends the waiting init the job's descriptors: it becomes the job's monitor, so no
-//! process of the job runs before its limits are set. Taking a slot starts a refill.
+//! process of the job runs before its limits are set. Once the start is done, the pool
+//! refills (a refill forks the daemon and migrates a process: not while a start runs).
 //!
 //! Without a slot (none left, cgroup v2, or `warm_slots = 0`) a start creates its cgroup
 //! and joins it before exec, as before.
 //!
-//! Crash safety: each slot has a marker directory `<state>/warm/<name>`; after a crash the
+//! Each slot also has a directory `<state>/warm/<name>` with `sandbox/` inside, renamed to
+//! the job's directory when taken (creating inodes on ext4 costs more than renaming).
+//! Crash safety: that directory marks the slot as this manager's; after a crash the
 //! next manager kills and removes the `warm-*` cgroups that have a marker (see
 //! `recovery.rs`). A waiting init also exits by itself when its socket reaches EOF (the
-//! daemon is gone).
+//! daemon is gone). A crash between a taken slot's two renames (directory, then cgroup)
+//! leaves that slot's empty cgroup behind, unrecognised.
 
 use crate::cgroup::{self, Backend, Group};
 use crate::manager::InitProgram;
@@ -148,15 +152,19 @@ impl WarmPool {
     fn make_slot(&self) -> Result<Slot, String> {
         let name = format!("{WARM_PREFIX}{}", uuid::Uuid::new_v4());
         let marker = self.markers.join(&name);
-        std::fs::DirBuilder::new()
+        let made = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&marker)
-            .map_err(|e| format!("create {}: {e}", marker.display()))?;
+            .and_then(|()| std::fs::create_dir(marker.join("sandbox")));
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&marker);
+            return Err(format!("create {}: {e}", marker.display()));
+        }
         let group = match self.backend.create_warm(&name) {
             Ok(g) => g,
             Err(e) => {
-                let _ = std::fs::remove_dir(&marker);
+                let _ = std::fs::remove_dir_all(&marker);
                 return Err(e.to_string());
             }
         };
@@ -186,15 +194,16 @@ impl WarmPool {
             }),
             Err(e) => {
                 let _ = cgroup::destroy_blocking(group.as_ref());
-                let _ = std::fs::remove_dir(&marker);
+                let _ = std::fs::remove_dir_all(&marker);
                 Err(format!("start a warm init: {e}"))
             }
         }
     }
 
-    /// The slot's cgroup now belongs to a job (renamed): its marker goes.
-    pub(crate) fn forget(&self, slot: &Slot) {
-        let _ = std::fs::remove_dir(self.markers.join(&slot.name));
+    /// Renames the slot's marker, a job directory skeleton (`sandbox/` inside), to the
+    /// job's directory `dir`.
+    pub(crate) fn adopt_dir(&self, slot: &Slot, dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::rename(self.markers.join(&slot.name), dir)
     }
 
     /// Kills a slot's init and removes its cgroup and marker (blocking).
@@ -203,7 +212,7 @@ impl WarmPool {
         if let Err(e) = cgroup::destroy_blocking(slot.group.as_ref()) {
             tracing::warn!(cgroup = ?slot.group.paths(), error = %e, "cannot remove a warm cgroup");
         }
-        let _ = std::fs::remove_dir(self.markers.join(&slot.name));
+        let _ = std::fs::remove_dir_all(self.markers.join(&slot.name));
     }
 
     /// [`discard_blocking`](Self::discard_blocking) on the blocking pool.
