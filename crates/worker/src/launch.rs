@@ -559,9 +559,10 @@ fn spawn(
 
     let child = match warm {
         Some(warm) => {
-            // fds 0, 1, 2, CONFIG_FD, EVENT_FD, CONTROL_FD (, JOIN_FD, USERNS_FD) by order.
+            // fds 0, 1, 2, CONFIG_FD, EVENT_FD, CONTROL_FD by order. Only new sandboxes
+            // take a slot, so there is nothing to join.
             let [stdin, stdout, stderr] = &stdio;
-            let mut fds = vec![
+            let fds = [
                 stdin,
                 stdout,
                 stderr,
@@ -569,9 +570,6 @@ fn spawn(
                 &events_init,
                 &control_read,
             ];
-            if let Some((pidfd, userns)) = &join {
-                fds.extend([pidfd, userns]);
-            }
             sys::send_fds(&warm.socket, &fds)
                 .map_err(JobError::io("hand the job's descriptors to its warm init"))?;
             warm.child

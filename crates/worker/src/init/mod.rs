@@ -65,7 +65,8 @@ const HANDLED: [Signal; 6] = [
 /// usual. See the daemon's `warm.rs`.
 pub const WARM_ARG: &str = "__tandem_warm";
 
-/// Most descriptors a warm init receives: stdin, stdout, stderr and fds 3 to 7.
+/// Most descriptors a warm init accepts: stdin, stdout, stderr and fds 3 to 7 (the
+/// daemon sends 0 to 5: only new sandboxes take a slot).
 const MAX_WARM_FDS: usize = USERNS_FD as usize + 1;
 
 /// Entry point of `tandem-init`. Never returns.
@@ -108,6 +109,9 @@ fn receive_job() {
         eprintln!("tandem-init: warm start: {what}: {e}");
         std::process::exit(2)
     };
+    // Nothing but the slot's socket and stdio is needed while waiting, however long.
+    // SAFETY: close_range takes plain integers; closing descriptors nothing here uses.
+    unsafe { libc::syscall(libc::SYS_close_range, CONFIG_FD as u32 + 1, u32::MAX, 0) };
     let mut buf = [0u8; 8];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_WARM_FDS]);
     let (bytes, received) = loop {
