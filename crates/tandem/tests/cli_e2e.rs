@@ -130,8 +130,10 @@ async fn start_follow_prints_the_id_on_stderr_and_the_output_to_the_end() {
     let out = run(start).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(out.stdout, b"one\ntwo\n");
+    // The output ends before the supervisor records the final state: wait for it.
     let id: tandem_worker::JobId = text(&out.stderr).trim().parse().unwrap();
-    assert!(server.manager.status(id).unwrap().state.is_finished());
+    let status = server.manager.wait(id).await.unwrap();
+    assert_eq!(status.state, tandem_worker::JobState::Exited { code: 3 });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
