@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # The cgroup-sensitive suites run in both places; the ones that exercise stop timing, SSH
 # and the daemon (the same code whatever the cgroup placement) run once, from the root.
 BOTH="limits cgroup_v2 isolation lockdown check_view join_lockdown host_quotas host_handles \
-rootfs_dir exec_in_sandbox stop_kills_whole_tree crash_cleanup"
+rootfs_dir exec_in_sandbox stop_kills_whole_tree crash_cleanup warm_start"
 ROOT_ONLY="stop sandbox_wall daemon"
 if [ "$#" -gt 0 ]; then
     BOTH="$*"

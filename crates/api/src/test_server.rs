@@ -119,6 +119,9 @@ impl TestServer {
         let hidden = pki.path().to_path_buf();
         let jobs = make_jobs(Box::new(move |config| config.hide_paths.push(hidden)));
         let manager = jobs.manager.clone();
+        // The warm slots (an idle tandem-init and its descriptors each) are part of the
+        // idle daemon: suites that compare its resources before and after start from there.
+        manager.warm_slots_ready().await;
         let tls = crate::tls::server_config(pki.path()).expect("server TLS");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -3,6 +3,8 @@
 //! * [`write_atomic`]: replace a file so that readers see the old contents or the new,
 //!   never a partial file, and a crash right after it returns keeps the new one. The
 //!   session registry (`session.json`), the SSH host key and the PKI files use it.
+//! * [`replace`]: the same without the syncs (atomic for readers and against a killed
+//!   process, not against power loss).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// rename itself survives a crash. On failure the temporary file is removed and `path` is
 /// untouched.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    write_replacing(path, contents, mode, true)
+}
+
+/// [`write_atomic`] without the syncs: readers, and a process killed at any moment, still
+/// see the old contents or the new, never a partial file; after a power loss or kernel
+/// crash the file may be missing, old or empty. For records whose loss on power loss is
+/// harmless (e.g. a job's spec while the job starts: its processes and cgroups die with
+/// the machine too), where two fsyncs would cost more than the rest of the write.
+pub fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    write_replacing(path, contents, mode, false)
+}
+
+fn write_replacing(path: &Path, contents: &[u8], mode: u32, sync: bool) -> io::Result<()> {
     /// Distinguishes temporary files of concurrent writers in this process.
     static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -52,7 +67,9 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         // The umask may have removed bits from `mode` (e.g. 0644 under umask 077).
         file.set_permissions(Permissions::from_mode(mode))?;
         file.write_all(contents)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         drop(file);
         fs::rename(&tmp, path)
     })();
@@ -62,7 +79,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     }
     // Make the rename durable; failing to sync a directory is not worth an error (the
     // file itself is complete either way).
-    if let Ok(d) = File::open(dir) {
+    if sync && let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())

@@ -115,6 +115,28 @@ async fn logs_of_a_failed_job_still_print_and_exit_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_follow_prints_the_id_on_stderr_and_the_output_to_the_end() {
+    let server = TestServer::start().await;
+    let mut start = tandem(&server, "admin");
+    start.args([
+        "job",
+        "start",
+        "-f",
+        "--",
+        "sh",
+        "-c",
+        "echo one; echo two; exit 3",
+    ]);
+    let out = run(start).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, b"one\ntwo\n");
+    // The output ends before the supervisor records the final state: wait for it.
+    let id: tandem_worker::JobId = text(&out.stderr).trim().parse().unwrap();
+    let status = server.manager.wait(id).await.unwrap();
+    assert_eq!(status.state, tandem_worker::JobState::Exited { code: 3 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_and_connection_errors_are_human() {
     // No job is started: this test needs no root.
     let server = TestServer::start_unprivileged().await;

@@ -36,6 +36,7 @@ mod supervise;
 #[allow(unsafe_code)]
 mod sys;
 mod system_view;
+mod warm;
 
 pub use cgroup::{CgroupError, CgroupVersion, DEFAULT_DISK, DeviceNumber, Limits, ResourceUsage};
 pub use error::JobError;

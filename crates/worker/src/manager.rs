@@ -18,6 +18,7 @@ use crate::spec::{JobId, JobSpec, PtySize, check_overlay_path, check_size};
 use crate::state;
 use crate::status::{JobInfo, JobState, JobStatus};
 use crate::system_view::SystemView;
+use crate::warm::WarmPool;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
@@ -93,6 +94,10 @@ pub struct JobManagerConfig {
     pub first_uid: u32,
     /// How many uid ranges there are, so how many sandboxes can exist at once.
     pub sandbox_slots: u32,
+    /// How many warm slots (a cgroup with a waiting `tandem-init` already inside) to keep
+    /// ready, so that a start does not wait for the cgroup migration (cgroup v1 only;
+    /// `0` turns them off). Each holds one idle process and a cgroup per hierarchy.
+    pub warm_slots: usize,
 }
 
 impl JobManagerConfig {
@@ -111,6 +116,7 @@ impl JobManagerConfig {
             default_limits: default_limits(),
             first_uid: crate::ids::DEFAULT_FIRST_UID,
             sandbox_slots: crate::ids::DEFAULT_SANDBOX_SLOTS,
+            warm_slots: 2,
         }
     }
 }
@@ -145,7 +151,9 @@ pub(crate) struct Inner {
     /// `state_dir/jobs`.
     pub(crate) jobs_dir: PathBuf,
     /// The cgroup backend (v1 or v2) detected at construction.
-    pub(crate) cgroups: Box<dyn Backend>,
+    pub(crate) cgroups: Arc<dyn Backend>,
+    /// Warm slots (cgroup v1, as root, unless turned off).
+    pub(crate) warm: Option<Arc<WarmPool>>,
     /// The disk that IO limits apply to, resolved on first use.
     pub(crate) io_device: OnceLock<Result<DeviceNumber, String>>,
     /// What sandboxes see of the host, built at construction (as root; `None` otherwise,
@@ -249,7 +257,10 @@ impl JobManager {
                 config.init.program.display()
             )));
         }
-        let cgroups = cgroup::backend(config.cgroup_version, &config.cgroup_parent)?;
+        let cgroups: Arc<dyn Backend> = Arc::from(cgroup::backend(
+            config.cgroup_version,
+            &config.cgroup_parent,
+        )?);
         crate::ids::check_config(config.first_uid, config.sandbox_slots)
             .map_err(JobError::Setup)?;
         let mut config = config;
@@ -272,12 +283,21 @@ impl JobManager {
         } else {
             None
         };
+        let warm = (root && cgroups.supports_warm() && config.warm_slots > 0).then(|| {
+            WarmPool::new(
+                Arc::clone(&cgroups),
+                config.init.clone(),
+                state_dir.join("warm"),
+                config.warm_slots,
+            )
+        });
         let manager = Self {
             inner: Arc::new(Inner {
                 config,
                 state_dir,
                 jobs_dir,
                 cgroups,
+                warm,
                 io_device: OnceLock::new(),
                 system_view,
                 rootfs_pins: Mutex::new(HashMap::new()),
@@ -288,6 +308,9 @@ impl JobManager {
             manager.clean_up_after_crash();
         }
         manager.restore_jobs();
+        if let Some(warm) = &manager.inner.warm {
+            warm.refill();
+        }
         Ok(manager)
     }
 
@@ -300,6 +323,16 @@ impl JobManager {
     /// per hierarchy on v1). A job's cgroup is the job id below each.
     pub fn cgroup_parent_paths(&self) -> Vec<PathBuf> {
         self.inner.cgroups.parent_paths()
+    }
+
+    /// Waits until the warm slots being prepared are ready and returns how many are
+    /// (0 without warm slots). For benchmarks and tests that need a start to take a slot;
+    /// a start never waits for one.
+    pub async fn warm_slots_ready(&self) -> usize {
+        match &self.inner.warm {
+            Some(warm) => warm.wait_filled().await,
+            None => 0,
+        }
     }
 
     /// Starts a job in its sandbox and returns its id once the command is running. If the
@@ -417,9 +450,12 @@ impl JobManager {
         pty.resize(size).map_err(JobError::io("resize terminal"))
     }
 
-    /// Stops every job that is still running (each with `grace`) and waits for all
-    /// supervisors to finish.
+    /// Discards the warm slots, stops every job that is still running (each with
+    /// `grace`) and waits for all supervisors to finish.
     pub async fn shutdown(&self, grace: Duration) {
+        if let Some(warm) = &self.inner.warm {
+            warm.close().await;
+        }
         let jobs: Vec<Arc<Job>> = self.read_jobs().values().cloned().collect();
         let mut stops = tokio::task::JoinSet::new();
         for job in jobs {
@@ -434,10 +470,14 @@ impl JobManager {
         while stops.join_next().await.is_some() {}
     }
 
-    /// Kills every running job at once (SIGKILL through its cgroup) without waiting. For
+    /// Kills every running job (SIGKILL through its cgroup) and warm slot at once without
+    /// waiting. For
     /// emergencies and for tearing down a runtime that will not get to run the jobs'
     /// supervisors (e.g. at the end of a test); `shutdown` is the orderly way.
     pub fn abort_all(&self) {
+        if let Some(warm) = &self.inner.warm {
+            warm.abort();
+        }
         let jobs: Vec<Arc<Job>> = self.read_jobs().values().cloned().collect();
         for job in jobs {
             if !job.status.borrow().state.is_finished()
@@ -548,9 +588,14 @@ impl Job {
         ));
     }
 
-    /// Records the current status durably (see [`state`]).
+    /// Records the current status durably (see [`state`]): the final status.
     pub(crate) fn persist(&self) {
-        if let Err(e) = state::write(&self.dir, state::STATUS, &self.snapshot()) {
+        self.record_status(state::Sync::Durable);
+    }
+
+    /// Records the current status, synced or not (see [`state`]).
+    pub(crate) fn record_status(&self, sync: state::Sync) {
+        if let Err(e) = state::write(&self.dir, state::STATUS, &self.snapshot(), sync) {
             tracing::warn!(job = %self.id, error = %e, "cannot record the job's status");
         }
     }

@@ -1,9 +1,10 @@
 //! After a crash: what an earlier run of the daemon left behind.
 //!
 //! A new manager first kills and removes the job cgroups of jobs recorded in its state dir
-//! (their processes died with the daemon's control pipes, or are killed here) and their
-//! sandbox directories, then loads every recorded job: finished ones keep their status and
-//! output; ones that were running are `lost`.
+//! (their processes died with the daemon's control pipes, or are killed here), the warm
+//! slots' cgroups it had marked (`warm.rs`) and the jobs' sandbox directories, then loads
+//! every recorded job: finished ones keep their status and output; ones that were running
+//! are `lost`.
 
 use crate::cgroup;
 use crate::manager::{Job, JobManager};
@@ -92,11 +93,21 @@ impl JobManager {
         for group in self.inner.cgroups.stale() {
             // Only cgroups of jobs recorded in this state dir: another daemon on the same
             // host (other state dir, same cgroup parent) owns the rest.
+            // Warm slots' cgroups are ours if their marker is (see `warm.rs`).
             let ours = group
                 .paths()
                 .first()
                 .and_then(|p| p.file_name())
-                .is_some_and(|name| self.inner.jobs_dir.join(name).is_dir());
+                .is_some_and(|name| {
+                    let warm = name
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(crate::warm::WARM_PREFIX));
+                    if warm {
+                        self.inner.state_dir.join("warm").join(name).is_dir()
+                    } else {
+                        self.inner.jobs_dir.join(name).is_dir()
+                    }
+                });
             if !ours {
                 continue;
             }
@@ -105,6 +116,7 @@ impl JobManager {
                 tracing::warn!(cgroup = ?group.paths(), error = %e, "cannot remove stale cgroup");
             }
         }
+        let _ = std::fs::remove_dir_all(self.inner.state_dir.join("warm"));
         if let Ok(entries) = std::fs::read_dir(&self.inner.jobs_dir) {
             for entry in entries.flatten() {
                 remove_sandbox_dirs(&entry.path());

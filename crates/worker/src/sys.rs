@@ -94,6 +94,14 @@ impl InitFds {
         Ok(Self { high })
     }
 
+    /// A warm init's only descriptor: its end of the slot socket, as [`CONFIG_FD`], where
+    /// it waits for the job's descriptors (see `warm.rs`).
+    pub(crate) fn warm(socket: &OwnedFd) -> io::Result<Self> {
+        Ok(Self {
+            high: vec![(dup_high(socket)?, CONFIG_FD)],
+        })
+    }
+
     /// Installs the `pre_exec` hook that joins the job's cgroups (writing `0` to each
     /// pre-opened `cgroup.procs`, so nothing of the job ever runs unlimited), gives the
     /// child its own session and moves the descriptors into place. The descriptors must
@@ -217,4 +225,22 @@ pub(crate) fn recv_event(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize
         ));
     }
     Ok((msg.bytes, fds))
+}
+
+/// Sends `fds` (in order) with a one-byte message over a seqpacket socket: a warm init's
+/// descriptors, which it places at 0, 1, 2, … by their order.
+pub(crate) fn send_fds(socket: &OwnedFd, fds: &[&OwnedFd]) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let sent = sendmsg::<UnixAddr>(
+        socket.as_raw_fd(),
+        &[io::IoSlice::new(b"J")],
+        &[ControlMessage::ScmRights(&raw)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    if sent != 1 {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, "short send"));
+    }
+    Ok(())
 }

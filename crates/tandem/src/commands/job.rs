@@ -112,6 +112,9 @@ pub struct StartArgs {
     /// Run on a terminal the size of this one (24x80 without one); sets TERM=xterm-256color unless --env TERM=… is given
     #[arg(long)]
     tty: bool,
+    /// Then print the job's output until it ends, as `logs -f` does, on the same connection (the id goes to stderr)
+    #[arg(short, long)]
+    follow: bool,
     /// Environment variable of the job (repeatable); the job inherits nothing else
     #[arg(long = "env", short = 'e', value_parser = parse_key_value, value_name = "KEY=VALUE")]
     env: Vec<(String, String)>,
@@ -152,6 +155,7 @@ pub async fn run(global: &Global, command: JobCommand) -> anyhow::Result<ExitCod
     let status_err = |s: tonic::Status| status_error(global, &s);
     match command {
         JobCommand::Start(args) => {
+            let follow = args.follow;
             let request = start_request(*args, terminal::terminal_size);
             let id = client
                 .start(request)
@@ -159,9 +163,14 @@ pub async fn run(global: &Global, command: JobCommand) -> anyhow::Result<ExitCod
                 .map_err(status_err)?
                 .into_inner()
                 .job_id;
-            match global.output {
-                Format::Text => print(&format!("{id}\n"))?,
-                Format::Json => print(&render::json(&serde_json::json!({ "id": id }))?)?,
+            if follow {
+                eprintln!("{id}");
+                print_logs(&mut client, global, id, 0, true).await?;
+            } else {
+                match global.output {
+                    Format::Text => print(&format!("{id}\n"))?,
+                    Format::Json => print(&render::json(&serde_json::json!({ "id": id }))?)?,
+                }
             }
         }
         JobCommand::Status { id } => {
@@ -211,21 +220,7 @@ pub async fn run(global: &Global, command: JobCommand) -> anyhow::Result<ExitCod
             }
         }
         JobCommand::Logs { id, follow, offset } => {
-            let mut stream = client
-                .logs(LogsRequest {
-                    job_id: id,
-                    offset,
-                    follow,
-                })
-                .await
-                .map_err(status_err)?
-                .into_inner();
-            let mut stdout = io::stdout().lock();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(status_err)?;
-                stdout.write_all(&chunk.data)?;
-                stdout.flush()?;
-            }
+            print_logs(&mut client, global, id, offset, follow).await?;
         }
         JobCommand::Attach { id } => {
             match attach::attach(&mut client, &global.server, &id).await? {
@@ -242,6 +237,34 @@ pub async fn run(global: &Global, command: JobCommand) -> anyhow::Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes job `id`'s output from `offset` to stdout as received (until it ends, if
+/// `follow`).
+async fn print_logs(
+    client: &mut JobServiceClient<tonic::transport::Channel>,
+    global: &Global,
+    id: String,
+    offset: u64,
+    follow: bool,
+) -> anyhow::Result<()> {
+    let status_err = |s: tonic::Status| status_error(global, &s);
+    let mut stream = client
+        .logs(LogsRequest {
+            job_id: id,
+            offset,
+            follow,
+        })
+        .await
+        .map_err(status_err)?
+        .into_inner();
+    let mut stdout = io::stdout().lock();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(status_err)?;
+        stdout.write_all(&chunk.data)?;
+        stdout.flush()?;
+    }
+    Ok(())
 }
 
 /// The request for `tandem job start`; `terminal_size` asks the local terminal's size

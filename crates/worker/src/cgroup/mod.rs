@@ -130,6 +130,35 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     fn stale(&self) -> Vec<Box<dyn Group>>;
     /// The directories job cgroups are created in (one per hierarchy on v1).
     fn parent_paths(&self) -> Vec<PathBuf>;
+    /// Whether [`create_warm`](Self::create_warm) and [`adopt`](Self::adopt) work: a warm
+    /// cgroup becomes a job's by a rename, which only cgroup v1 allows.
+    fn supports_warm(&self) -> bool {
+        false
+    }
+    /// Creates cgroup `name` without limits, for a warm slot (see `warm.rs`). On error
+    /// nothing is left.
+    fn create_warm(&self, name: &str) -> Result<Box<dyn Group>, CgroupError> {
+        Err(CgroupError::Unusable(format!(
+            "cgroup v{} has no warm cgroups (cannot create {name})",
+            self.version()
+        )))
+    }
+    /// Renames warm cgroup `warm` to job cgroup `name` (its processes stay in it) and
+    /// applies `limits`. On a failed rename `warm` is left as it was; on a failed limit
+    /// the cgroup is `name` and the caller destroys it.
+    fn adopt(
+        &self,
+        warm: &str,
+        name: &str,
+        limits: &Limits,
+        io_device: Option<DeviceNumber>,
+    ) -> Result<Box<dyn Group>, CgroupError> {
+        let _ = (limits, io_device);
+        Err(CgroupError::Unusable(format!(
+            "cgroup v{} cannot rename {warm} to {name}",
+            self.version()
+        )))
+    }
 }
 
 /// One job's cgroup (one directory per hierarchy on v1).

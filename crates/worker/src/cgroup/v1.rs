@@ -100,6 +100,50 @@ impl V1 {
         }
     }
 
+    /// Fails if `limits` need a controller that is not mounted.
+    fn check(&self, limits: &Limits) -> Result<(), CgroupError> {
+        if limits.cpu.is_some() {
+            self.require("cpu", "a CPU limit")?;
+        }
+        if limits.memory.is_some() {
+            self.require("memory", "a memory limit")?;
+        }
+        if limits.pids.is_some() {
+            self.require("pids", "a pids limit")?;
+        }
+        if limits.has_io() {
+            self.require("blkio", "a disk IO limit")?;
+        }
+        Ok(())
+    }
+
+    /// Creates `name` in every hierarchy, without limits, with its `cgroup.procs` open.
+    /// On error nothing is left.
+    fn make(&self, name: &str) -> Result<V1Group, CgroupError> {
+        let mut group = self.group(name);
+        for parent in self.unique_parents() {
+            std::fs::create_dir_all(&parent).map_err(io_error("create cgroup", &parent))?;
+        }
+        let mut made = Vec::new();
+        let result = (|| {
+            for dir in &group.dirs {
+                make_dir(dir)?;
+                made.push(dir.clone());
+            }
+            for dir in &group.dirs {
+                group.procs.push(open_procs(dir)?);
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            for dir in made.iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
+            return Err(e);
+        }
+        Ok(group)
+    }
+
     fn apply(
         &self,
         name: &str,
@@ -156,39 +200,46 @@ impl Backend for V1 {
         limits: &Limits,
         io: Option<DeviceNumber>,
     ) -> Result<Box<dyn Group>, CgroupError> {
-        if limits.cpu.is_some() {
-            self.require("cpu", "a CPU limit")?;
+        self.check(limits)?;
+        let group = self.make(name)?;
+        if let Err(e) = self.apply(name, limits, io) {
+            let _ = group.remove();
+            return Err(e);
         }
-        if limits.memory.is_some() {
-            self.require("memory", "a memory limit")?;
-        }
-        if limits.pids.is_some() {
-            self.require("pids", "a pids limit")?;
-        }
-        if limits.has_io() {
-            self.require("blkio", "a disk IO limit")?;
+        Ok(Box::new(group))
+    }
+
+    fn supports_warm(&self) -> bool {
+        true
+    }
+
+    fn create_warm(&self, name: &str) -> Result<Box<dyn Group>, CgroupError> {
+        Ok(Box::new(self.make(name)?))
+    }
+
+    fn adopt(
+        &self,
+        warm: &str,
+        name: &str,
+        limits: &Limits,
+        io: Option<DeviceNumber>,
+    ) -> Result<Box<dyn Group>, CgroupError> {
+        self.check(limits)?;
+        let mut renamed: Vec<PathBuf> = Vec::new();
+        for parent in self.unique_parents() {
+            let (from, to) = (parent.join(warm), parent.join(name));
+            if let Err(e) = std::fs::rename(&from, &to) {
+                for parent in renamed.iter().rev() {
+                    let _ = std::fs::rename(parent.join(name), parent.join(warm));
+                }
+                return Err(io_error(format!("rename to {}", to.display()), &from)(e));
+            }
+            renamed.push(parent);
         }
         let mut group = self.group(name);
-        for parent in self.unique_parents() {
-            std::fs::create_dir_all(&parent).map_err(io_error("create cgroup", &parent))?;
-        }
-        let mut made = Vec::new();
-        let result = (|| {
-            for dir in &group.dirs {
-                make_dir(dir)?;
-                made.push(dir.clone());
-            }
-            self.apply(name, limits, io)?;
-            for dir in &group.dirs {
-                group.procs.push(open_procs(dir)?);
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            for dir in made.iter().rev() {
-                let _ = std::fs::remove_dir(dir);
-            }
-            return Err(e);
+        self.apply(name, limits, io)?;
+        for dir in &group.dirs {
+            group.procs.push(open_procs(dir)?);
         }
         Ok(Box::new(group))
     }

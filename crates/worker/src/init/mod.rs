@@ -60,8 +60,20 @@ const HANDLED: [Signal; 6] = [
     Signal::SIGUSR1,
 ];
 
+/// Last argument that makes `tandem-init` start **warm**: already inside a job cgroup,
+/// it waits on [`CONFIG_FD`] (a seqpacket socket) for a job's descriptors, then runs as
+/// usual. See the daemon's `warm.rs`.
+pub const WARM_ARG: &str = "__tandem_warm";
+
+/// Most descriptors a warm init accepts: stdin, stdout, stderr and fds 3 to 7 (the
+/// daemon sends 0 to 5: only new sandboxes take a slot).
+const MAX_WARM_FDS: usize = USERNS_FD as usize + 1;
+
 /// Entry point of `tandem-init`. Never returns.
 pub fn main() -> ! {
+    if std::env::args_os().last().is_some_and(|a| a == WARM_ARG) {
+        receive_job();
+    }
     // Whatever the daemon's own parent left open without close-on-exec (a shell's
     // descriptors, a directory handle…) would otherwise reach every job: close everything
     // above the protocol's descriptors before anything else.
@@ -86,6 +98,69 @@ pub fn main() -> ! {
     // SAFETY: EVENT_FD was checked open above and nothing else in this process owns it.
     let events = Events(unsafe { OwnedFd::from_raw_fd(EVENT_FD) });
     monitor(events)
+}
+
+/// A warm init's wait: the next message on [`CONFIG_FD`] carries the job's descriptors,
+/// which are put at 0, 1, 2, … in the order sent. EOF (the slot was discarded, or the
+/// daemon is gone) ends the process.
+fn receive_job() {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
+    let fail = |what: &str, e: Errno| -> ! {
+        eprintln!("tandem-init: warm start: {what}: {e}");
+        std::process::exit(2)
+    };
+    // Nothing but the slot's socket and stdio is needed while waiting, however long.
+    // SAFETY: close_range takes plain integers; closing descriptors nothing here uses.
+    unsafe { libc::syscall(libc::SYS_close_range, CONFIG_FD as u32 + 1, u32::MAX, 0) };
+    let mut buf = [0u8; 8];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_WARM_FDS]);
+    let (bytes, received) = loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        match recvmsg::<UnixAddr>(
+            CONFIG_FD,
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => fail("receive the job's descriptors", e),
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                for cmsg in msg.cmsgs().unwrap_or_else(|e| fail("read descriptors", e)) {
+                    if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                        fds.extend(raw);
+                    }
+                }
+                break (msg.bytes, fds);
+            }
+        }
+    };
+    if bytes == 0 {
+        std::process::exit(0);
+    }
+    if received.len() < CONTROL_FD as usize + 1 || received.len() > MAX_WARM_FDS {
+        fail("wrong number of descriptors", Errno::EINVAL);
+    }
+    // The received numbers may be any of the targets: move them all above the protocol's
+    // range first (main() closes everything there), then into place.
+    let mut high = Vec::with_capacity(received.len());
+    for fd in received {
+        // SAFETY: `fd` came with SCM_RIGHTS just now; F_DUPFD_CLOEXEC only takes integers.
+        let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64) };
+        if moved == -1 {
+            fail("move a descriptor", Errno::last());
+        }
+        // SAFETY: closes the received original, which nothing else refers to.
+        unsafe { libc::close(fd) };
+        high.push(moved);
+    }
+    for (target, fd) in high.into_iter().enumerate() {
+        // SAFETY: dup2 takes two integers; `fd` is open, the target is replaced (the slot
+        // socket at CONFIG_FD among them, which is then closed).
+        if unsafe { libc::dup2(fd, target as i32) } == -1 {
+            fail("place a descriptor", Errno::last());
+        }
+    }
 }
 
 /// Sends [`InitEvent`]s to the worker, one per seqpacket message. Errors are ignored: if

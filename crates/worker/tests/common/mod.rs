@@ -164,6 +164,18 @@ pub fn children_of_this_process() -> Vec<(u32, char)> {
         .collect()
 }
 
+/// True if `pid` is a warm slot's `tandem-init`, still waiting for a job: in a cgroup
+/// named `warm-…` (a taken slot's cgroup is renamed to its job's id).
+pub fn is_waiting_warm_init(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| {
+        c.lines().any(|l| {
+            l.rsplit('/')
+                .next()
+                .is_some_and(|name| name.starts_with("warm-"))
+        })
+    })
+}
+
 /// A marker unique to one test run, to find a job's processes in the host's /proc.
 pub fn unique_marker(name: &str) -> String {
     format!("tandem-test-{name}-{}", JobId::new_random())
