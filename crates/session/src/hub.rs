@@ -29,8 +29,8 @@ pub(crate) struct Slot {
     queued: std::sync::atomic::AtomicUsize,
     /// Receives terminal output (false once removed).
     live: AtomicBool,
-    /// Wakes the client's reader when it is removed.
-    closed: tokio::sync::Notify,
+    /// Wakes the client's reader when it is removed or marked lagged.
+    wake: tokio::sync::Notify,
 }
 
 /// The screen and the clients, behind one lock.
@@ -85,12 +85,16 @@ impl Hub {
             if !slot.live.load(Ordering::Acquire) || slot.lagged.load(Ordering::Acquire) {
                 continue;
             }
-            let queued = slot.queued.load(Ordering::Acquire);
+            // Counted before it is queued: the client may take it (and subtract it) before
+            // `try_send` returns, and a count added after that would stay as a phantom.
+            let queued = slot.queued.fetch_add(data.len(), Ordering::AcqRel);
             if queued + data.len() > CLIENT_QUEUE || slot.tx.try_send(data.clone()).is_err() {
+                slot.queued.fetch_sub(data.len(), Ordering::AcqRel);
                 // Too far behind (or closed): skip it until it has drained and resynced.
+                // It may already have drained and be waiting for more: wake it, or it
+                // would wait for output that it is now skipped for.
                 slot.lagged.store(true, Ordering::Release);
-            } else {
-                slot.queued.fetch_add(data.len(), Ordering::AcqRel);
+                slot.wake.notify_one();
             }
         }
     }
@@ -117,7 +121,7 @@ impl Hub {
             lagged: AtomicBool::new(false),
             queued: std::sync::atomic::AtomicUsize::new(0),
             live: AtomicBool::new(true),
-            closed: tokio::sync::Notify::new(),
+            wake: tokio::sync::Notify::new(),
         });
         let mut state = self.lock();
         let snapshot = Bytes::from(state.parser.screen().state_formatted().into_bytes());
@@ -160,7 +164,7 @@ impl Slot {
     /// No more output for this client; its reader ends after what is queued.
     pub(crate) fn close(&self) {
         self.live.store(false, Ordering::Release);
-        self.closed.notify_one();
+        self.wake.notify_one();
     }
 
     /// Queues bytes for this client only (a notice); dropped if its queue is full.
@@ -196,8 +200,8 @@ impl ClientQueue {
             }
             tokio::select! {
                 bytes = self.rx.recv() => return bytes.map(|b| self.taken(b)),
-                // Removed: loop to drain and end.
-                _ = self.slot.closed.notified() => {}
+                // Removed (drain and end) or lagged (drain and resync): loop.
+                _ = self.slot.wake.notified() => {}
             }
         }
     }
@@ -350,5 +354,40 @@ mod tests {
         hub.resize(0, 0);
         assert_eq!(hub.size(), (1, 1));
         assert_eq!(Hub::new(0, 0).size(), (1, 1));
+    }
+
+    /// A client that keeps up, on another thread, while output comes in many small chunks:
+    /// every time it is counted as too far behind it is woken to resync, and no count is
+    /// left over from chunks it took before they were counted. It always gets to the end
+    /// (before both fixes it could wait forever on an empty queue it was skipped for).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_keeps_up_is_never_left_waiting() {
+        let hub = Arc::new(Hub::new(24, 80));
+        let mut client = hub.join();
+        let reader = {
+            let hub = Arc::clone(&hub);
+            tokio::spawn(async move {
+                let mut tail = String::new();
+                while !tail.contains("END-MARK") {
+                    let bytes = client.next(&hub).await.expect("live");
+                    tail.push_str(&text(&bytes));
+                    let keep = tail.len().saturating_sub(16);
+                    tail.drain(..keep);
+                }
+                client.slot.queued.load(Ordering::Acquire)
+            })
+        };
+        for i in 0..300_000 {
+            hub.output(&Bytes::from(format!("{i:07}\r\n")));
+            if i % 128 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        hub.output(&Bytes::from_static(b"END-MARK"));
+        let left = tokio::time::timeout(std::time::Duration::from_secs(120), reader)
+            .await
+            .expect("the client got to the end instead of waiting forever")
+            .unwrap();
+        assert_eq!(left, 0, "nothing is counted as queued once it has all");
     }
 }
