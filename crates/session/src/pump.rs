@@ -20,7 +20,7 @@ pub(crate) async fn run(sessions: Sessions, session: Arc<Session>) {
     let mut restarts: Vec<std::time::Instant> = Vec::new();
     loop {
         let shell = session.shell();
-        let mut reader = match manager.output(shell) {
+        let mut reader = match manager.terminal(shell) {
             Ok(reader) => reader,
             Err(e) => {
                 tracing::warn!(session = %session.id, error = %e, "no terminal output");
