@@ -37,7 +37,7 @@ pub(crate) struct Slot {
     queued: std::sync::atomic::AtomicUsize,
     /// Receives terminal output (false once removed).
     live: AtomicBool,
-    /// Wakes the client's reader when it is removed, or has a frame to draw.
+    /// Wakes the client's reader when it is removed, marked lagged, or has a frame to draw.
     wake: tokio::sync::Notify,
     /// The client's window (rows, cols), once known.
     window: Mutex<Option<(u16, u16)>>,
@@ -108,12 +108,16 @@ impl Hub {
             if !slot.live.load(Ordering::Acquire) || slot.lagged.load(Ordering::Acquire) {
                 continue;
             }
-            let queued = slot.queued.load(Ordering::Acquire);
+            // Counted before it is queued: the client may take it (and subtract it) before
+            // `try_send` returns, and a count added after that would stay as a phantom.
+            let queued = slot.queued.fetch_add(data.len(), Ordering::AcqRel);
             if queued + data.len() > CLIENT_QUEUE || slot.tx.try_send(data.clone()).is_err() {
+                slot.queued.fetch_sub(data.len(), Ordering::AcqRel);
                 // Too far behind (or closed): skip it until it has drained and resynced.
+                // It may already have drained and be waiting for more: wake it, or it
+                // would wait for output that it is now skipped for.
                 slot.lagged.store(true, Ordering::Release);
-            } else {
-                slot.queued.fetch_add(data.len(), Ordering::AcqRel);
+                slot.wake.notify_one();
             }
         }
     }
@@ -316,7 +320,8 @@ impl ClientQueue {
             }
             tokio::select! {
                 bytes = self.rx.recv() => return bytes.map(|b| self.taken(b)),
-                // Removed (drain and end), or a frame to draw: loop.
+                // Removed (drain and end), lagged (drain and resync), or a frame to
+                // draw: loop.
                 () = self.slot.wake.notified() => {}
             }
         }
@@ -507,5 +512,40 @@ mod tests {
         hub.resize(0, 0);
         assert_eq!(hub.size(), (1, 1));
         assert_eq!(Hub::new(0, 0).size(), (1, 1));
+    }
+
+    /// A client that keeps up, on another thread, while output comes in many small chunks:
+    /// every time it is counted as too far behind it is woken to resync, and no count is
+    /// left over from chunks it took before they were counted. It always gets to the end
+    /// (before both fixes it could wait forever on an empty queue it was skipped for).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_keeps_up_is_never_left_waiting() {
+        let hub = Arc::new(Hub::new(24, 80));
+        let mut client = hub.join();
+        let reader = {
+            let hub = Arc::clone(&hub);
+            tokio::spawn(async move {
+                let mut tail = String::new();
+                while !tail.contains("END-MARK") {
+                    let bytes = client.next(&hub).await.expect("live");
+                    tail.push_str(&text(&bytes));
+                    let keep = tail.len().saturating_sub(16);
+                    tail.drain(..keep);
+                }
+                client.slot.queued.load(Ordering::Acquire)
+            })
+        };
+        for i in 0..300_000 {
+            hub.output(&Bytes::from(format!("{i:07}\r\n")));
+            if i % 128 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        hub.output(&Bytes::from_static(b"END-MARK"));
+        let left = tokio::time::timeout(std::time::Duration::from_secs(120), reader)
+            .await
+            .expect("the client got to the end instead of waiting forever")
+            .unwrap();
+        assert_eq!(left, 0, "nothing is counted as queued once it has all");
     }
 }

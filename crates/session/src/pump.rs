@@ -1,6 +1,7 @@
-//! The terminal pump: one task per session that reads the shell job's output log (from
-//! byte 0) into the hub (the screen and every client's queue) and the recording, for the
-//! whole session. When the shell exits while the session is live (the candidate typed
+//! The terminal pump: one task per session that reads the shell job's terminal output
+//! (from byte 0: what its log holds, then live from the worker's pump, see
+//! `JobManager::terminal`) into the hub (the screen and every client's queue) and the
+//! recording, for the whole session. When the shell exits while the session is live (the candidate typed
 //! `exit`), it starts a new shell in the same sandbox and says so on the shared terminal;
 //! a shell that keeps exiting, or the sandbox ending, ends the session.
 
@@ -20,7 +21,7 @@ pub(crate) async fn run(sessions: Sessions, session: Arc<Session>) {
     let mut restarts: Vec<std::time::Instant> = Vec::new();
     loop {
         let shell = session.shell();
-        let mut reader = match manager.output(shell) {
+        let mut reader = match manager.terminal(shell) {
             Ok(reader) => reader,
             Err(e) => {
                 tracing::warn!(session = %session.id, error = %e, "no terminal output");

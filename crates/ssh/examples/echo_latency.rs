@@ -1,65 +1,392 @@
-//! Keystroke echo latency through the whole path (OpenSSH client → tandem SSH → PTY in the
-//! sandbox → echo by the shell → fan-out → back), with 1 and 10 connected clients. Run
-//! as root: `bench/ssh.sh`. Prints Markdown table rows.
+//! tandem's shared terminal against OpenSSH `sshd` + one shared `tmux` session, measured
+//! side by side in one run with real OpenSSH clients on pseudo-terminals:
+//!
+//! * keystroke echo (a marker typed by the candidate until it is echoed back on the
+//!   candidate's terminal) with 0, 10 and 50 watchers, and with 10 watchers one of which
+//!   is stopped (SIGSTOP: a client that stops reading);
+//! * a 100 MiB output burst with 1, 10 and 50 watchers, one of them stopped: the time until
+//!   the candidate and every live watcher have seen its end.
+//!
+//! Both systems have their clients connected at the same time; echo samples alternate
+//! between them in batches. Run as root: `bench/ssh.sh` (starts a private `sshd` on a
+//! loopback port with its own host key and config). Prints a Markdown table.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::SshClient;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// Echo samples per system and case, taken in batches alternating between the systems.
+const KEYS: usize = 200;
+const BATCH: usize = 25;
+/// The burst: 100 MiB of 73-character lines, then a marker the command line itself does
+/// not contain (the shell computes it).
+const BURST: &str = "yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \
+                     | head -c 104857600; echo BURST-$((6*7))-END\r";
+const BURST_END: &str = "BURST-42-END";
+/// How long a burst may take before it is reported as not finished.
+const BURST_LIMIT: Duration = Duration::from_secs(60);
+
+/// A private sshd (loopback, own host key and config) whose logins attach to tmux.
+struct Tmux {
+    dir: tempfile::TempDir,
+    port: u16,
+    sshd: std::process::Child,
+}
+
+fn run(cmd: &mut Command) {
+    let status = cmd.status().expect("run a command");
+    assert!(status.success(), "{cmd:?} failed: {status}");
+}
+
+impl Tmux {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key)));
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             StrictModes no\nMaxStartups 200\nMaxSessions 200\nPrintMotd no\nPrintLastLog no\n\
+             AcceptEnv none\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let sshd = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("run /usr/sbin/sshd");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { dir, port, sshd }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("tmux.sock")
+    }
+
+    /// A new shared tmux session running the same shell as tandem's demo task.
+    fn session(&self, name: &str) {
+        run(Command::new("tmux")
+            .arg("-S")
+            .arg(self.socket())
+            .args([
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "80",
+                "-y",
+                "24",
+            ])
+            .arg("env PS1='demo$ ' /bin/bash --norc -i"));
+    }
+
+    fn end_session(&self, name: &str) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(self.socket())
+            .args(["kill-session", "-t", name])
+            .status();
+    }
+
+    /// An OpenSSH client attached to tmux session `name` (watchers read-only).
+    fn client(&self, name: &str, watcher: bool) -> SshClient {
+        let key = self.dir.path().join("client_key");
+        let command = format!(
+            "RemoteCommand=exec tmux -S {} attach {}-t {name}",
+            self.socket().display(),
+            if watcher { "-r " } else { "" }
+        );
+        SshClient::spawn(
+            self.port,
+            "root",
+            80,
+            24,
+            &[
+                "-i",
+                key.to_str().unwrap(),
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                &command,
+            ],
+        )
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(self.socket())
+            .arg("kill-server")
+            .status();
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+/// A watcher: its client reads everything in the background and reports when it has
+/// seen the burst's end.
+struct Watcher {
+    pid: nix::unistd::Pid,
+    saw_end: Option<oneshot::Receiver<Instant>>,
+    task: JoinHandle<()>,
+}
+
+impl Watcher {
+    fn new(mut client: SshClient) -> Self {
+        let pid = nix::unistd::Pid::from_raw(client.child.id().unwrap() as i32);
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            client
+                .skip_until(BURST_END, Duration::from_secs(3600))
+                .await;
+            let _ = tx.send(Instant::now());
+            client
+                .skip_until("\u{1}never", Duration::from_secs(3600))
+                .await;
+        });
+        Self {
+            pid,
+            saw_end: Some(rx),
+            task,
+        }
+    }
+
+    fn stop(&mut self) {
+        nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        self.saw_end = None;
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// One system's candidate and watchers.
+struct Side {
+    candidate: SshClient,
+    watchers: Vec<Watcher>,
+    echo: Vec<Duration>,
+}
+
+impl Side {
+    async fn connect(candidate: SshClient, mut watchers: Vec<SshClient>) -> Self {
+        let mut candidate = candidate;
+        candidate.expect("demo$ ").await;
+        for w in &mut watchers {
+            w.expect("demo$ ").await;
+        }
+        Self {
+            candidate,
+            watchers: watchers.into_iter().map(Watcher::new).collect(),
+            echo: Vec::new(),
+        }
+    }
+
+    async fn echo(&mut self, keys: std::ops::Range<usize>) {
+        for i in keys {
+            // A marker no escape sequence contains, typed at the prompt and echoed back;
+            // then Enter, and the next prompt, before the next sample.
+            let key = format!("x{i}y");
+            self.candidate.clear();
+            let t = Instant::now();
+            self.candidate.send(&key);
+            self.candidate.expect(&key).await;
+            self.echo.push(t.elapsed());
+            self.candidate.clear();
+            self.candidate.send("\r");
+            self.candidate.expect("demo$ ").await;
+        }
+    }
+
+    /// Time from typing the burst until the candidate and every live watcher saw its end;
+    /// `None` if that took longer than [`BURST_LIMIT`].
+    async fn burst(&mut self) -> Option<Duration> {
+        let start = Instant::now();
+        self.candidate.send(BURST);
+        let all = async {
+            self.candidate.skip_until(BURST_END, BURST_LIMIT * 2).await;
+            let mut last = Instant::now();
+            for w in &mut self.watchers {
+                if let Some(rx) = w.saw_end.take() {
+                    last = last.max(rx.await.expect("watcher saw the end"));
+                }
+            }
+            self.candidate.expect("demo$ ").await;
+            last - start
+        };
+        let done = tokio::time::timeout(BURST_LIMIT, all).await.ok();
+        if done.is_none() {
+            // Interrupt it so that it does not load the machine for the other side.
+            self.candidate.send("\x03");
+        }
+        done
+    }
+}
+
+fn percentile(times: &[Duration], p: f64) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn measure(clients: usize, samples: usize) -> (Duration, Duration) {
-    let server = common::Server::start().await;
-    let (_session, tokens) = server.session(None).await;
-    let mut cand = server.ssh(&tokens.candidate, 80, 24);
-    cand.expect("demo$ ").await;
-    let mut viewers = Vec::new();
-    for _ in 1..clients {
-        let mut v = server.ssh(&tokens.observer, 80, 24);
-        v.expect("demo$ ").await;
-        viewers.push(v);
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Echo on both sides, alternating batches; returns (tandem, tmux) samples.
+async fn echo_both(a: &mut Side, b: &mut Side) -> (Vec<Duration>, Vec<Duration>) {
+    a.echo.clear();
+    b.echo.clear();
+    for batch in 0..KEYS / BATCH {
+        let keys = batch * BATCH..(batch + 1) * BATCH;
+        if batch % 2 == 0 {
+            a.echo(keys.clone()).await;
+            b.echo(keys).await;
+        } else {
+            b.echo(keys.clone()).await;
+            a.echo(keys).await;
+        }
     }
-    // Viewers keep reading in the background, like people watching.
-    let readers: Vec<_> = viewers
-        .into_iter()
-        .map(|mut v| {
-            tokio::spawn(async move {
-                let _ = v.until_exit().await;
-            })
-        })
-        .collect();
-    let mut times = Vec::new();
-    for i in 0..samples {
-        // A marker no escape sequence contains, typed at the prompt and echoed back;
-        // then Enter, and the next prompt, before the next sample.
-        let key = format!("x{i}y");
-        cand.clear();
-        let t = Instant::now();
-        cand.send(&key);
-        cand.expect(&key).await;
-        times.push(t.elapsed());
-        cand.clear();
-        cand.send("\r");
-        cand.expect("demo$ ").await;
-    }
-    for r in readers {
-        r.abort();
-    }
-    times.sort();
-    (percentile(&times, 0.5), percentile(&times, 0.99))
+    (a.echo.clone(), b.echo.clone())
+}
+
+fn echo_row(case: &str, tandem: &[Duration], tmux: &[Duration]) {
+    let (t50, t99) = (percentile(tandem, 0.5), percentile(tandem, 0.99));
+    let (m50, m99) = (percentile(tmux, 0.5), percentile(tmux, 0.99));
+    println!(
+        "| echo, {case}, {KEYS} keys | {} · {} | {} · {} | {:.2} · {:.2} |",
+        ms(t50),
+        ms(t99),
+        ms(m50),
+        ms(m99),
+        t50.as_secs_f64() / m50.as_secs_f64(),
+        t99.as_secs_f64() / m99.as_secs_f64()
+    );
+}
+
+fn burst_row(watchers: usize, tandem: Option<Duration>, tmux: Option<Duration>) {
+    let show = |d: Option<Duration>| match d {
+        Some(d) => format!("{:.2} s", d.as_secs_f64()),
+        None => format!("not within {} s", BURST_LIMIT.as_secs()),
+    };
+    let ratio = match (tandem, tmux) {
+        (Some(a), Some(b)) => format!("{:.2}", a.as_secs_f64() / b.as_secs_f64()),
+        _ => "–".into(),
+    };
+    println!(
+        "| 100 MiB burst, {watchers} watcher(s), 1 stopped: until every live client has it | {} | {} | {ratio} |",
+        show(tandem),
+        show(tmux)
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    for clients in [1, 10] {
-        let (p50, p99) = measure(clients, 300).await;
+    let server = common::Server::start().await;
+    let tmux = Tmux::start();
+    println!("| case | tandem p50 · p99 | OpenSSH + tmux p50 · p99 | ratio p50 · p99 |");
+    println!("|---|---|---|---|");
+    let mut impact = Vec::new();
+    for (group, watchers) in [0usize, 10, 1, 50].into_iter().enumerate() {
+        let name = format!("bench{group}");
+        eprintln!("{watchers} watchers: connecting");
+        let (_session, tokens) = server.session(None).await;
+        tmux.session(&name);
+        let mut t = Side::connect(
+            server.ssh(&tokens.candidate, 80, 24),
+            (0..watchers)
+                .map(|_| server.ssh(&tokens.observer, 80, 24))
+                .collect(),
+        )
+        .await;
+        let mut m = Side::connect(
+            tmux.client(&name, false),
+            (0..watchers).map(|_| tmux.client(&name, true)).collect(),
+        )
+        .await;
+        let live = if watchers != 1 {
+            let (a, b) = echo_both(&mut t, &mut m).await;
+            echo_row(&format!("{watchers} watchers"), &a, &b);
+            Some((a, b))
+        } else {
+            None
+        };
+        if watchers == 0 {
+            drop((t, m));
+            tmux.end_session(&name);
+            continue;
+        }
+        eprintln!("{watchers} watchers: burst");
+        // One watcher stops reading; the burst fills whatever it holds.
+        t.watchers[0].stop();
+        m.watchers[0].stop();
+        let (bt, bm) = if group % 2 == 0 {
+            let bt = t.burst().await;
+            (bt, m.burst().await)
+        } else {
+            let bm = m.burst().await;
+            (t.burst().await, bm)
+        };
+        burst_row(watchers, bt, bm);
+        // A burst that did not finish leaves a terminal still flooding: no echo after it.
+        if let (Some((a, b)), Some(_), Some(_)) = (live, bt, bm) {
+            let (sa, sb) = echo_both(&mut t, &mut m).await;
+            echo_row(&format!("{watchers} watchers, 1 stopped"), &sa, &sb);
+            impact.push((watchers, a, b, sa, sb));
+        }
+        // Clients first: a watcher whose ssh ends under it would report it.
+        drop((t, m));
+        tmux.end_session(&name);
+    }
+    println!();
+    println!("| stopped watcher: change of the others' echo p99 | tandem | OpenSSH + tmux |");
+    println!("|---|---|---|");
+    for (watchers, a, b, sa, sb) in impact {
+        let change = |before: &[Duration], after: &[Duration]| {
+            let (p, q) = (percentile(before, 0.99), percentile(after, 0.99));
+            format!(
+                "{} → {} ({:+.0} %)",
+                ms(p),
+                ms(q),
+                (q.as_secs_f64() / p.as_secs_f64() - 1.0) * 100.0
+            )
+        };
         println!(
-            "| keystroke echo over ssh, {clients} connected client(s), 300 keys | p50 {:.2} ms · p99 {:.2} ms |",
-            p50.as_secs_f64() * 1000.0,
-            p99.as_secs_f64() * 1000.0
+            "| {watchers} watchers | {} | {} |",
+            change(&a, &sa),
+            change(&b, &sb)
         );
     }
 }

@@ -2,7 +2,8 @@
 //! terminal on request.
 //!
 //! * [`JobManager`] starts, stops and tracks jobs; [`OutputReader`] follows a job's output
-//!   from any offset, live, with any number of concurrent readers.
+//!   from any offset, live, with any number of concurrent readers; [`TerminalReader`] gives
+//!   one consumer (a shared terminal) the output straight from the job's pump.
 //! * Every job runs under `tandem-init` ([`init`]): the job's init is PID 1 of its own PID
 //!   namespace, so stopping a job (or the job's command ending) takes every process of the
 //!   job with it, daemonized grandchildren included.
@@ -36,6 +37,7 @@ mod supervise;
 #[allow(unsafe_code)]
 mod sys;
 mod system_view;
+mod terminal;
 mod warm;
 
 pub use cgroup::{CgroupError, CgroupVersion, DEFAULT_DISK, DeviceNumber, Limits, ResourceUsage};
@@ -53,3 +55,4 @@ pub use status::{ExitOutcome, JobInfo, JobState, JobStatus};
 pub use system_view::{ETC_DIRS, ETC_FILES};
 pub use tandem_limits::CapSet;
 pub use tandem_limits::capability;
+pub use terminal::{LIVE_CHUNKS, TerminalReader};

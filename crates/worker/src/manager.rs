@@ -18,6 +18,7 @@ use crate::spec::{JobId, JobSpec, PtySize, check_overlay_path, check_size};
 use crate::state;
 use crate::status::{JobInfo, JobState, JobStatus};
 use crate::system_view::SystemView;
+use crate::terminal::TerminalReader;
 use crate::warm::WarmPool;
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -418,6 +419,15 @@ impl JobManager {
     /// A reader of the job's output from byte `offset`.
     pub fn output_from(&self, id: JobId, offset: u64) -> Result<OutputReader, JobError> {
         Ok(self.get(id)?.log.reader(offset))
+    }
+
+    /// The job's output for the one in-process consumer that shows it live (a session's
+    /// shared terminal): like [`output`](Self::output) (from byte 0, to the end), but once
+    /// it has caught up with the log, chunks come straight from the job's output pump,
+    /// before they are written to the log. While such a reader is alive, another one
+    /// follows the log instead. See [`TerminalReader`].
+    pub fn terminal(&self, id: JobId) -> Result<TerminalReader, JobError> {
+        Ok(self.get(id)?.log.terminal())
     }
 
     /// Waits until the job has ended; returns its final status.

@@ -1,7 +1,8 @@
 //! The output log of a job: an append-only file with one writer and any number of readers.
 //!
-//! The writer (the job's output pump) appends bytes and then publishes the new length on a
-//! `tokio::sync::watch` channel. A reader owns its offset, reads the file with `pread` in
+//! The writer (the job's output pump) first hands each chunk to the job's terminal consumer
+//! if there is one (see [`crate::terminal`]), then appends it and publishes the new length
+//! on a `tokio::sync::watch` channel. A reader owns its offset, reads the file with `pread` in
 //! chunks of at most [`CHUNK`] bytes, and waits on the watch channel only when it has caught
 //! up. A watch channel remembers the latest version, so a reader that checks the length and
 //! then waits can never miss an append between the two (no lost wake-ups), and readers hold
@@ -9,6 +10,7 @@
 //! is. When the writer is closed (or dropped, e.g. on panic) readers drain what is left and
 //! end.
 
+use crate::terminal::{Tap, TerminalReader};
 use bytes::{Bytes, BytesMut};
 use std::fs::File;
 use std::io::{self, Write};
@@ -42,6 +44,8 @@ pub(crate) struct OutputLog {
     file: Arc<File>,
     /// Length/closed as published by the writer.
     state: watch::Receiver<LogState>,
+    /// The writer's direct path to the terminal consumer.
+    tap: Arc<Tap>,
 }
 
 /// The single writer of a log. Dropping it closes the log.
@@ -58,7 +62,9 @@ pub(crate) struct LogWriter {
     /// The last write failed (logged once until a write succeeds again).
     failing: bool,
     /// Publishes the state to readers.
-    state: watch::Sender<LogState>,
+    pub(crate) state: watch::Sender<LogState>,
+    /// Hands chunks to the terminal consumer before they are written.
+    pub(crate) tap: Arc<Tap>,
 }
 
 /// Creates a new, empty log at `path` (which must not exist) with the given cap.
@@ -66,6 +72,7 @@ pub(crate) fn create(path: &Path, cap: u64) -> io::Result<(LogWriter, OutputLog)
     let writer = File::options().append(true).create_new(true).open(path)?;
     let reader = File::open(path)?;
     let (tx, rx) = watch::channel(LogState::default());
+    let tap = Arc::new(Tap::default());
     Ok((
         LogWriter {
             file: Some(writer),
@@ -74,10 +81,12 @@ pub(crate) fn create(path: &Path, cap: u64) -> io::Result<(LogWriter, OutputLog)
             marker_written: false,
             failing: false,
             state: tx,
+            tap: Arc::clone(&tap),
         },
         OutputLog {
             file: Arc::new(reader),
             state: rx,
+            tap,
         },
     ))
 }
@@ -94,6 +103,7 @@ pub(crate) fn open_finished(path: &Path, dropped: u64) -> io::Result<OutputLog> 
     Ok(OutputLog {
         file: Arc::new(file),
         state: rx,
+        tap: Arc::new(Tap::closed()),
     })
 }
 
@@ -111,6 +121,12 @@ impl OutputLog {
             offset,
         }
     }
+
+    /// The job's output for its terminal consumer: the log from byte 0, then chunks
+    /// handed over live by the writer (see [`crate::terminal`]).
+    pub(crate) fn terminal(&self) -> TerminalReader {
+        TerminalReader::new(self.reader(0), Arc::clone(&self.tap))
+    }
 }
 
 impl LogWriter {
@@ -120,21 +136,32 @@ impl LogWriter {
     /// counted as dropped: the job's output keeps being drained either way, so the job
     /// never blocks on a full pipe, and the next write tries again, so output resumes as
     /// soon as there is room.
-    pub(crate) async fn append(&mut self, data: Vec<u8>) {
+    ///
+    /// The terminal consumer gets all of `data` first (even what the cap keeps out of the
+    /// file), and the length is published to it last.
+    pub(crate) async fn append(&mut self, data: Bytes) {
+        self.tap.hand_out(&data);
+        self.store(data).await;
+        self.tap.published(self.state.borrow().len);
+    }
+
+    /// The log part of [`append`](Self::append).
+    pub(crate) async fn store(&mut self, data: Bytes) {
         let room = self.cap.saturating_sub(self.stored);
         let keep = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         let mut dropped = (data.len() - keep) as u64;
-        let mut bytes = data;
-        bytes.truncate(keep);
+        let mut bytes = data.slice(..keep);
         if dropped > 0 && !self.marker_written {
             self.marker_written = true;
-            bytes.extend_from_slice(
+            let mut with_marker = bytes.to_vec();
+            with_marker.extend_from_slice(
                 format!(
                     "\r\n[tandem: output limit of {} bytes reached; further output is dropped]\r\n",
                     self.cap
                 )
                 .as_bytes(),
             );
+            bytes = Bytes::from(with_marker);
         }
         if !bytes.is_empty() {
             let (written, result) = self.write(bytes).await;
@@ -168,7 +195,7 @@ impl LogWriter {
 
     /// Writes in the blocking pool (file IO must not stall the runtime's threads); returns
     /// how many bytes reached the file, and the error that stopped it short.
-    async fn write(&mut self, bytes: Vec<u8>) -> (u64, io::Result<()>) {
+    async fn write(&mut self, bytes: Bytes) -> (u64, io::Result<()>) {
         let Some(mut file) = self.file.take() else {
             return (0, Err(io::Error::other("the output log's writer was lost")));
         };
@@ -200,8 +227,20 @@ impl LogWriter {
 
 impl Drop for LogWriter {
     fn drop(&mut self) {
+        // Readers see `closed` before the terminal consumer's queue closes.
         self.state.send_modify(|s| s.closed = true);
+        self.tap.close();
     }
+}
+
+/// What [`OutputReader::try_chunk`] found.
+pub(crate) enum Polled {
+    /// The next chunk.
+    Chunk(Bytes),
+    /// Nothing beyond the offset yet.
+    CaughtUp,
+    /// Nothing beyond the offset, ever.
+    Ended,
 }
 
 /// Follows a job's output from an offset until the job has ended and everything is read.
@@ -221,34 +260,55 @@ impl OutputReader {
         self.offset
     }
 
+    /// Continues at byte `offset`.
+    pub(crate) fn seek(&mut self, offset: u64) {
+        self.offset = offset;
+    }
+
+    /// Reads the next chunk, up to (excluding) byte `end`, which must be published.
+    pub(crate) async fn read_until(&mut self, end: u64) -> io::Result<Bytes> {
+        let want = end.saturating_sub(self.offset).min(CHUNK as u64) as usize;
+        let file = Arc::clone(&self.file);
+        let offset = self.offset;
+        let chunk = tokio::task::spawn_blocking(move || {
+            let mut buf = BytesMut::zeroed(want);
+            let n = file.read_at(&mut buf, offset)?;
+            buf.truncate(n);
+            Ok::<_, io::Error>(buf.freeze())
+        })
+        .await
+        .map_err(io::Error::other)??;
+        if chunk.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "output log is shorter than its published length",
+            ));
+        }
+        self.offset += chunk.len() as u64;
+        Ok(chunk)
+    }
+
+    /// The next chunk if the log has one beyond this reader's offset, without waiting.
+    pub(crate) async fn try_chunk(&mut self) -> io::Result<Polled> {
+        let state = *self.state.borrow_and_update();
+        if self.offset < state.len {
+            return self.read_until(state.len).await.map(Polled::Chunk);
+        }
+        Ok(if state.closed {
+            Polled::Ended
+        } else {
+            Polled::CaughtUp
+        })
+    }
+
     /// The next chunk of output (at most [`CHUNK`] bytes), waiting for the job to write
     /// more if needed. `None` once the job has ended and every byte has been returned.
     pub async fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
         loop {
-            let state = *self.state.borrow_and_update();
-            if self.offset < state.len {
-                let want = (state.len - self.offset).min(CHUNK as u64) as usize;
-                let file = Arc::clone(&self.file);
-                let offset = self.offset;
-                let chunk = tokio::task::spawn_blocking(move || {
-                    let mut buf = BytesMut::zeroed(want);
-                    let n = file.read_at(&mut buf, offset)?;
-                    buf.truncate(n);
-                    Ok::<_, io::Error>(buf.freeze())
-                })
-                .await
-                .map_err(io::Error::other)??;
-                if chunk.is_empty() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "output log is shorter than its published length",
-                    ));
-                }
-                self.offset += chunk.len() as u64;
-                return Ok(Some(chunk));
-            }
-            if state.closed {
-                return Ok(None);
+            match self.try_chunk().await? {
+                Polled::Chunk(chunk) => return Ok(Some(chunk)),
+                Polled::Ended => return Ok(None),
+                Polled::CaughtUp => {}
             }
             if self.state.changed().await.is_err() {
                 // The writer is gone; its Drop published `closed`, so the next pass
@@ -281,8 +341,8 @@ mod tests {
         let (mut w, log) = create(&dir.path().join("out.log"), 1 << 20).unwrap();
         let mut early = log.reader(0);
         let follower = tokio::spawn(async move { early.read_to_end().await.unwrap() });
-        w.append(b"hello ".to_vec()).await;
-        w.append(b"world".to_vec()).await;
+        w.append(Bytes::from_static(b"hello ")).await;
+        w.append(Bytes::from_static(b"world")).await;
         drop(w);
         assert_eq!(follower.await.unwrap(), b"hello world");
         assert_eq!(log.reader(6).read_to_end().await.unwrap(), b"world");
@@ -293,9 +353,9 @@ mod tests {
     async fn cap_writes_one_marker_and_counts_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let (mut w, log) = create(&dir.path().join("out.log"), 10).unwrap();
-        w.append(b"0123456".to_vec()).await;
-        w.append(b"789abc".to_vec()).await;
-        w.append(b"defg".to_vec()).await;
+        w.append(Bytes::from_static(b"0123456")).await;
+        w.append(Bytes::from_static(b"789abc")).await;
+        w.append(Bytes::from_static(b"defg")).await;
         drop(w);
         let text = String::from_utf8(log.reader(0).read_to_end().await.unwrap()).unwrap();
         assert!(text.starts_with("0123456789\r\n[tandem: output limit of 10 bytes"));
@@ -310,7 +370,7 @@ mod tests {
     async fn dropped_readers_leave_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let (mut w, log) = create(&dir.path().join("out.log"), 1 << 20).unwrap();
-        w.append(b"x".to_vec()).await;
+        w.append(Bytes::from_static(b"x")).await;
         let (parked_tx, mut parked) = tokio::sync::mpsc::channel(100);
         let followers: Vec<_> = (0..100)
             .map(|_| {

@@ -5,7 +5,8 @@
 //!   requests into control bytes with a grace timer, and, once the monitor has exited,
 //!   removes the job's cgroup and sandbox directories and records the final state
 //!   (decided by [`final_state`]);
-//! * the **output pump** copies the pipe or PTY master into the output log;
+//! * the **output pump** copies the pipe or PTY master to the terminal consumer, if any,
+//!   and into the output log;
 //! * the **event reader** parses init's events.
 
 use crate::cgroup;
@@ -15,6 +16,7 @@ use crate::protocol::{CONTROL_KILL, CONTROL_TERMINATE, ExitOutcome, InitEvent, M
 use crate::pty::PtyMaster;
 use crate::status::{Ending, final_state};
 use crate::sys;
+use bytes::Bytes;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -42,7 +44,8 @@ pub(crate) enum Source {
     Pty(Arc<PtyMaster>),
 }
 
-/// Copies output into the log until EOF (all writers closed / PTY hung up).
+/// Copies output to the terminal consumer and into the log until EOF (all writers closed /
+/// PTY hung up).
 pub(crate) async fn pump_output(mut source: Source, mut writer: LogWriter) {
     let mut buf = vec![0u8; CHUNK];
     loop {
@@ -52,7 +55,7 @@ pub(crate) async fn pump_output(mut source: Source, mut writer: LogWriter) {
         };
         match read {
             Ok(0) => break,
-            Ok(n) => writer.append(buf[..n].to_vec()).await,
+            Ok(n) => writer.append(Bytes::copy_from_slice(&buf[..n])).await,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 tracing::warn!(error = %e, "reading job output failed");

@@ -101,3 +101,57 @@ async fn terminal_calls_on_a_pipe_job_are_refused() {
     ));
     manager.stop(id, std::time::Duration::ZERO).await.unwrap();
 }
+
+/// The terminal reader of a real PTY job: output written before it exists and while it
+/// catches up with the log reaches it exactly once and in order, it goes live once caught
+/// up, and the output log is byte-exact beside it. Needs root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_reader_sees_every_byte_once_and_the_log_stays_exact() {
+    let (manager, _dir) = manager();
+    let script = "stty -echo; echo before; seq 1 2000; read go; seq 1 200000; echo mid; \
+                  read again; echo end";
+    let spec = JobSpec::new("/bin/bash", ["-c", script])
+        .env("PATH", "/usr/bin:/bin")
+        .pty(PtySize::default());
+    let id = manager.start(spec).await.unwrap();
+    read_until(&mut manager.output(id).unwrap(), "\r\n2000\r\n").await;
+
+    // Output already in the log; the rest comes while the reader catches up.
+    let mut terminal = manager.terminal(id).unwrap();
+    manager.write_input(id, b"go\n").await.unwrap();
+    let mut seen = Vec::new();
+    let mut live_at_end = false;
+    within(60, "reading the terminal", async {
+        let mut asked = false;
+        while let Some(chunk) = terminal.next_chunk().await.unwrap() {
+            seen.extend_from_slice(&chunk);
+            if !asked && seen.ends_with(b"mid\r\n") {
+                // Nothing more comes until this input: the reader catches up and goes
+                // live, so what follows is handed over directly.
+                asked = true;
+                manager.write_input(id, b"again\n").await.unwrap();
+            }
+            if seen.ends_with(b"end\r\n") {
+                live_at_end = terminal.is_live();
+            }
+        }
+    })
+    .await;
+    assert!(live_at_end, "the reader was live when the last line came");
+    let log = within(
+        30,
+        "reading the log",
+        manager.output(id).unwrap().read_to_end(),
+    )
+    .await
+    .unwrap();
+    assert!(seen == log, "the terminal saw exactly the log's bytes");
+    let text = String::from_utf8(log).unwrap();
+    let expected: String = std::iter::once("before".to_string())
+        .chain((1..=2000).map(|i| i.to_string()))
+        .chain((1..=200_000).map(|i| i.to_string()))
+        .chain(["mid".to_string(), "end".to_string()])
+        .map(|line| line + "\r\n")
+        .collect();
+    assert!(text == expected, "the log holds every line once, in order");
+}
