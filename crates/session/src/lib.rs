@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod credentials;
 mod expiry;
 mod hub;
 mod pump;
@@ -20,11 +21,11 @@ mod schedule;
 mod session;
 mod viewport;
 
+pub use credentials::{MAX_KEY_LINE, MAX_KEYS_PER_ROLE};
 pub use hub::CLIENT_QUEUE;
 pub use recording::DEFAULT_RECORDING_CAP;
 pub use registry::{
-    CANCELLED, CreateSession, MAX_KEY_LINE, MAX_KEYS_PER_ROLE, MAX_SESSION_DURATION, NO_SHOW,
-    SessionRecord, Sessions,
+    CANCELLED, CreateSession, MAX_SESSION_DURATION, NO_SHOW, SessionRecord, Sessions,
 };
 pub use schedule::{ClockStart, MAX_SCHEDULE_AHEAD, Schedule, ScheduleTimes, Upcoming};
 pub use session::{Client, Participant, ParticipantAccess, Session, SessionInfo};

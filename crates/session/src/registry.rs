@@ -2,12 +2,10 @@
 //! terminal pump in `pump.rs` and the expiry timer in `expiry.rs` are started here),
 //! finding them from credentials, ending them, and their records on disk.
 
+use crate::credentials::{Credentials, Key, MAX_KEYS_PER_ROLE, digest, parse_key};
 use crate::hub::Hub;
 use crate::recording::{DEFAULT_RECORDING_CAP, Recorder};
-use crate::schedule::{
-    ClockStart, MAX_SCHEDULE_AHEAD, Schedule, ScheduleFile, ScheduleTimes, Scheduled,
-    ScheduledState, Upcoming,
-};
+use crate::schedule::{ClockStart, SCHEDULE_FILE, ScheduleTimes, Scheduled};
 use crate::session::{Session, SessionInfo};
 use crate::{ParticipantRole, SessionError, SessionId, TerminalSize, Tokens};
 use bytes::Bytes;
@@ -36,62 +34,6 @@ pub struct CreateSession {
     pub candidate_keys: Vec<String>,
     /// Public keys that log in as interviewers.
     pub interviewer_keys: Vec<String>,
-}
-
-/// A public key registered for a session, in OpenSSH's `type base64` form.
-#[derive(Debug, Clone)]
-struct Key {
-    /// `ssh-ed25519 AAAA…` (without the comment).
-    key: String,
-    /// The comment, used as the participant's name.
-    name: String,
-    role: ParticipantRole,
-}
-
-/// Credentials of one live or scheduled session. Tokens are kept only as SHA-256
-/// digests (the tokens themselves are given out once, by `create`).
-#[derive(Debug)]
-struct Credentials {
-    session: SessionId,
-    digests: Vec<(ParticipantRole, [u8; 32])>,
-    keys: Vec<Key>,
-}
-
-/// SHA-256 of a token.
-fn digest(token: &str) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    let mut out = [0; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    let mut out = [0; 32];
-    if text.len() != 64 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-impl Credentials {
-    fn new(session: SessionId, tokens: &Tokens, keys: Vec<Key>) -> Self {
-        Self {
-            session,
-            digests: tokens
-                .all()
-                .into_iter()
-                .map(|(role, t)| (role, digest(t)))
-                .collect(),
-            keys,
-        }
-    }
 }
 
 /// The persisted summary of a session (`sessions/<id>/session.json`).
@@ -146,29 +88,29 @@ pub const CANCELLED: &str = "cancelled";
 /// The sessions of a daemon. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Sessions {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     /// Task instances (and through them, the worker).
-    instances: Instances,
+    pub(crate) instances: Instances,
     /// `<state>/sessions`.
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Live sessions.
-    live: RwLock<HashMap<SessionId, Arc<Session>>>,
+    pub(crate) live: RwLock<HashMap<SessionId, Arc<Session>>>,
     /// Sessions created ahead that have not opened.
-    scheduled: RwLock<HashMap<SessionId, Arc<Scheduled>>>,
+    pub(crate) scheduled: RwLock<HashMap<SessionId, Arc<Scheduled>>>,
     /// The windows around scheduled starts.
-    times: Mutex<ScheduleTimes>,
+    pub(crate) times: Mutex<ScheduleTimes>,
     /// Credentials of live sessions.
-    credentials: RwLock<Vec<Credentials>>,
+    pub(crate) credentials: RwLock<Vec<Credentials>>,
     /// Records of every session, live and past.
-    records: RwLock<HashMap<SessionId, SessionRecord>>,
+    pub(crate) records: RwLock<HashMap<SessionId, SessionRecord>>,
     /// Bumped whenever a record changes, for those who wait for one.
-    records_changed: watch::Sender<u64>,
+    pub(crate) records_changed: watch::Sender<u64>,
     /// Cap of each recording file of a new session.
-    recording_cap: std::sync::atomic::AtomicU64,
+    pub(crate) recording_cap: std::sync::atomic::AtomicU64,
 }
 
 impl Sessions {
@@ -227,27 +169,8 @@ impl Sessions {
         self
     }
 
-    /// Sets the windows around scheduled starts (of sessions opened from now on).
-    pub fn with_schedule_times(self, times: ScheduleTimes) -> Self {
-        *self
-            .inner
-            .times
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = times;
-        self
-    }
-
-    /// The windows around scheduled starts.
-    pub fn schedule_times(&self) -> ScheduleTimes {
-        *self
-            .inner
-            .times
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// The registered keys and the session length of `req`, checked.
-    fn check_request(req: &CreateSession) -> Result<(Vec<Key>, Duration), SessionError> {
+    pub(crate) fn check_request(req: &CreateSession) -> Result<(Vec<Key>, Duration), SessionError> {
         let mut keys = Vec::new();
         for (role, list) in [
             (ParticipantRole::Candidate, &req.candidate_keys),
@@ -306,91 +229,7 @@ impl Sessions {
         Ok((session, tokens))
     }
 
-    /// Creates a session that starts at `schedule.at`: its tokens now (for the invite),
-    /// its box shortly before the start (see `schedule.rs`). Logins before then are told
-    /// the start time.
-    pub fn schedule(
-        &self,
-        req: CreateSession,
-        schedule: Schedule,
-    ) -> Result<(SessionRecord, Tokens), SessionError> {
-        let (keys, duration) = Self::check_request(&req)?;
-        check_start(schedule.at)?;
-        let id = SessionId::new_random();
-        let dir = self.inner.dir.join(id.to_string());
-        std::fs::create_dir_all(&dir).map_err(|e| SessionError::Internal(e.to_string()))?;
-        let tokens = Tokens::generate();
-        let credentials = Credentials::new(id, &tokens, keys);
-        let scheduled = Arc::new(Scheduled {
-            id,
-            task: Arc::clone(&req.task),
-            created_by: req.created_by.clone(),
-            created_at: SystemTime::now(),
-            duration,
-            clock: schedule.clock,
-            state: watch::Sender::new(ScheduledState {
-                at: schedule.at,
-                cancelled: false,
-            }),
-        });
-        self.write_schedule_file(&scheduled, &credentials)?;
-        let record = self.scheduled_record(&scheduled);
-        self.store_record(&dir, record.clone());
-        self.write_credentials().push(credentials);
-        self.inner
-            .scheduled
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id, Arc::clone(&scheduled));
-        tokio::spawn(crate::schedule::run(self.clone(), scheduled));
-        tracing::info!(session = %id, task = %req.task.name, by = %req.created_by,
-            at = %humantime::format_rfc3339_seconds(schedule.at), "session scheduled");
-        Ok((record, tokens))
-    }
-
-    fn scheduled_record(&self, s: &Scheduled) -> SessionRecord {
-        SessionRecord {
-            id: s.id,
-            task: s.task.name.clone(),
-            instance: None,
-            created_by: s.created_by.clone(),
-            created_at: s.created_at,
-            expires_at: s.at() + s.duration,
-            ended: None,
-            scheduled_at: Some(s.at()),
-            started_at: None,
-            clock: Some(s.clock),
-        }
-    }
-
-    fn write_schedule_file(
-        &self,
-        s: &Scheduled,
-        credentials: &Credentials,
-    ) -> Result<(), SessionError> {
-        let file = ScheduleFile {
-            task: s.task.name.clone(),
-            at: s.at(),
-            duration: s.duration,
-            clock: s.clock,
-            token_digests: credentials
-                .digests
-                .iter()
-                .map(|(role, d)| (*role, hex(d)))
-                .collect(),
-            keys: credentials
-                .keys
-                .iter()
-                .map(|k| (k.role, format!("{} {}", k.key, k.name)))
-                .collect(),
-        };
-        let json =
-            serde_json::to_vec_pretty(&file).map_err(|e| SessionError::Internal(e.to_string()))?;
-        tandem_fsutil::write_atomic(&self.dir(s.id).join(SCHEDULE_FILE), &json, 0o600)
-            .map_err(|e| SessionError::Internal(format!("schedule: {e}")))
-    }
-
-    fn store_record(&self, dir: &Path, record: SessionRecord) {
+    pub(crate) fn store_record(&self, dir: &Path, record: SessionRecord) {
         if let Err(e) = write_record(dir, &record) {
             tracing::warn!(session = %record.id, error = %e, "cannot record the session");
         }
@@ -414,75 +253,12 @@ impl Sessions {
         }
     }
 
-    /// Opens a scheduled session whose window has come: its box (a warm one when there
-    /// is one), its recording, its clock (at the start, or at the candidate's first
-    /// login: until then the session ends as a no-show at the start plus the grace).
-    pub(crate) async fn open_scheduled(&self, scheduled: Arc<Scheduled>) {
-        let id = scheduled.id;
-        let size = TerminalSize::default();
-        let started = self
-            .inner
-            .instances
-            .start(
-                Arc::clone(&scheduled.task),
-                &scheduled.created_by,
-                size.into(),
-            )
-            .await;
-        let still = self
-            .inner
-            .scheduled
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id);
-        let instance = match (started, still) {
-            (Ok(instance), Some(_)) => instance,
-            (Ok(instance), None) => {
-                // Cancelled meanwhile.
-                let _ = self
-                    .inner
-                    .instances
-                    .manager()
-                    .stop(instance.id, Duration::ZERO)
-                    .await;
-                return;
-            }
-            (Err(e), _) => {
-                tracing::warn!(session = %id, error = %e, "a scheduled session could not open");
-                self.write_credentials().retain(|c| c.session != id);
-                let mut record = self.scheduled_record(&scheduled);
-                record.ended = Some(format!("the box could not be made: {e}"));
-                self.store_record(&self.dir(id), record);
-                return;
-            }
-        };
-        let at = scheduled.at();
-        let grace = self.schedule_times().grace;
-        let (expires_at, started_at) = match scheduled.clock {
-            ClockStart::At => (at + scheduled.duration, Some(at)),
-            ClockStart::FirstLogin => (at + grace, None),
-        };
-        let opened = self.open(
-            Opening {
-                id,
-                task: &scheduled.task,
-                created_by: &scheduled.created_by,
-                created_at: scheduled.created_at,
-                duration: scheduled.duration,
-                instance,
-                expires_at,
-                started_at,
-                scheduled: Some((at, scheduled.clock)),
-            },
-            size,
-        );
-        if let Err(e) = opened {
-            tracing::warn!(session = %id, error = %e, "a scheduled session could not open");
-        }
-    }
-
     /// Makes `o` a live session: the recording, the hub, the pump and the expiry timer.
-    fn open(&self, o: Opening<'_>, size: TerminalSize) -> Result<Arc<Session>, SessionError> {
+    pub(crate) fn open(
+        &self,
+        o: Opening<'_>,
+        size: TerminalSize,
+    ) -> Result<Arc<Session>, SessionError> {
         let Opening {
             id,
             task,
@@ -553,7 +329,7 @@ impl Sessions {
     /// The session and role a token belongs to (live or scheduled). The token's digest
     /// is compared with every one, in constant time, whatever matches: the time taken says
     /// nothing about any token.
-    fn token_owner(&self, token: &str) -> Option<(SessionId, ParticipantRole)> {
+    pub(crate) fn token_owner(&self, token: &str) -> Option<(SessionId, ParticipantRole)> {
         let presented = digest(token);
         let mut found = None;
         for c in self.read_credentials().iter() {
@@ -571,161 +347,6 @@ impl Sessions {
     pub fn by_token(&self, token: &str) -> Option<(Arc<Session>, ParticipantRole)> {
         let (id, role) = self.token_owner(token)?;
         self.get(id).map(|s| (s, role))
-    }
-
-    /// The scheduled, not yet open, session a token belongs to: when it starts.
-    pub fn upcoming_by_token(&self, token: &str) -> Option<Upcoming> {
-        let (id, role) = self.token_owner(token)?;
-        self.upcoming(id, role)
-    }
-
-    /// The scheduled, not yet open, session `session_id` a registered key belongs to.
-    pub fn upcoming_by_key(&self, session_id: &str, key: &str) -> Option<Upcoming> {
-        let id: SessionId = session_id.parse().ok()?;
-        let role = self
-            .read_credentials()
-            .iter()
-            .find(|c| c.session == id)?
-            .keys
-            .iter()
-            .find(|k| k.key == key)?
-            .role;
-        self.upcoming(id, role)
-    }
-
-    fn upcoming(&self, id: SessionId, role: ParticipantRole) -> Option<Upcoming> {
-        let scheduled = self.get_scheduled(id)?;
-        let starts_at = scheduled.at();
-        Some(Upcoming {
-            session: id,
-            role,
-            starts_at,
-            opens_at: starts_at
-                .checked_sub(self.schedule_times().opens_before)
-                .unwrap_or(starts_at),
-        })
-    }
-
-    fn get_scheduled(&self, id: SessionId) -> Option<Arc<Scheduled>> {
-        self.inner
-            .scheduled
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&id)
-            .cloned()
-    }
-
-    /// Moves the start of a scheduled session that has not opened; its logins stay valid.
-    pub fn reschedule(&self, id: SessionId, at: SystemTime) -> Result<SessionRecord, SessionError> {
-        let Some(scheduled) = self.get_scheduled(id) else {
-            return Err(match self.record(id) {
-                Some(r) if r.ended.is_none() => SessionError::FailedPrecondition(format!(
-                    "session {id} has opened: end it and schedule another"
-                )),
-                Some(_) => SessionError::FailedPrecondition(format!("session {id} has ended")),
-                None => SessionError::NotFound(id),
-            });
-        };
-        check_start(at)?;
-        scheduled.state.send_modify(|s| s.at = at);
-        let credentials = self.read_credentials();
-        if let Some(c) = credentials.iter().find(|c| c.session == id) {
-            self.write_schedule_file(&scheduled, c)?;
-        }
-        drop(credentials);
-        let record = self.scheduled_record(&scheduled);
-        self.store_record(&self.dir(id), record.clone());
-        tracing::info!(session = %id, at = %humantime::format_rfc3339_seconds(at), "session rescheduled");
-        Ok(record)
-    }
-
-    /// Cancels a scheduled session that has not opened: its logins stop working.
-    fn cancel_scheduled(&self, id: SessionId, reason: &str) -> bool {
-        let removed = self
-            .inner
-            .scheduled
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id);
-        let Some(scheduled) = removed else {
-            return false;
-        };
-        scheduled.state.send_modify(|s| s.cancelled = true);
-        self.write_credentials().retain(|c| c.session != id);
-        let _ = std::fs::remove_file(self.dir(id).join(SCHEDULE_FILE));
-        let mut record = self.scheduled_record(&scheduled);
-        record.ended = Some(reason.to_string());
-        self.store_record(&self.dir(id), record);
-        tracing::info!(session = %id, reason, "scheduled session cancelled");
-        true
-    }
-
-    /// Brings back the scheduled sessions an earlier run left (their `schedule.json`):
-    /// their logins work again and they open when due (at once if their window is open).
-    /// One whose task is gone, or whose no-show time has passed, is ended.
-    pub fn restore_scheduled(&self, catalog: &tandem_scenario::Catalog) {
-        let pending: Vec<SessionRecord> = self
-            .records()
-            .into_iter()
-            .filter(|r| r.ended.is_none() && self.get(r.id).is_none())
-            .filter(|r| self.get_scheduled(r.id).is_none())
-            .collect();
-        for mut record in pending {
-            let dir = self.dir(record.id);
-            let file = std::fs::read(dir.join(SCHEDULE_FILE))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<ScheduleFile>(&b).ok());
-            let task = file.as_ref().and_then(|f| catalog.get(&f.task));
-            let (Some(file), Some(task)) = (file, task) else {
-                record.ended =
-                    Some("the daemon restarted; the session could not be restored".into());
-                self.store_record(&dir, record);
-                continue;
-            };
-            if SystemTime::now() > file.at + self.schedule_times().grace
-                && file.clock == ClockStart::FirstLogin
-            {
-                record.ended = Some(format!("{NO_SHOW}: the candidate did not log in"));
-                self.store_record(&dir, record);
-                let _ = std::fs::remove_file(dir.join(SCHEDULE_FILE));
-                continue;
-            }
-            let keys = file
-                .keys
-                .iter()
-                .filter_map(|(role, line)| parse_key(line, *role).ok())
-                .collect();
-            let digests = file
-                .token_digests
-                .iter()
-                .filter_map(|(role, d)| Some((*role, unhex(d)?)))
-                .collect();
-            let scheduled = Arc::new(Scheduled {
-                id: record.id,
-                task,
-                created_by: record.created_by.clone(),
-                created_at: record.created_at,
-                duration: file.duration,
-                clock: file.clock,
-                state: watch::Sender::new(ScheduledState {
-                    at: file.at,
-                    cancelled: false,
-                }),
-            });
-            self.write_credentials().push(Credentials {
-                session: record.id,
-                digests,
-                keys,
-            });
-            self.store_record(&dir, self.scheduled_record(&scheduled));
-            self.inner
-                .scheduled
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(record.id, Arc::clone(&scheduled));
-            tracing::info!(session = %record.id, "scheduled session restored");
-            tokio::spawn(crate::schedule::run(self.clone(), scheduled));
-        }
     }
 
     /// The live session `session_id` and role for a public key (`type base64`), with the
@@ -979,14 +600,14 @@ impl Sessions {
         self.store_record(&self.dir(session.id), record);
     }
 
-    fn read_credentials(&self) -> std::sync::RwLockReadGuard<'_, Vec<Credentials>> {
+    pub(crate) fn read_credentials(&self) -> std::sync::RwLockReadGuard<'_, Vec<Credentials>> {
         self.inner
             .credentials
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write_credentials(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Credentials>> {
+    pub(crate) fn write_credentials(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Credentials>> {
         self.inner
             .credentials
             .write()
@@ -1041,38 +662,17 @@ fn end_at_last_line(path: &Path) -> std::io::Result<()> {
 
 /// Writes `dir/session.json` atomically (mode 0644: it holds no secret).
 /// A live session about to be made (see `Sessions::open`).
-struct Opening<'a> {
-    id: SessionId,
-    task: &'a Task,
-    created_by: &'a str,
-    created_at: SystemTime,
-    duration: Duration,
-    instance: Arc<Instance>,
-    expires_at: SystemTime,
-    started_at: Option<SystemTime>,
+pub(crate) struct Opening<'a> {
+    pub(crate) id: SessionId,
+    pub(crate) task: &'a Task,
+    pub(crate) created_by: &'a str,
+    pub(crate) created_at: SystemTime,
+    pub(crate) duration: Duration,
+    pub(crate) instance: Arc<Instance>,
+    pub(crate) expires_at: SystemTime,
+    pub(crate) started_at: Option<SystemTime>,
     /// The scheduled start and clock, for a scheduled session.
-    scheduled: Option<(SystemTime, ClockStart)>,
-}
-
-/// The file a scheduled session keeps until its clock starts.
-const SCHEDULE_FILE: &str = "schedule.json";
-
-/// A start must lie ahead, and not too far.
-fn check_start(at: SystemTime) -> Result<(), SessionError> {
-    let now = SystemTime::now();
-    if at <= now {
-        return Err(SessionError::InvalidArgument(format!(
-            "at: {} is not in the future",
-            humantime::format_rfc3339_seconds(at)
-        )));
-    }
-    if at > now + MAX_SCHEDULE_AHEAD {
-        return Err(SessionError::InvalidArgument(format!(
-            "at: a session may be scheduled at most {} ahead",
-            humantime::format_duration(MAX_SCHEDULE_AHEAD)
-        )));
-    }
-    Ok(())
+    pub(crate) scheduled: Option<(SystemTime, ClockStart)>,
 }
 
 fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
@@ -1083,136 +683,9 @@ fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<()> {
 /// Longest a session may last, and the furthest its end may lie ahead after extensions.
 pub const MAX_SESSION_DURATION: Duration = Duration::from_secs(24 * 3600);
 
-/// Most public keys registered for one role of a session.
-pub const MAX_KEYS_PER_ROLE: usize = 32;
-/// Longest public key line (`type base64 comment`): an RSA key of 16384 bits is about
-/// 2.8 KB of base64.
-pub const MAX_KEY_LINE: usize = 8 * 1024;
-
-/// `type base64 [comment]` → the key without its comment, and a name.
-fn parse_key(line: &str, role: ParticipantRole) -> Result<Key, String> {
-    if line.len() > MAX_KEY_LINE {
-        return Err(format!(
-            "{} bytes is longer than the {MAX_KEY_LINE} a public key line may have",
-            line.len()
-        ));
-    }
-    // The comment becomes the participant's name, shown in interviewers' title bars: no
-    // escape sequences, no control characters.
-    if let Some(c) = line
-        .chars()
-        .find(|c| c.is_control() && !matches!(c, ' ' | '\t' | '\n' | '\r'))
-    {
-        return Err(format!(
-            "contains the control character {c:?} (a key line is printable text)"
-        ));
-    }
-    let mut fields = line.split_whitespace();
-    let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
-        return Err("expected an OpenSSH public key: `ssh-ed25519 AAAA… comment`".into());
-    };
-    if !kind.starts_with("ssh-") && !kind.starts_with("ecdsa-") && !kind.starts_with("sk-") {
-        return Err(format!("{kind:?} is not an SSH key type"));
-    }
-    if blob.len() < 16
-        || !blob
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
-    {
-        return Err("the key data is not base64".into());
-    }
-    let comment: Vec<&str> = fields.collect();
-    Ok(Key {
-        key: format!("{kind} {blob}"),
-        name: if comment.is_empty() {
-            role.to_string()
-        } else {
-            comment.join(" ")
-        },
-        role,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    /// `default` cases unless PROPTEST_CASES asks for more (or fewer). (Unit tests: a
-    /// failure is reported with its minimal input, not saved to a file.)
-    fn cases(default: u32) -> ProptestConfig {
-        let mut config = ProptestConfig {
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        };
-        if std::env::var_os("PROPTEST_CASES").is_none() {
-            config.cases = default;
-        }
-        config
-    }
-
-    const KINDS: &[&str] = &[
-        "ssh-ed25519",
-        "ssh-rsa",
-        "ecdsa-sha2-nistp256",
-        "sk-ssh-ed25519@openssh.com",
-    ];
-
-    proptest! {
-        #![proptest_config(cases(2_000))]
-
-        /// Whatever the line: an answer, never a panic; a key only of a known type with
-        /// base64 data, bounded, and a name without control characters.
-        #[test]
-        fn any_line_is_answered(line in prop_oneof!["\\PC{0,200}", any::<String>(), "(ssh-|ecdsa-|sk-)[ -~]{0,100}"]) {
-            if let Ok(key) = parse_key(&line, ParticipantRole::Interviewer) {
-                prop_assert!(line.len() <= MAX_KEY_LINE);
-                let (kind, blob) = key.key.split_once(' ').unwrap();
-                prop_assert!(kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"));
-                prop_assert!(blob.len() >= 16 && blob.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)));
-                prop_assert!(!key.name.is_empty() && !key.name.chars().any(char::is_control));
-            }
-        }
-
-        /// A well-formed line gives back its key and its comment (words joined by one
-        /// space), or the role as the name without a comment.
-        #[test]
-        fn well_formed_lines_round_trip(
-            kind in 0..KINDS.len(),
-            blob in "[A-Za-z0-9+/]{16,600}={0,2}",
-            comment in prop::collection::vec("[!-~]{1,12}", 0..4),
-            spaces in " {1,3}|\t",
-        ) {
-            let line = format!("{}{spaces}{blob}{spaces}{}", KINDS[kind], comment.join(&spaces));
-            let key = parse_key(&line, ParticipantRole::Candidate).unwrap();
-            prop_assert_eq!(key.key, format!("{} {blob}", KINDS[kind]));
-            let name = if comment.is_empty() { "candidate".to_string() } else { comment.join(" ") };
-            prop_assert_eq!(key.name, name);
-            prop_assert_eq!(key.role, ParticipantRole::Candidate);
-        }
-
-        /// An escape sequence or other control character anywhere is refused.
-        #[test]
-        fn control_characters_are_refused(
-            blob in "[A-Za-z0-9+/]{16,64}",
-            control in prop::sample::select(vec!['\x1b', '\x07', '\0', '\x7f', '\u{9b}', '\x08']),
-            at in 0..3usize,
-        ) {
-            let mut parts = ["ssh-ed25519".to_string(), blob, "ivy@laptop".to_string()];
-            parts[at].push(control);
-            let err = parse_key(&parts.join(" "), ParticipantRole::Interviewer).unwrap_err();
-            prop_assert!(err.contains("control character"), "{}", err);
-        }
-    }
-
-    #[test]
-    fn long_lines_are_refused() {
-        let line = format!("ssh-ed25519 {}", "A".repeat(MAX_KEY_LINE));
-        let err = parse_key(&line, ParticipantRole::Interviewer).unwrap_err();
-        assert!(err.contains("longer than"), "{err}");
-        let ok = format!("ssh-rsa {} me", "A".repeat(2800));
-        assert!(parse_key(&ok, ParticipantRole::Interviewer).is_ok());
-    }
 
     fn repaired(content: &[u8]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
