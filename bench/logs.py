@@ -75,7 +75,8 @@ def main():
     try:
         sshd = OpenSsh(work)
         for n in (1, 10, 100):
-            size = (MIB << 20) if n < 100 else (MIB << 20) // 10
+            # Whole MiB (the ssh side's file is written a MiB at a time).
+            size = (MIB if n < 100 else max(1, MIB // 10)) << 20
             path = os.path.join(work, f"data-{size}")
             with open(path, "wb") as f:
                 f.truncate(0)
