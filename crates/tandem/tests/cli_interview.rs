@@ -3,25 +3,9 @@
 //!
 //! Needs root: tandemd runs the session's sandbox (namespaces, cgroups).
 
-use std::path::Path;
+mod common;
+use common::tandem;
 use tandem_testkit::{Daemon, SshClient};
-use tokio::process::Command;
-
-async fn tandem(dir: &Path, server: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .env_clear()
-        .args(["--server", server, "--certs-dir"])
-        .arg(dir.join("certs"))
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interview_from_create_to_replay() {
