@@ -215,12 +215,22 @@ impl Hub {
         state.clients.clear();
     }
 
-    /// A fresh snapshot for a lagged client, and live delivery again from this point.
-    fn resync(&self, slot: &Slot) -> Bytes {
+    /// A fresh snapshot for a lagged client, and live delivery again from this point;
+    /// `None` if its queue is not empty after all (output may have been queued after the
+    /// client last looked, before it was skipped): it drains that first, or those older
+    /// bytes would be drawn over the newer snapshot.
+    fn resync(&self, queue: &ClientQueue) -> Option<Bytes> {
         let state = self.lock();
-        slot.queued.store(0, Ordering::Release);
-        slot.lagged.store(false, Ordering::Release);
-        Bytes::from(state.parser.screen().state_formatted().into_bytes())
+        // Output is queued under this lock: an empty queue now stays empty until the
+        // snapshot is taken.
+        if !queue.rx.is_empty() {
+            return None;
+        }
+        queue.slot.queued.store(0, Ordering::Release);
+        queue.slot.lagged.store(false, Ordering::Release);
+        Some(Bytes::from(
+            state.parser.screen().state_formatted().into_bytes(),
+        ))
     }
 }
 
@@ -316,7 +326,10 @@ impl ClientQueue {
             }
             if self.slot.lagged.load(Ordering::Acquire) {
                 // Drained: catch up with one snapshot instead of the bytes it missed.
-                return Some(hub.resync(&self.slot));
+                if let Some(snapshot) = hub.resync(self) {
+                    return Some(snapshot);
+                }
+                continue;
             }
             tokio::select! {
                 bytes = self.rx.recv() => return bytes.map(|b| self.taken(b)),
@@ -406,6 +419,36 @@ mod tests {
         // Then it is live again, from exactly this point.
         hub.output(&Bytes::from_static(b"live-again"));
         assert_eq!(slow.next(&hub).await.expect("live output"), "live-again");
+    }
+
+    #[tokio::test]
+    async fn a_lagged_client_drains_what_it_holds_before_its_snapshot() {
+        let hub = Hub::new(24, 80);
+        let mut client = hub.join();
+        queued_now(&mut client);
+        let chunk = Bytes::from(vec![b'x'; 4096]);
+        while !client.slot.lagged.load(Ordering::Acquire) {
+            hub.output(&chunk);
+        }
+        // Lagged with a full queue (as when output filled it between the client's last
+        // look and its resync): no snapshot while older bytes would follow it.
+        assert_eq!(hub.resync(&client), None);
+        hub.output(&Bytes::from_static(b"\r\nnewest"));
+        let mut held = 0;
+        let snapshot = loop {
+            let bytes = client.next(&hub).await.expect("output, then a snapshot");
+            if bytes.iter().all(|&b| b == b'x') {
+                held += bytes.len();
+                continue;
+            }
+            break bytes;
+        };
+        assert_eq!(
+            held, CLIENT_QUEUE,
+            "every queued byte came before the snapshot"
+        );
+        assert!(text(&snapshot).contains("newest"), "{snapshot:?}");
+        assert!(client.rx.is_empty());
     }
 
     #[tokio::test]
@@ -525,10 +568,15 @@ mod tests {
         let reader = {
             let hub = Arc::clone(&hub);
             tokio::spawn(async move {
+                // The mark may end a chunk, start one, or sit inside a snapshot (which
+                // ends with cursor and mode escapes): look before trimming.
                 let mut tail = String::new();
-                while !tail.contains("END-MARK") {
+                loop {
                     let bytes = client.next(&hub).await.expect("live");
                     tail.push_str(&text(&bytes));
+                    if tail.contains("END-MARK") {
+                        break;
+                    }
                     let keep = tail.len().saturating_sub(16);
                     tail.drain(..keep);
                 }
