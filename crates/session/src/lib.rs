@@ -14,6 +14,7 @@
 mod credentials;
 mod expiry;
 mod hub;
+mod limit;
 mod pump;
 mod recording;
 mod registry;
@@ -23,9 +24,11 @@ mod viewport;
 
 pub use credentials::{MAX_KEY_LINE, MAX_KEYS_PER_ROLE};
 pub use hub::CLIENT_QUEUE;
+pub use limit::FailureLimiter;
 pub use recording::DEFAULT_RECORDING_CAP;
 pub use registry::{
-    CANCELLED, CreateSession, MAX_SESSION_DURATION, NO_SHOW, SessionRecord, Sessions,
+    CANCELLED, CreateSession, MAX_SESSION_DURATION, NO_SHOW, REPLAY_DIGEST_FILE, SessionRecord,
+    Sessions,
 };
 pub use schedule::{ClockStart, MAX_SCHEDULE_AHEAD, Schedule, ScheduleTimes, Upcoming};
 pub use session::{Client, Participant, ParticipantAccess, Session, SessionInfo};

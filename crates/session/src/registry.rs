@@ -2,7 +2,7 @@
 //! terminal pump in `pump.rs` and the expiry timer in `expiry.rs` are started here),
 //! finding them from credentials, ending them, and their records on disk.
 
-use crate::credentials::{Credentials, Key, MAX_KEYS_PER_ROLE, digest, parse_key};
+use crate::credentials::{Credentials, Key, MAX_KEYS_PER_ROLE, digest, hex, parse_key, unhex};
 use crate::hub::Hub;
 use crate::recording::{DEFAULT_RECORDING_CAP, Recorder};
 use crate::schedule::{ClockStart, SCHEDULE_FILE, ScheduleTimes, Scheduled};
@@ -79,6 +79,9 @@ impl SessionRecord {
         }
     }
 }
+
+/// The interviewer token's SHA-256 (hex) in a session's directory, for the replay.
+pub const REPLAY_DIGEST_FILE: &str = "replay.sha256";
 
 /// How a no-show's end reason starts.
 pub const NO_SHOW: &str = "no-show";
@@ -224,8 +227,9 @@ impl Sessions {
             },
             size,
         )?;
-        self.write_credentials()
-            .push(Credentials::new(id, &tokens, keys));
+        let credentials = Credentials::new(id, &tokens, keys);
+        self.keep_replay_digest(&credentials);
+        self.write_credentials().push(credentials);
         Ok((session, tokens))
     }
 
@@ -341,6 +345,38 @@ impl Sessions {
             }
         }
         found
+    }
+
+    /// Keeps the interviewer token's digest in the session's directory
+    /// ([`REPLAY_DIGEST_FILE`], mode 0600): after the end, when its credentials are gone,
+    /// the token still opens the recording ([`Self::replay_access`]).
+    pub(crate) fn keep_replay_digest(&self, credentials: &Credentials) {
+        let Some((_, d)) = credentials
+            .digests
+            .iter()
+            .find(|(role, _)| *role == ParticipantRole::Interviewer)
+        else {
+            return;
+        };
+        let file = self.dir(credentials.session).join(REPLAY_DIGEST_FILE);
+        if let Err(e) = tandem_fsutil::write_atomic(&file, hex(d).as_bytes(), 0o600) {
+            tracing::warn!(session = %credentials.session, error = %e, "cannot keep the replay digest");
+        }
+    }
+
+    /// Whether `token` is the interviewer token of session `id` and the session has ended:
+    /// what opens its recording in a browser. Compared in constant time.
+    pub fn replay_access(&self, id: SessionId, token: &str) -> bool {
+        if self.record(id).is_none_or(|r| r.ended.is_none()) {
+            return false;
+        }
+        let Some(stored) = std::fs::read_to_string(self.dir(id).join(REPLAY_DIGEST_FILE))
+            .ok()
+            .and_then(|text| unhex(text.trim()))
+        else {
+            return false;
+        };
+        stored.ct_eq(&digest(token)).into()
     }
 
     /// The live session and role a token grants.

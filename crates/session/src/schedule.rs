@@ -218,6 +218,7 @@ impl Sessions {
         self.write_schedule_file(&scheduled, &credentials)?;
         let record = self.scheduled_record(&scheduled);
         self.store_record(&dir, record.clone());
+        self.keep_replay_digest(&credentials);
         self.write_credentials().push(credentials);
         self.inner
             .scheduled

@@ -17,13 +17,11 @@
 #![forbid(unsafe_code)]
 
 mod gate;
-mod limit;
 
 pub use gate::SshLimits;
 use gate::{Gate, Pending};
 
 use bytes::Bytes;
-use limit::FailureLimiter;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{Algorithm, HashAlg, PrivateKey};
 use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
@@ -33,7 +31,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_session::{Client, ParticipantRole, Sessions, TerminalSize};
+use tandem_session::{Client, FailureLimiter, ParticipantRole, Sessions, TerminalSize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 

@@ -1,4 +1,4 @@
-//! Failed logins per source address: after [`MAX_FAILURES`] within [`WINDOW`], further
+//! Failed logins per source address (the same policy for the SSH and the web front ends): after [`MAX_FAILURES`] within [`WINDOW`], further
 //! attempts from that address are refused without looking at the credentials, until the
 //! window has passed. Tokens are 160 random bits; this stops log floods and noisy
 //! scanners, not guessing (which is hopeless anyway).
@@ -13,8 +13,9 @@ pub(crate) const MAX_FAILURES: u32 = 10;
 /// The window.
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
+/// Failed logins by source address; see the module's header.
 #[derive(Debug, Default)]
-pub(crate) struct FailureLimiter {
+pub struct FailureLimiter {
     /// Failures and the start of their window, by address.
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
@@ -27,7 +28,7 @@ impl FailureLimiter {
     }
 
     /// Counts a failed login from `ip`.
-    pub(crate) fn failed(&self, ip: IpAddr) {
+    pub fn failed(&self, ip: IpAddr) {
         let now = Instant::now();
         let mut map = self.lock();
         // Bounded memory: forget expired windows whenever the map grows.
@@ -42,14 +43,14 @@ impl FailureLimiter {
     }
 
     /// Takes back one failure of `ip` (its connection logged in after all).
-    pub(crate) fn forgive(&self, ip: IpAddr) {
+    pub fn forgive(&self, ip: IpAddr) {
         if let Some(entry) = self.lock().get_mut(&ip) {
             entry.0 = entry.0.saturating_sub(1);
         }
     }
 
     /// Whether `ip` has used up its failures.
-    pub(crate) fn blocked(&self, ip: IpAddr) -> bool {
+    pub fn blocked(&self, ip: IpAddr) -> bool {
         let map = self.lock();
         map.get(&ip)
             .is_some_and(|(count, start)| *count >= MAX_FAILURES && start.elapsed() < WINDOW)
