@@ -53,6 +53,8 @@ pub struct Server {
     sessions: Option<(tandem_session::Sessions, sessions::SshInfo)>,
     /// Health reporter: SERVING for the job service once serving.
     health: tonic_health::server::HealthReporter,
+    /// `https://host:port` of the web front end, for new sessions' page links.
+    web: Option<String>,
 }
 
 impl Server {
@@ -66,6 +68,7 @@ impl Server {
             catalog: Arc::default(),
             sessions: None,
             health: tonic_health::server::HealthReporter::new(),
+            web: None,
         }
     }
 
@@ -77,6 +80,12 @@ impl Server {
         ssh: sessions::SshInfo,
     ) -> Self {
         self.sessions = Some((sessions, ssh));
+        self
+    }
+
+    /// New sessions get page links on the web front end at `base` (`https://host:port`).
+    pub fn with_web(mut self, base: String) -> Self {
+        self.web = Some(base);
         self
     }
 
@@ -132,6 +141,7 @@ impl Server {
                     catalog: Arc::clone(&self.catalog),
                     instances: self.instances.clone(),
                     ssh: ssh.clone(),
+                    web: self.web.clone(),
                 })),
                 Some(ServerServiceServer::new(sessions::ServerInfo { ssh })),
             ),

@@ -32,6 +32,8 @@ pub struct SessionsService {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) instances: Instances,
     pub(crate) ssh: SshInfo,
+    /// `https://host:port` of the web front end, if it runs.
+    pub(crate) web: Option<String>,
 }
 
 fn session_id(field: &str, text: &str) -> Result<SessionId, Status> {
@@ -175,6 +177,10 @@ impl SessionService for SessionsService {
                 interviewer: self.command(&tokens.interviewer),
                 observer: self.command(&tokens.observer),
             }),
+            web: self
+                .web
+                .as_deref()
+                .map(|base| web_links(base, &record.id, &tokens)),
             tokens: Some(pb::SessionLogins {
                 candidate: tokens.candidate,
                 interviewer: tokens.interviewer,
@@ -420,6 +426,17 @@ fn recording_chunks(
             )),
         }
     })
+}
+
+/// The page links of a new session on the web front end at `base` (the route
+/// `/s/<id>/` of `tandem-web`; the token in the fragment, which browsers never send).
+/// None for the candidate, who uses ssh.
+fn web_links(base: &str, id: &SessionId, tokens: &tandem_session::Tokens) -> pb::WebLinks {
+    let base = base.trim_end_matches('/');
+    pb::WebLinks {
+        interviewer: format!("{base}/s/{id}/#{}", tokens.interviewer),
+        observer: format!("{base}/s/{id}/#{}", tokens.observer),
+    }
 }
 
 /// The server info service.

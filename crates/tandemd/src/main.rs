@@ -115,8 +115,19 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("localhost:{ssh_port}"));
 
+    let web_tls = tandem_web::server_config(&certs_dir)?;
+    let web_listener = tokio::net::TcpListener::bind(cli.web_listen)
+        .await
+        .with_context(|| format!("listen on {} (web)", cli.web_listen))?;
+    let web_address = cli
+        .web_address
+        .clone()
+        .unwrap_or_else(|| format!("https://localhost:{}", port_of(&web_listener)));
+
     let catalog = Arc::new(catalog);
-    let server = tandem_api::Server::new(manager.clone(), tls).with_catalog(Arc::clone(&catalog));
+    let server = tandem_api::Server::new(manager.clone(), tls)
+        .with_catalog(Arc::clone(&catalog))
+        .with_web(web_address.clone());
     // Sandboxes set up ahead of time, so that a session starts at once.
     let pools = server.instances().keep_warm(Arc::clone(&catalog), cli.warm);
     let sessions = tandem_session::Sessions::new(server.instances(), &cli.state_dir)
@@ -136,6 +147,11 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
         address = %ssh_listener.local_addr()?,
         %fingerprint,
         "SSH listening"
+    );
+    tracing::info!(
+        address = %web_listener.local_addr()?,
+        url = %web_address,
+        "web listening (HTTPS, TLS 1.3)"
     );
     tracing::info!(
         "next: tandem session create --task {}   (logins: ssh -p {ssh_port} <token>@{})",
@@ -162,6 +178,13 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
         cli.ssh_limits,
         stop_rx.clone(),
     ));
+    let web = tokio::spawn(tandem_web::serve(
+        web_listener,
+        web_tls,
+        sessions.clone(),
+        tandem_web::WebLimits::default(),
+        stop_rx.clone(),
+    ));
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
@@ -172,12 +195,18 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
     pools.stop().await;
     let _ = stop_tx.send(true);
     let _ = ssh.await;
+    let _ = web.await;
     if let Ok(Err(e)) = api.await {
         tracing::warn!(error = %e, "the API server ended with an error");
     }
     manager.shutdown(cli.shutdown_grace).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The port a listener is bound to (0 if it cannot say, which it always can once bound).
+fn port_of(listener: &tokio::net::TcpListener) -> u16 {
+    listener.local_addr().map_or(0, |a| a.port())
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -29,6 +29,14 @@ pub struct Cli {
     /// gives out [default: localhost and the SSH port].
     #[arg(long, env = "TANDEM_SSH_ADDRESS", value_name = "HOST:PORT")]
     pub ssh_address: Option<String>,
+    /// Address of the web front end (HTTPS: interviewers' and observers' pages)
+    /// [default: 127.0.0.1:8443].
+    #[arg(long, env = "TANDEM_WEB_LISTEN", value_name = "ADDR")]
+    pub web_listen: Option<SocketAddr>,
+    /// The `https://host:port` of the page links a session gives out [default: https://,
+    /// localhost and the web port].
+    #[arg(long, env = "TANDEM_WEB_ADDRESS", value_name = "URL")]
+    pub web_address: Option<String>,
     /// Directory for job state, output logs, sessions, recordings and the SSH host key
     /// [default: ./.tandem].
     #[arg(long, env = "TANDEM_STATE_DIR", value_name = "DIR")]
@@ -120,6 +128,8 @@ struct File {
     grpc_listen: Option<SocketAddr>,
     ssh_listen: Option<SocketAddr>,
     ssh_address: Option<String>,
+    web_listen: Option<SocketAddr>,
+    web_address: Option<String>,
     state_dir: Option<PathBuf>,
     certs_dir: Option<PathBuf>,
     tasks_dir: Option<PathBuf>,
@@ -147,6 +157,8 @@ pub struct Settings {
     pub grpc_listen: SocketAddr,
     pub ssh_listen: SocketAddr,
     pub ssh_address: Option<String>,
+    pub web_listen: SocketAddr,
+    pub web_address: Option<String>,
     pub state_dir: PathBuf,
     pub certs_dir: PathBuf,
     pub tasks_dir: PathBuf,
@@ -276,6 +288,11 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
             .or(file.ssh_listen)
             .unwrap_or_else(|| ([0, 0, 0, 0], 2222).into()),
         ssh_address: cli.ssh_address.or(file.ssh_address),
+        web_listen: cli
+            .web_listen
+            .or(file.web_listen)
+            .unwrap_or_else(|| ([127, 0, 0, 1], 8443).into()),
+        web_address: cli.web_address.or(file.web_address),
         state_dir: cli
             .state_dir
             .or(file.state_dir)
@@ -359,6 +376,7 @@ mod tests {
         assert_eq!(s.state_dir, PathBuf::from("/srv/tandem"));
         assert_eq!(s.output_cap, 1 << 20);
         assert_eq!(s.ssh_listen, "0.0.0.0:2222".parse().unwrap());
+        assert_eq!(s.web_listen, "127.0.0.1:8443".parse().unwrap());
     }
 
     #[test]

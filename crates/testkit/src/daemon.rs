@@ -34,6 +34,8 @@ impl Daemon {
                 "127.0.0.1:0",
                 "--ssh-listen",
                 "127.0.0.1:0",
+                "--web-listen",
+                "127.0.0.1:0",
             ])
             .arg("--state-dir")
             .arg(dir.join("state"))

@@ -45,6 +45,18 @@ pub struct CreatedView {
     pub tokens: LoginsView,
     /// The `ssh` command each person runs.
     pub ssh: LoginsView,
+    /// The browser pages, when the daemon's web front end runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebView>,
+}
+
+/// A new session's browser pages (`web` in `session create -o json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebView {
+    /// The interviewers' live page (and, after the end, the replay).
+    pub interviewer: String,
+    /// The observers' live page.
+    pub observer: String,
 }
 
 impl From<&CreateSessionResponse> for CreatedView {
@@ -58,6 +70,10 @@ impl From<&CreateSessionResponse> for CreatedView {
             expires_at: render::timestamp(session.expires_at.as_ref()),
             tokens: LoginsView::from(created.tokens.as_ref().unwrap_or(&logins)),
             ssh: LoginsView::from(created.ssh.as_ref().unwrap_or(&logins)),
+            web: created.web.as_ref().map(|w| WebView {
+                interviewer: w.interviewer.clone(),
+                observer: w.observer.clone(),
+            }),
         }
     }
 }
@@ -214,6 +230,12 @@ pub fn created_text(created: &CreateSessionResponse, with_keys: bool, now: Syste
         ("observer:", &ssh.observer),
     ] {
         text.push_str(&format!("{role:<14}{command}\n"));
+    }
+    if let Some(web) = &created.web {
+        text.push_str(&format!(
+            "in a browser:\n  interviewer: {}\n  observer:    {}\n",
+            web.interviewer, web.observer
+        ));
     }
     if with_keys && let Some(command) = key_login(&ssh.candidate, &session.id) {
         text.push_str(&format!("with a registered key: {command}\n"));
@@ -481,6 +503,7 @@ mod tests {
                 interviewer: "ssh -p 2222 tok-i@localhost".into(),
                 observer: "ssh -p 2222 tok-o@localhost".into(),
             }),
+            web: None,
         }
     }
 

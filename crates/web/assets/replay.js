@@ -1,0 +1,33 @@
+// tandem's replay page: the recording of an ended session in asciinema-player, for an
+// interviewer (the token in the link's fragment, or the cookie the live page got).
+'use strict';
+(async () => {
+  const $ = (id) => document.getElementById(id);
+  const base = location.pathname.replace(/replay$/, '');
+  const token = location.hash.slice(1);
+  history.replaceState(null, '', base + 'replay');
+  const setState = (state, text) => {
+    document.body.dataset.state = state;
+    $('status').textContent = text;
+  };
+  if (token) {
+    const answer = await fetch(base + 'login', { method: 'POST', body: token,
+      headers: { 'content-type': 'text/plain' }, credentials: 'same-origin' });
+    const grant = answer.ok ? await answer.json() : null;
+    if (!grant || grant.mode !== 'replay') {
+      setState('refused', grant ? 'the session is still live: open its live page'
+        : 'refused: this link is wrong');
+      return;
+    }
+  }
+  const answer = await fetch(base + 'recording.cast', { credentials: 'same-origin' });
+  if (!answer.ok) {
+    setState('refused', 'refused: open the replay with your interviewer link');
+    return;
+  }
+  const cast = await answer.text();
+  const player = AsciinemaPlayer.create({ data: cast }, $('player'),
+    { fit: 'both', controls: true, idleTimeLimit: 2 });
+  window.tandemPlayer = player;
+  setState('ready', 'recording loaded');
+})();

@@ -1,0 +1,150 @@
+//! The live page's WebSocket: one hub client per page. Server → page: binary messages are
+//! the terminal's bytes (the late-joiner snapshot first), text messages JSON facts
+//! (`size` before bytes drawn at a new size, `state` with the lock and the participants,
+//! `ended`). Page → server: text or binary messages are typed input, subject to the
+//! session's role and lock rules (observers' is dropped there).
+
+use crate::auth::{Mode, grant, live_session, refused};
+use crate::{AppState, Peer};
+use axum::Extension;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_session::{ParticipantRole, Session, TerminalSize};
+
+/// How often the page is told about participants and the lock, when they changed.
+const STATE_EVERY: Duration = Duration::from_secs(1);
+
+/// `GET /s/<id>/ws`: a live cookie, from a page of this origin.
+pub(crate) async fn websocket(
+    State(app): State<AppState>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // Another site's page cannot open this socket with the visitor's cookie (SameSite
+    // keeps it from being sent, and the origin must be ours anyway).
+    if !same_origin(&headers) {
+        return refused();
+    }
+    let Some(grant) = grant(&app, &headers, &id).filter(|g| g.mode == Mode::Live) else {
+        return refused();
+    };
+    let Some(session) = live_session(&app.sessions, grant.session) else {
+        return refused();
+    };
+    let shutdown = app.shutdown.clone();
+    upgrade
+        .max_message_size(app.limits.max_message)
+        .max_frame_size(app.limits.max_message)
+        .on_upgrade(move |socket| run(socket, session, grant.role, peer, shutdown))
+}
+
+/// Whether the request's `Origin` is `https://` + its `Host`.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    match (get(header::ORIGIN), get(header::HOST)) {
+        (Some(origin), Some(host)) => origin.strip_prefix("https://") == Some(host),
+        _ => false,
+    }
+}
+
+/// One page's connection to the session, until the page goes, the session ends or the
+/// daemon shuts down.
+async fn run(
+    socket: WebSocket,
+    session: Arc<Session>,
+    role: ParticipantRole,
+    peer: SocketAddr,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    // The largest window: pages always get the raw stream and draw it at the terminal's
+    // own size (the candidate's), never a clipped view.
+    let window = TerminalSize {
+        rows: TerminalSize::MAX_ROWS,
+        cols: TerminalSize::MAX_COLS,
+    };
+    let client = Arc::new(session.join(role, &format!("{role} (web)"), "web", Some(peer), window));
+    let (mut sink, mut stream) = socket.split();
+    let output = Arc::clone(&client);
+    // The sender: owned here, aborted when the page's side ends.
+    let sender = tokio::spawn(async move {
+        let mut size = None;
+        let mut state = None;
+        let mut tick = tokio::time::interval(STATE_EVERY);
+        loop {
+            let bytes = tokio::select! {
+                bytes = output.next_output() => bytes,
+                _ = tick.tick() => {
+                    let now = state_message(&output.session);
+                    if state.as_ref() != Some(&now) {
+                        if sink.send(Message::Text(Utf8Bytes::from(now.to_string()))).await.is_err() {
+                            return;
+                        }
+                        state = Some(now);
+                    }
+                    continue;
+                }
+            };
+            let Some(bytes) = bytes else { break };
+            let now = output.session.terminal_size();
+            if size != Some(now) {
+                let message = json!({"type": "size", "cols": now.cols, "rows": now.rows});
+                if sink
+                    .send(Message::Text(Utf8Bytes::from(message.to_string())))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                size = Some(now);
+            }
+            if sink.send(Message::Binary(bytes)).await.is_err() {
+                return;
+            }
+        }
+        let reason = output
+            .session
+            .info()
+            .ended
+            .unwrap_or_else(|| "you were removed".into());
+        let message = json!({"type": "ended", "reason": reason});
+        let _ = sink
+            .send(Message::Text(Utf8Bytes::from(message.to_string())))
+            .await;
+        let _ = sink.send(Message::Close(None)).await;
+    });
+    let abort = sender.abort_handle();
+    tokio::select! {
+        _ = async {
+            while let Some(Ok(message)) = stream.next().await {
+                match message {
+                    Message::Text(text) => client.input(text.as_bytes()).await,
+                    Message::Binary(bytes) => client.input(&bytes).await,
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+        } => {}
+        _ = shutdown.wait_for(|s| *s) => {}
+        _ = sender => return,
+    }
+    abort.abort();
+}
+
+/// The lock and the participants, as the page shows them.
+fn state_message(session: &Session) -> serde_json::Value {
+    let participants: Vec<_> = session
+        .participants()
+        .iter()
+        .map(|p| json!({"number": p.number, "role": p.role, "name": p.name, "via": p.via}))
+        .collect();
+    json!({"type": "state", "locked": session.is_locked(), "participants": participants})
+}
