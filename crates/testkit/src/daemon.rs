@@ -12,6 +12,8 @@ pub struct Daemon {
     pub child: Child,
     /// `127.0.0.1:PORT` of its gRPC API.
     pub grpc: String,
+    /// `https://localhost:PORT` of its web front end.
+    pub web: String,
     /// Its JSON log lines after "ready".
     pub logs: mpsc::UnboundedReceiver<serde_json::Value>,
     /// Its log lines up to "ready" (for [`Self::wait_log`]).
@@ -61,12 +63,16 @@ impl Daemon {
             }
         });
         let mut grpc = None;
+        let mut web = None;
         let mut early = std::collections::VecDeque::new();
         tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = rx.recv().await {
                 let message = line["fields"]["message"].as_str().unwrap_or("");
                 if message.starts_with("gRPC API listening") {
                     grpc = line["fields"]["address"].as_str().map(str::to_string);
+                }
+                if message.starts_with("web listening") {
+                    web = line["fields"]["url"].as_str().map(str::to_string);
                 }
                 if message == "ready" {
                     return;
@@ -80,6 +86,7 @@ impl Daemon {
         Self {
             child,
             grpc: grpc.expect("the gRPC address was logged"),
+            web: web.expect("the web address was logged"),
             logs: rx,
             early,
         }

@@ -1,7 +1,7 @@
 //! Test helpers any tandem crate's tests may use (a dev-dependency only): the root check,
 //! the workspace's binaries, temporary state directories and cgroup names for job
-//! managers, the real `tandemd` process, and the real OpenSSH client on a
-//! pseudo-terminal.
+//! managers, the real `tandemd` process, the real OpenSSH client on a pseudo-terminal,
+//! and a headless Chromium over WebDriver.
 //!
 //! It depends on no other tandem crate, so no crate's tests form a dependency cycle
 //! through it, the worker's included. The helpers that need tandem's own types sit one
@@ -12,9 +12,11 @@
 // Driving `ssh` on a pseudo-terminal needs a few raw calls; they are allowed only in `ssh.rs`.
 #![deny(unsafe_code)]
 
+mod browser;
 mod daemon;
 #[allow(unsafe_code)]
 mod ssh;
+pub use browser::{Browser, have_chromium};
 pub use daemon::Daemon;
 pub use ssh::SshClient;
 

@@ -7,6 +7,8 @@
   const $ = (id) => document.getElementById(id);
   const base = location.pathname.endsWith('/') ? location.pathname : location.pathname + '/';
   const token = location.hash.slice(1);
+  // Another link of the same session pasted here changes only the fragment: log in anew.
+  window.addEventListener('hashchange', () => location.reload());
   history.replaceState(null, '', base);
   const setState = (state, text) => {
     document.body.dataset.state = state;

@@ -5,6 +5,8 @@
   const $ = (id) => document.getElementById(id);
   const base = location.pathname.replace(/replay$/, '');
   const token = location.hash.slice(1);
+  // Another link of the same session pasted here changes only the fragment: log in anew.
+  window.addEventListener('hashchange', () => location.reload());
   history.replaceState(null, '', base + 'replay');
   const setState = (state, text) => {
     document.body.dataset.state = state;
@@ -27,7 +29,10 @@
   }
   const cast = await answer.text();
   const player = AsciinemaPlayer.create({ data: cast }, $('player'),
-    { fit: 'both', controls: true, idleTimeLimit: 2 });
+    { fit: 'width', controls: true, preload: true, idleTimeLimit: 2 });
   window.tandemPlayer = player;
+  // The recording's length: the time of its last event.
+  const last = cast.trimEnd().split('\n').pop();
+  window.tandemDuration = last.startsWith('[') ? JSON.parse(last)[0] : 0;
   setState('ready', 'recording loaded');
 })();

@@ -71,7 +71,7 @@ async fn run(
         rows: TerminalSize::MAX_ROWS,
         cols: TerminalSize::MAX_COLS,
     };
-    let client = Arc::new(session.join(role, &format!("{role} (web)"), "web", Some(peer), window));
+    let client = Arc::new(session.join(role, &role.to_string(), "web", Some(peer), window));
     let (mut sink, mut stream) = socket.split();
     let output = Arc::clone(&client);
     // The sender: owned here, aborted when the page's side ends.

@@ -11,6 +11,11 @@ use axum::response::{IntoResponse, Response};
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
                    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+/// The replay page's: the same, and WebAssembly (asciinema-player's terminal emulator is
+/// compiled to WebAssembly, embedded in its script).
+const REPLAY_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
+                   style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// `(name, content type, bytes)` of every asset.
 const ASSETS: &[(&str, &str, &[u8])] = &[
@@ -41,7 +46,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
-fn page(html: &'static str) -> Response {
+fn page(html: &'static str, csp: &'static str) -> Response {
     (
         [
             (
@@ -50,7 +55,7 @@ fn page(html: &'static str) -> Response {
             ),
             (
                 header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CSP),
+                HeaderValue::from_static(csp),
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
             (
@@ -69,17 +74,17 @@ fn page(html: &'static str) -> Response {
 
 /// `GET /`: what this is.
 pub(crate) async fn index() -> Response {
-    page(include_str!("../assets/index.html"))
+    page(include_str!("../assets/index.html"), CSP)
 }
 
 /// `GET /s/<id>/`: the live page (it logs in with the token in its fragment).
 pub(crate) async fn live(Path(_id): Path<String>) -> Response {
-    page(include_str!("../assets/live.html"))
+    page(include_str!("../assets/live.html"), CSP)
 }
 
 /// `GET /s/<id>/replay`: the replay page.
 pub(crate) async fn replay(Path(_id): Path<String>) -> Response {
-    page(include_str!("../assets/replay.html"))
+    page(include_str!("../assets/replay.html"), REPLAY_CSP)
 }
 
 /// `GET /assets/<name>`.
@@ -88,10 +93,7 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
         Some((_, kind, bytes)) => (
             [
                 (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
-                (
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("max-age=3600"),
-                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
                 (
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
