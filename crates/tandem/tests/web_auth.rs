@@ -1,0 +1,283 @@
+//! The web front end's doors against a hostile client, without a browser: wrong and
+//! candidate tokens, oversized bodies and WebSocket messages, sockets without the cookie
+//! or from another origin, the live cookie after the end, the replay for interviewers
+//! only, and the per-address limit on failed logins.
+//!
+//! Needs root: tandemd runs the session's sandbox (namespaces, cgroups).
+
+mod common;
+use common::tandem;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use tandem_testkit::Daemon;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// A TLS connection to the web front end, trusting the daemon's CA.
+async fn tls(certs: &Path, port: u16) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(certs.join("ca.crt")).unwrap();
+    for cert in rustls_pki_certs(&pem) {
+        roots.add(cert).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+fn rustls_pki_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// One HTTP/1.1 request: (status, head, body).
+async fn https(
+    certs: &Path,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    let mut stream = tls(certs, port).await;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // A server may answer (413) before it read an oversized body: ignore a reset here.
+    let _ = stream.write_all(body).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// The cookie a successful login set (`tandem=…`).
+fn cookie(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no cookie in {head}"))
+        .to_string()
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// Opens the live WebSocket: Ok(socket), or Err(HTTP status) when refused.
+async fn socket(
+    certs: &Path,
+    port: u16,
+    id: &str,
+    cookie: Option<&str>,
+    origin: &str,
+) -> Result<Socket, u16> {
+    let mut request = format!("wss://localhost:{port}/s/{id}/ws")
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", origin.parse().unwrap());
+    if let Some(cookie) = cookie {
+        headers.insert("cookie", cookie.parse().unwrap());
+    }
+    let stream = tls(certs, port).await;
+    match tokio_tungstenite::client_async(request, stream).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(e) => panic!("WebSocket handshake: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_front_end_refuses_what_it_should() {
+    tandem_testkit::require_root();
+    let dir = tempfile::Builder::new()
+        .prefix("tandem-test-webauth-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let task = dir.path().join("tasks/hello");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::write(
+        task.join("task.yaml"),
+        "name: hello\ntitle: Say hello\ndescription: |\n  Nothing.\ndifficulty: easy\n\
+         time_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'box$ '\n\
+         check: |\n  true\nsolution: |\n  true\n",
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir.path()).await;
+    let certs = dir.path().join("certs");
+    let port: u16 = daemon.web.rsplit(':').next().unwrap().parse().unwrap();
+    let origin = format!("https://localhost:{port}");
+    let (code, out, err) = tandem(
+        dir.path(),
+        &daemon.grpc,
+        &["-o", "json", "session", "create", "--task", "hello"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    let token = |role: &str| created["tokens"][role].as_str().unwrap().to_string();
+    let login = format!("/s/{id}/login");
+    let post = |body: String| {
+        let (certs, login) = (certs.clone(), login.clone());
+        async move { https(&certs, port, "POST", &login, &[], body.as_bytes()).await }
+    };
+
+    // Wrong, candidate and oversized: refused, the same way.
+    let (status, _, body) = post("0".repeat(40)).await;
+    assert_eq!((status, body.as_str()), (403, "refused\n"));
+    let (status, _, body) = post(token("candidate")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (403, "refused\n"),
+        "no candidate in the browser"
+    );
+    let (status, _, _) = post("a".repeat(64 * 1024)).await;
+    assert_eq!(status, 413, "a login body is bounded");
+    // Another session's path with a good token: refused too.
+    let (status, _, _) = https(
+        &certs,
+        port,
+        "POST",
+        "/s/00000000-0000-4000-8000-000000000000/login",
+        &[],
+        token("interviewer").as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // The interviewer's token: a cookie for this session's path only.
+    let (status, head, body) = post(token("interviewer")).await;
+    assert_eq!(status, 200, "{head}{body}");
+    let set = head
+        .lines()
+        .find(|l| l.starts_with("set-cookie: "))
+        .unwrap();
+    for attribute in [
+        &format!("Path=/s/{id}/") as &str,
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+    ] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    let live = cookie(&head);
+
+    // The socket wants the cookie, and a page of this origin.
+    assert_eq!(
+        socket(&certs, port, &id, None, &origin).await.err(),
+        Some(403)
+    );
+    assert_eq!(
+        socket(&certs, port, &id, Some(&live), "https://evil.example")
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(
+        socket(&certs, port, &id, Some("tandem=0000"), &origin)
+            .await
+            .err(),
+        Some(403)
+    );
+    // An oversized message closes that socket, and only that one.
+    let mut ok = socket(&certs, port, &id, Some(&live), &origin)
+        .await
+        .unwrap();
+    let mut big = socket(&certs, port, &id, Some(&live), &origin)
+        .await
+        .unwrap();
+    let _ = big.send(Message::Binary(vec![b'x'; 1 << 20].into())).await;
+    loop {
+        match big.next().await {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    ok.send(Message::Text("echo STILL-$((20+1))\r".into()))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("STILL-21") {
+        match ok.next().await {
+            Some(Ok(Message::Binary(bytes))) => seen.extend_from_slice(&bytes),
+            Some(Ok(_)) => {}
+            other => panic!("the other socket ended: {other:?}"),
+        }
+    }
+    // A live cookie opens no recording.
+    let recording = format!("/s/{id}/recording.cast");
+    let (status, _, _) = https(&certs, port, "GET", &recording, &[("Cookie", &live)], b"").await;
+    assert_eq!(status, 403);
+
+    // The end: the live cookie and the observer's token are done; the interviewer's token
+    // opens the replay.
+    let (code, _, err) = tandem(dir.path(), &daemon.grpc, &["session", "end", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    loop {
+        match ok.next().await {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    assert_eq!(
+        socket(&certs, port, &id, Some(&live), &origin).await.err(),
+        Some(403)
+    );
+    let (status, _, _) = post(token("observer")).await;
+    assert_eq!(status, 403, "an ended session's observer token");
+    let (status, head, body) = post(token("interviewer")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["mode"],
+        "replay"
+    );
+    let replay = cookie(&head);
+    let (status, _, cast) =
+        https(&certs, port, "GET", &recording, &[("Cookie", &replay)], b"").await;
+    assert_eq!(status, 200);
+    assert!(
+        cast.starts_with("{\"env\"") || cast.contains("\"version\":2"),
+        "{cast}"
+    );
+    assert_eq!(
+        socket(&certs, port, &id, Some(&replay), &origin)
+            .await
+            .err(),
+        Some(403),
+        "a replay cookie opens no live socket"
+    );
+
+    // Failed logins are limited per address: after ten, even the right token is refused.
+    for _ in 0..10 {
+        assert_eq!(post("f".repeat(40)).await.0, 403);
+    }
+    assert_eq!(post(token("interviewer")).await.0, 403);
+}
