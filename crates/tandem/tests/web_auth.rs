@@ -232,6 +232,40 @@ async fn the_web_front_end_refuses_what_it_should() {
             other => panic!("the other socket ended: {other:?}"),
         }
     }
+    // Actions: interviewers only, from this origin; the CLI sees the lock.
+    let action = format!("/s/{id}/action");
+    let (_, head, _) = post(token("observer")).await;
+    let observer = cookie(&head);
+    let act = |cookie: String, origin: Option<String>, verb: &'static str| {
+        let (certs, action) = (certs.clone(), action.clone());
+        async move {
+            let mut headers = vec![("Cookie", cookie.as_str())];
+            if let Some(origin) = &origin {
+                headers.push(("Origin", origin.as_str()));
+            }
+            https(&certs, port, "POST", &action, &headers, verb.as_bytes())
+                .await
+                .0
+        }
+    };
+    assert_eq!(act(observer, Some(origin.clone()), "lock").await, 403);
+    assert_eq!(act(live.clone(), None, "lock").await, 403, "no origin");
+    assert_eq!(
+        act(live.clone(), Some("https://evil.example".into()), "lock").await,
+        403
+    );
+    assert_eq!(act(live.clone(), Some(origin.clone()), "lock").await, 204);
+    let (_, show, _) = tandem(
+        dir.path(),
+        &daemon.grpc,
+        &["-o", "json", "session", "show", &id],
+    )
+    .await;
+    let show: Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(show["locked"], true, "{show}");
+    assert_eq!(act(live.clone(), Some(origin.clone()), "dance").await, 400);
+    assert_eq!(act(live.clone(), Some(origin.clone()), "unlock").await, 204);
+
     // A live cookie opens no recording.
     let recording = format!("/s/{id}/recording.cast");
     let (status, _, _) = https(&certs, port, "GET", &recording, &[("Cookie", &live)], b"").await;

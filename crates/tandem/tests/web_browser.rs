@@ -126,6 +126,28 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
     browser
         .screenshot(&screenshot("live-interviewer.png"))
         .await;
+    // The interviewer's lock button locks the session for everyone (the badge says so).
+    browser
+        .eval("document.getElementById('lock-button').click(); return true;")
+        .await;
+    browser
+        .wait_for(
+            "the lock badge",
+            "return document.getElementById('lock').classList.contains('locked');",
+            WAIT,
+        )
+        .await;
+    browser.screenshot(&screenshot("live-locked.png")).await;
+    browser
+        .eval("document.getElementById('lock-button').click(); return true;")
+        .await;
+    browser
+        .wait_for(
+            "the lock badge gone",
+            "return !document.getElementById('lock').classList.contains('locked');",
+            WAIT,
+        )
+        .await;
 
     // The observer's page watches and cannot type.
     browser.goto(&observer).await;
@@ -204,14 +226,22 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
             at + 0.05
         ))
         .await;
-    browser
-        .wait_for(
-            "the seek",
-            "const t = document.querySelector('.ap-term'); \
-             return t && t.textContent.includes('AFTER-2') && !t.textContent.includes('VIM-TEXT');",
-            WAIT,
-        )
-        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = browser
+            .eval("const t = document.querySelector('.ap-term'); return t ? t.textContent : '';")
+            .await;
+        let text = text.as_str().unwrap_or_default();
+        if text.contains("AFTER-2") && !text.contains("VIM-TEXT") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the player did not show the seek to {at}: {text:?}"
+        );
+        // Polling the page: there is no event to wait on from outside.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     browser.screenshot(&screenshot("replay.png")).await;
     // The observer's token opens no replay.
     browser.goto(&observer.replace("/#", "/replay#")).await;

@@ -62,6 +62,7 @@
     opened = true;
     setState('live', 'live');
     if (role) $('role').textContent = role;
+    if (role === 'interviewer') $('actions').hidden = false;
   };
   if (role !== 'observer') {
     const encoder = new TextEncoder();
@@ -93,6 +94,21 @@
     else if (document.body.dataset.state === 'live') setState('closed', 'disconnected');
   };
 
+  // An interviewer's buttons: the CLI's session verbs.
+  let locked = false;
+  const act = async (verb) => {
+    const answer = await fetch(base + 'action', { method: 'POST', body: verb,
+      headers: { 'content-type': 'text/plain' }, credentials: 'same-origin' });
+    if (!answer.ok) $('status').textContent = `${verb}: ${(await answer.text()).trim()}`;
+  };
+  $('lock-button').onclick = () => act(locked ? 'unlock' : 'lock');
+  $('reset-button').onclick = () => {
+    if (confirm('Reset the box? Everything the candidate changed is lost.')) act('reset');
+  };
+  $('end-button').onclick = () => {
+    if (confirm('End the session for everyone?')) act('end');
+  };
+
   function showState(state) {
     const list = $('participants');
     list.replaceChildren(...state.participants.map((p) => {
@@ -107,6 +123,8 @@
     const lock = $('lock');
     lock.textContent = state.locked ? 'locked: only the candidate types' : '';
     lock.classList.toggle('locked', state.locked);
+    locked = state.locked;
+    $('lock-button').textContent = locked ? 'unlock' : 'lock';
     if (!role) {
       role = 'connected';
     }

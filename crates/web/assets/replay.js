@@ -28,8 +28,10 @@
     return;
   }
   const cast = await answer.text();
+  // No idle-time limit: the player's seconds stay the recording's (and the events log's),
+  // so that a time from the timeline seeks to the right place.
   const player = AsciinemaPlayer.create({ data: cast }, $('player'),
-    { fit: 'width', controls: true, preload: true, idleTimeLimit: 2 });
+    { fit: 'width', controls: true, preload: true });
   window.tandemPlayer = player;
   // The recording's length: the time of its last event.
   const last = cast.trimEnd().split('\n').pop();

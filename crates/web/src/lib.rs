@@ -10,11 +10,14 @@
 //! * Live (`live.rs`): one WebSocket per page joins the session's hub with the raw stream
 //!   (the late-joiner snapshot first) and the candidate's terminal size; input goes
 //!   through the session's role and lock rules, like SSH's.
+//! * Actions (`actions.rs`): an interviewer's page locks, unlocks, resets and ends the
+//!   session with the verbs the CLI uses.
 //! * Pages and assets (`pages.rs`): xterm.js and asciinema-player, vendored from npm and
 //!   embedded in the binary; nothing is loaded from elsewhere.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod actions;
 mod auth;
 mod live;
 mod pages;
@@ -85,6 +88,7 @@ fn router(state: AppState) -> Router {
         .route("/s/{id}/replay", get(pages::replay))
         .route("/s/{id}/login", post(auth::login))
         .route("/s/{id}/ws", get(live::websocket))
+        .route("/s/{id}/action", post(actions::action))
         .route("/s/{id}/recording.cast", get(auth::recording))
         .route("/assets/{name}", get(pages::asset))
         .layer(axum::extract::DefaultBodyLimit::max(auth::MAX_LOGIN_BODY))

@@ -48,7 +48,7 @@ pub(crate) async fn websocket(
 }
 
 /// Whether the request's `Origin` is `https://` + its `Host`.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
     match (get(header::ORIGIN), get(header::HOST)) {
         (Some(origin), Some(host)) => origin.strip_prefix("https://") == Some(host),
