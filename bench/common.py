@@ -95,12 +95,14 @@ class Daemon:
         self.work = work
         self.grpc = f"127.0.0.1:{free_port()}"
         self.ssh_port = free_port()
+        self.web_port = free_port()
         if tasks is None:
             tasks = os.path.join(work, "tasks")
             os.makedirs(tasks, exist_ok=True)
         self.log = open(os.path.join(work, "tandemd.log"), "w")
         self.proc = subprocess.Popen(
             [TANDEMD, "--grpc-listen", self.grpc, "--ssh-listen", f"127.0.0.1:{self.ssh_port}",
+             "--web-listen", f"127.0.0.1:{self.web_port}",
              "--state-dir", os.path.join(work, "state"), "--certs-dir", os.path.join(work, "certs"),
              "--tasks-dir", tasks, "--log-format", "json", *args],
             stdout=self.log, stderr=subprocess.STDOUT)

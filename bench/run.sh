@@ -9,6 +9,7 @@
 #   bench/ssh.sh             keystroke echo and output bursts vs OpenSSH sshd + shared tmux
 #   bench/session_ready.py   session create → candidate's prompt, warm and cold, vs an OpenSSH login
 #   bench/logs.py            log streaming to 1/10/100 followers vs concurrent `ssh cat`
+#   bench/web.py             keystroke echo to a watcher in the browser vs one over ssh
 #
 # BENCH_ONLY="worker ssh" runs some of them; the others' results stay as they were.
 set -euo pipefail
@@ -23,6 +24,8 @@ command -v ssh >/dev/null || missing+=(openssh-client)
 command -v tmux >/dev/null || missing+=(tmux)
 command -v bc >/dev/null || missing+=(bc)
 command -v python3 >/dev/null || missing+=(python3)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     # No service is started: the benchmarks run their own private sshd.
@@ -31,7 +34,7 @@ fi
 cargo build --release --locked -q -p tandemd -p tandem
 cargo build --release --locked -q -p tandem-worker --bin tandem-init
 
-only=${BENCH_ONLY:-worker ssh session logs}
+only=${BENCH_ONLY:-worker ssh session logs web}
 out=$(mktemp -d /var/tmp/tandem-bench-run-XXXXXX)
 trap 'rm -rf "$out"' EXIT
 run() {
@@ -47,6 +50,7 @@ run worker bench/worker.sh
 run ssh bench/ssh.sh
 run session python3 bench/session_ready.py
 run logs python3 bench/logs.py
+run web python3 bench/web.py
 
 python3 - "$out" "$only" <<'PY'
 import os, platform, re, subprocess, sys
@@ -66,6 +70,7 @@ titles = {
     "ssh": "Shared terminal vs OpenSSH + tmux (`bench/ssh.sh`)",
     "session": "Session ready (`bench/session_ready.py`)",
     "logs": "Log streaming (`bench/logs.py`)",
+    "web": "Echo to a watcher: browser vs ssh (`bench/web.py`)",
 }
 doc_path = "docs/BENCHMARKS.md"
 doc = open(doc_path).read()

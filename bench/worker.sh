@@ -68,7 +68,7 @@ fi
 # Part 2: the CLI. A daemon on a temporary state dir, certs and ports.
 mkdir -p "$work/state" "$work/certs" "$work/tasks"
 grpc=127.0.0.1:$((20000 + RANDOM % 20000))
-./target/release/tandemd --grpc-listen "$grpc" --ssh-listen 127.0.0.1:0 \
+./target/release/tandemd --grpc-listen "$grpc" --ssh-listen 127.0.0.1:0 --web-listen 127.0.0.1:0 \
     --state-dir "$work/state" --certs-dir "$work/certs" --tasks-dir "$work/tasks" \
     >"$work/daemon.log" 2>&1 &
 daemon=$!
