@@ -103,6 +103,23 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
         .eval("return [window.tandem.term.cols, window.tandem.term.rows];")
         .await;
     assert_eq!(size, serde_json::json!([100, 30]), "the candidate's size");
+    // Scaled to the window, never reflowed: a small window still shows all 100×30, smaller.
+    let fits = "const s = document.getElementById('screen').getBoundingClientRect(); \
+         const t = window.tandem.term.element.querySelector('.xterm-screen').getBoundingClientRect(); \
+         return t.width > 0 && t.left >= s.left - 1 && t.right <= s.right + 1 \
+           && t.top >= s.top - 1 && t.bottom <= s.bottom + 1 \
+           && window.tandem.term.cols === 100 && window.tandem.term.rows === 30;";
+    browser
+        .wait_for("the terminal inside its frame", fits, WAIT)
+        .await;
+    browser.set_window_size(640, 420).await;
+    browser
+        .wait_for("the terminal scaled into a small window", fits, WAIT)
+        .await;
+    browser
+        .screenshot(&screenshot("live-small-window.png"))
+        .await;
+    browser.set_window_size(1280, 800).await;
     let url = browser.eval("return location.href;").await;
     assert!(
         !url.as_str().unwrap().contains('#'),
