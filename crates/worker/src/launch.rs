@@ -585,7 +585,8 @@ fn spawn(
             .map_err(JobError::io("prepare init descriptors"))?;
             let cgroup = job.cgroup();
             // cgroup v2: born inside the job's cgroup, no migration.
-            let cloned = match cgroup.clone_target() {
+            let target = cgroup.clone_target().filter(|_| config.clone_into_cgroup);
+            let cloned = match target {
                 Some(target) => sys::spawn_into_cgroup(
                     &config.init.program,
                     &config.init.args,
