@@ -8,7 +8,9 @@
 //! * One session channel with a shell ↔ one participant: their window size (clamped to
 //!   the largest terminal tandem models), their input, and a sender task per channel that
 //!   copies the participant's queue to the channel. `Handle::data` waits for SSH window
-//!   space, so a slow client blocks only its own task.
+//!   space, so a slow client blocks only its own task. Input goes to the terminal from a
+//!   task per channel too ([`Typing`]), never from russh's callback, which would stop the
+//!   whole connection while the terminal takes no input.
 //! * The front door ([`SshLimits`], `gate.rs`): a pre-authentication timeout, caps on
 //!   connections, on connections waiting to log in (the oldest makes room), and on
 //!   channels per connection. A connection that fails to log in counts as one failure
