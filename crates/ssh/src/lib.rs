@@ -9,7 +9,7 @@
 //!   the largest terminal tandem models), their input, and a sender task per channel that
 //!   copies the participant's queue to the channel. `Handle::data` waits for SSH window
 //!   space, so a slow client blocks only its own task. Input goes to the terminal from a
-//!   task per channel too ([`Typing`]), never from russh's callback, which would stop the
+//!   task per channel too (`Typing`), never from russh's callback, which would stop the
 //!   whole connection while the terminal takes no input.
 //! * The front door ([`SshLimits`], `gate.rs`): a pre-authentication timeout, caps on
 //!   connections, on connections waiting to log in (the oldest makes room), and on
