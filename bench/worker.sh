@@ -9,7 +9,10 @@
 #      then `tandem job logs -f` (two CLI runs), `tandem job start -f` (one), interleaved
 #      with bwrap and `tandem health` (the CLI and mTLS round trip alone).
 #
-# BENCH_ROUNDS (100) and CLI_ROUNDS (50) set the rounds; BENCH_ONLY=start|misc|idle|cli
+#   1b. on the cgroup2 mount: cold starts cloned into their cgroup (clone3) vs joined by a
+#      migration, interleaved with bwrap.
+#
+# BENCH_ROUNDS (100) and CLI_ROUNDS (50) set the rounds; BENCH_ONLY=start|misc|idle|v2|cli
 # runs one part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,12 +59,17 @@ c["process"]["terminal"] = False
 json.dump(c, open(path, "w"), indent=1)
 EOF
 
-if [ "${BENCH_ONLY:-}" != cli ]; then
+if [ "${BENCH_ONLY:-}" != cli ] && [ "${BENCH_ONLY:-}" != v2 ]; then
     unshare -m --propagation private env CRUN_BUNDLE="$bundle" bash -c '
         set -e
         if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
         mount --bind -o ro / "$CRUN_BUNDLE/rootfs"
         exec ./target/release/examples/bench'
+fi
+# Part 1b: cold starts on cgroup v2 (clone3 into the cgroup vs a migration), outside that
+# namespace, on the cgroup2 mount (the unified hierarchy on a hybrid host).
+if { [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY:-}" = v2 ]; } && grep -q " - cgroup2 " /proc/self/mountinfo; then
+    BENCH_ONLY=v2 ./target/release/examples/bench | tail -n +3
 fi
 [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY:-}" = cli ] || exit 0
 

@@ -9,8 +9,10 @@ set -u
 cd "$(dirname "$0")/.."
 # The cgroup-sensitive suites run in both places; the ones that exercise stop timing, SSH
 # and the daemon (the same code whatever the cgroup placement) run once, from the root.
+# NAME:FILTER runs only the tests of binary NAME matching FILTER (the worker's unit tests of
+# clone3 into a cgroup).
 BOTH="limits cgroup_v2 isolation lockdown check_view join_lockdown host_quotas host_handles \
-rootfs_dir exec_in_sandbox stop_kills_whole_tree crash_cleanup warm_start"
+rootfs_dir exec_in_sandbox stop_kills_whole_tree crash_cleanup warm_start tandem_worker:sys::"
 ROOT_ONLY="stop sandbox_wall daemon"
 if [ "$#" -gt 0 ]; then
     BOTH="$*"
@@ -28,14 +30,17 @@ run_all() {
     where=$1
     shift
     for suite in "$@"; do
-        bin=$(binary "$suite")
+        filter=
+        case $suite in *:*) filter=${suite#*:} ;; esac
+        bin=$(binary "${suite%%:*}")
         if [ -z "$bin" ]; then
             echo "v2-suites: no test binary for $suite (run cargo test --workspace --no-run)"
             failed=1
             continue
         fi
         start=$(date +%s)
-        if out=$("$bin" --test-threads=1 2>&1); then
+        # shellcheck disable=SC2086
+        if out=$("$bin" --test-threads=1 $filter 2>&1); then
             echo "v2 [$where] $suite: $(echo "$out" | grep '^test result' | tail -n 1) ($(( $(date +%s) - start ))s)"
         else
             echo "$out" | tail -n 60

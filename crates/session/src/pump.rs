@@ -32,8 +32,9 @@ pub(crate) async fn run(sessions: Sessions, session: Arc<Session>) {
             tokio::select! {
                 chunk = reader.next_chunk() => match chunk {
                     Ok(Some(data)) => {
-                        session.recorder.output(&data);
+                        // The participants first: the recorder's send wakes its thread.
                         session.hub.output(&data);
+                        session.recorder.output(&data);
                     }
                     Ok(None) => break,
                     Err(e) => {

@@ -21,14 +21,31 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Echo samples per system and case, taken in batches alternating between the systems.
-const KEYS: usize = 200;
+/// Echo samples are taken in batches alternating between the systems.
 const BATCH: usize = 25;
+
+/// Echo samples per system and case: `ECHO_KEYS` (default 400), a whole number of batches.
+fn keys() -> usize {
+    let keys: usize = std::env::var("ECHO_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    keys.div_ceil(BATCH).max(1) * BATCH
+}
+
 /// The burst: 100 MiB of 73-character lines, then a marker the command line itself does
 /// not contain (the shell computes it).
-const BURST: &str = "yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \
-                     | head -c 104857600; echo BURST-$((6*7))-END\r";
+const BURST_BYTES: usize = 100 << 20;
+/// What fills a stalled watcher's queue, socket buffers and client (16 MiB).
+const FILL_BYTES: usize = 16 << 20;
 const BURST_END: &str = "BURST-42-END";
+
+fn burst_command(bytes: usize) -> String {
+    format!(
+        "yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \
+         | head -c {bytes}; echo BURST-$((6*7))-END\r"
+    )
+}
 /// How long a burst may take before it is reported as not finished.
 const BURST_LIMIT: Duration = Duration::from_secs(60);
 
@@ -232,9 +249,9 @@ impl Side {
 
     /// Time from typing the burst until the candidate and every live watcher saw its end;
     /// `None` if that took longer than [`BURST_LIMIT`].
-    async fn burst(&mut self) -> Option<Duration> {
+    async fn burst(&mut self, bytes: usize) -> Option<Duration> {
         let start = Instant::now();
-        self.candidate.send(BURST);
+        self.candidate.send(&burst_command(bytes));
         let all = async {
             self.candidate.skip_until(BURST_END, BURST_LIMIT * 2).await;
             let mut last = Instant::now();
@@ -269,7 +286,7 @@ fn ms(d: Duration) -> String {
 async fn echo_both(a: &mut Side, b: &mut Side) -> (Vec<Duration>, Vec<Duration>) {
     a.echo.clear();
     b.echo.clear();
-    for batch in 0..KEYS / BATCH {
+    for batch in 0..keys() / BATCH {
         let keys = batch * BATCH..(batch + 1) * BATCH;
         if batch % 2 == 0 {
             a.echo(keys.clone()).await;
@@ -286,7 +303,8 @@ fn echo_row(case: &str, tandem: &[Duration], tmux: &[Duration]) {
     let (t50, t99) = (percentile(tandem, 0.5), percentile(tandem, 0.99));
     let (m50, m99) = (percentile(tmux, 0.5), percentile(tmux, 0.99));
     println!(
-        "| echo, {case}, {KEYS} keys | {} · {} | {} · {} | {:.2} · {:.2} |",
+        "| echo, {case}, {} keys | {} · {} | {} · {} | {:.2} · {:.2} |",
+        tandem.len(),
         ms(t50),
         ms(t99),
         ms(m50),
@@ -318,7 +336,6 @@ async fn main() {
     let tmux = Tmux::start();
     println!("| case | tandem p50 · p99 | OpenSSH + tmux p50 · p99 | ratio p50 · p99 |");
     println!("|---|---|---|---|");
-    let mut impact = Vec::new();
     for (group, watchers) in [0usize, 10, 1, 50].into_iter().enumerate() {
         let name = format!("bench{group}");
         eprintln!("{watchers} watchers: connecting");
@@ -336,13 +353,11 @@ async fn main() {
             (0..watchers).map(|_| tmux.client(&name, true)).collect(),
         )
         .await;
-        let live = if watchers != 1 {
+        let live = watchers != 1;
+        if live {
             let (a, b) = echo_both(&mut t, &mut m).await;
             echo_row(&format!("{watchers} watchers"), &a, &b);
-            Some((a, b))
-        } else {
-            None
-        };
+        }
         if watchers == 0 {
             drop((t, m));
             tmux.end_session(&name);
@@ -353,40 +368,97 @@ async fn main() {
         t.watchers[0].stop();
         m.watchers[0].stop();
         let (bt, bm) = if group % 2 == 0 {
-            let bt = t.burst().await;
-            (bt, m.burst().await)
+            let bt = t.burst(BURST_BYTES).await;
+            (bt, m.burst(BURST_BYTES).await)
         } else {
-            let bm = m.burst().await;
-            (t.burst().await, bm)
+            let bm = m.burst(BURST_BYTES).await;
+            (t.burst(BURST_BYTES).await, bm)
         };
         burst_row(watchers, bt, bm);
         // A burst that did not finish leaves a terminal still flooding: no echo after it.
-        if let (Some((a, b)), Some(_), Some(_)) = (live, bt, bm) {
+        if let (true, Some(_), Some(_)) = (live, bt, bm) {
             let (sa, sb) = echo_both(&mut t, &mut m).await;
             echo_row(&format!("{watchers} watchers, 1 stopped"), &sa, &sb);
-            impact.push((watchers, a, b, sa, sb));
         }
         // Clients first: a watcher whose ssh ends under it would report it.
         drop((t, m));
         tmux.end_session(&name);
     }
+    stalled_impact(&server, &tmux).await;
+}
+
+/// A stalled watcher against none, measured interleaved: per system two sessions with a
+/// candidate and 10 watchers each; in one of them a watcher stops reading (SIGSTOP) and a
+/// 16 MiB burst fills whatever it holds. Then echo batches rotate over the four
+/// (tandem clean, tandem stalled, tmux clean, tmux stalled), so the machine's load moves
+/// all four alike.
+async fn stalled_impact(server: &common::Server, tmux: &Tmux) {
+    eprintln!("stalled watcher: connecting");
+    let (_clean, clean) = server.session(None).await;
+    let (_stalled, stalled) = server.session(None).await;
+    let tandem_side = |tokens: &common::Tokens| {
+        Side::connect(
+            server.ssh(&tokens.candidate, 80, 24),
+            (0..10)
+                .map(|_| server.ssh(&tokens.observer, 80, 24))
+                .collect(),
+        )
+    };
+    let tmux_side = |name: &str| {
+        tmux.session(name);
+        Side::connect(
+            tmux.client(name, false),
+            (0..10).map(|_| tmux.client(name, true)).collect(),
+        )
+    };
+    let mut sides = [
+        tandem_side(&clean).await,
+        tandem_side(&stalled).await,
+        tmux_side("clean").await,
+        tmux_side("stalled").await,
+    ];
+    eprintln!("stalled watcher: filling");
+    for side in [1, 3] {
+        sides[side].watchers[0].stop();
+        if sides[side].burst(FILL_BYTES).await.is_none() {
+            println!("\n(stalled watcher: the fill did not finish; not measured)");
+            return;
+        }
+    }
+    for side in &mut sides {
+        side.echo.clear();
+    }
+    for batch in 0..keys() / BATCH {
+        let keys = batch * BATCH..(batch + 1) * BATCH;
+        for k in 0..4 {
+            sides[(batch + k) % 4].echo(keys.clone()).await;
+        }
+    }
     println!();
-    println!("| stopped watcher: change of the others' echo p99 | tandem | OpenSSH + tmux |");
-    println!("|---|---|---|");
-    for (watchers, a, b, sa, sb) in impact {
-        let change = |before: &[Duration], after: &[Duration]| {
-            let (p, q) = (percentile(before, 0.99), percentile(after, 0.99));
-            format!(
-                "{} → {} ({:+.0} %)",
-                ms(p),
-                ms(q),
-                (q.as_secs_f64() / p.as_secs_f64() - 1.0) * 100.0
-            )
+    println!(
+        "| a stalled watcher (10 watchers, one stopped after a 16 MiB burst) vs none, interleaved, {} keys each | without | with | change p50 · p99 |",
+        sides[0].echo.len()
+    );
+    println!("|---|---|---|---|");
+    for (name, clean, stalled) in [
+        ("tandem", &sides[0].echo, &sides[1].echo),
+        ("OpenSSH + tmux", &sides[2].echo, &sides[3].echo),
+    ] {
+        let change = |p: f64| {
+            let (a, b) = (percentile(clean, p), percentile(stalled, p));
+            (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0
         };
         println!(
-            "| {watchers} watchers | {} | {} |",
-            change(&a, &sa),
-            change(&b, &sb)
+            "| {name} | {} · {} | {} · {} | {:+.0} % · {:+.0} % |",
+            ms(percentile(clean, 0.5)),
+            ms(percentile(clean, 0.99)),
+            ms(percentile(stalled, 0.5)),
+            ms(percentile(stalled, 0.99)),
+            change(0.5),
+            change(0.99)
         );
     }
+    drop(sides);
+    tmux.end_session("clean");
+    tmux.end_session("stalled");
 }

@@ -8,7 +8,9 @@
 //! * One session channel with a shell ↔ one participant: their window size (clamped to
 //!   the largest terminal tandem models), their input, and a sender task per channel that
 //!   copies the participant's queue to the channel. `Handle::data` waits for SSH window
-//!   space, so a slow client blocks only its own task.
+//!   space, so a slow client blocks only its own task. Input goes to the terminal from a
+//!   task per channel too (`Typing`), never from russh's callback, which would stop the
+//!   whole connection while the terminal takes no input.
 //! * The front door ([`SshLimits`], `gate.rs`): a pre-authentication timeout, caps on
 //!   connections, on connections waiting to log in (the oldest makes room), and on
 //!   channels per connection. A connection that fails to log in counts as one failure
@@ -136,6 +138,7 @@ pub async fn serve(
             identity: None,
             early: None,
             clients: HashMap::new(),
+            typing: HashMap::new(),
             senders: HashMap::new(),
             sizes: HashMap::new(),
         };
@@ -271,6 +274,8 @@ struct Connection {
     early: Option<tandem_session::Upcoming>,
     /// Participants by channel.
     clients: HashMap<ChannelId, Arc<Client>>,
+    /// Each participant's keystrokes on their way to the terminal, by channel.
+    typing: HashMap<ChannelId, Typing>,
     /// The sender task of each open channel, aborted when the connection ends: the task
     /// holds its participant, who would otherwise stay listed until the next output
     /// failed to reach a connection that is gone (a client killed while nobody types).
@@ -484,6 +489,8 @@ impl server::Handler for Connection {
             size,
         ));
         self.clients.insert(channel, Arc::clone(&client));
+        self.typing
+            .insert(channel, Typing::start(Arc::clone(&client)));
         let handle = session.handle();
         let welcome = welcome(&identity, size);
         // The channel's sender: owned by the client's life (it ends when the session ends
@@ -574,8 +581,8 @@ impl server::Handler for Connection {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(client) = self.clients.get(&channel) {
-            client.input(data).await;
+        if let Some(typing) = self.typing.get(&channel) {
+            typing.send(data);
         }
         Ok(())
     }
@@ -610,11 +617,72 @@ impl server::Handler for Connection {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.clients.remove(&channel);
+        self.typing.remove(&channel);
         self.sizes.remove(&channel);
         // Not aborted: after a close the sender may still be saying goodbye.
         self.senders.remove(&channel);
         self.channels = self.channels.saturating_sub(1);
         Ok(())
+    }
+}
+
+/// Bytes of a participant's input that may wait for the terminal (beyond it, input is
+/// dropped until the terminal takes some).
+const INPUT_BUDGET: usize = 64 * 1024;
+
+/// One participant's keystrokes on their way to the terminal, written by a task of their
+/// own. russh awaits `Handler::data` before it reads or writes anything else on the
+/// connection, and a write to a terminal waits while the terminal takes no input (a
+/// program that does not read, a full tty buffer, a flood of output being echoed into):
+/// written there, that wait would stop this participant's screen and window updates too.
+/// The task ends when this is dropped (channel closed, connection gone).
+struct Typing {
+    tx: tokio::sync::mpsc::UnboundedSender<(Bytes, tokio::sync::OwnedSemaphorePermit)>,
+    /// Bytes that may be waiting: bounds the queue.
+    budget: Arc<tokio::sync::Semaphore>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Typing {
+    fn start(client: Arc<Client>) -> Self {
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(Bytes, tokio::sync::OwnedSemaphorePermit)>();
+        let task = tokio::spawn(async move {
+            while let Some((bytes, _permit)) = rx.recv().await {
+                client.input(&bytes).await;
+            }
+        });
+        Self {
+            tx,
+            budget: Arc::new(tokio::sync::Semaphore::new(INPUT_BUDGET)),
+            task: task.abort_handle(),
+        }
+    }
+
+    /// Queues `data` for the terminal, in order; dropped (with a note in the log) when
+    /// [`INPUT_BUDGET`] bytes are already waiting.
+    fn send(&self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        // A packet is at most a few tens of KiB; one larger than the whole budget takes
+        // all of it.
+        let want = u32::try_from(data.len().min(INPUT_BUDGET)).unwrap_or(u32::MAX);
+        match Arc::clone(&self.budget).try_acquire_many_owned(want) {
+            Ok(permit) => {
+                let _ = self.tx.send((Bytes::copy_from_slice(data), permit));
+            }
+            Err(_) => tracing::info!(
+                bytes = data.len(),
+                "input dropped: the terminal has not taken the last {INPUT_BUDGET} bytes"
+            ),
+        }
+    }
+}
+
+impl Drop for Typing {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -374,6 +374,27 @@ async fn absurd_window_changes_are_clamped() {
     }
 }
 
+/// A terminal that takes no input (its program never reads, its tty buffers are full)
+/// does not freeze the screen of the participant typing into it: an interviewer pastes
+/// 256 KiB there and keeps seeing the program's output. (Before: the paste's write waited
+/// inside russh's data callback, which stops the whole connection, output included.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_that_takes_no_input_does_not_freeze_the_typists_screen() {
+    let _serial = SERIAL.lock().await;
+    let server = Server::start().await;
+    let (_session, tokens) = server.session(None).await;
+    let mut cand = server.ssh(&tokens.candidate, 80, 24);
+    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
+    cand.expect("demo$ ").await;
+    ivy.expect("demo$ ").await;
+    cand.send("stty -echo -icanon; n=0; while :; do n=$((n+1)); echo tick-$n; sleep 0.2; done\r");
+    ivy.skip_until("tick-3", Duration::from_secs(60)).await;
+    // Far more than the tty's buffers (4 KiB line discipline, 64 KiB behind it) hold.
+    ivy.type_all(&vec![b'a'; 256 * 1024]).await;
+    // The program's output keeps reaching the typist (tick 40 is ~7 s after the paste).
+    ivy.skip_until("tick-40", Duration::from_secs(60)).await;
+}
+
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status

@@ -186,6 +186,19 @@ impl SshClient {
         nix::unistd::write(self.master.get_ref(), text.as_bytes()).unwrap();
     }
 
+    /// Types all of `data` (a paste), waiting while the client takes no more.
+    pub async fn type_all(&self, data: &[u8]) {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let mut guard = self.master.writable().await.unwrap();
+            match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), rest).map_err(Into::into)) {
+                Ok(Ok(n)) => rest = &rest[n..],
+                Ok(Err(e)) => panic!("typing into the ssh client failed: {e}"),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
     /// Resizes the client's terminal (ssh forwards it as a window change), and the model
     /// of its screen.
     pub fn resize(&mut self, cols: u16, rows: u16) {

@@ -8,12 +8,17 @@
 //! 3. Many idle isolated jobs (`BENCH_IDLE`, default 1000): time to start and to stop them
 //!    all, this process's RSS and the host's memory per job, and that nothing is left.
 //!
-//! `BENCH_ROUNDS` (default 100) sets the rounds of 1; `BENCH_ONLY=start|misc|idle` runs
-//! one part.
+//! 4. Only with `BENCH_ONLY=v2` (on the cgroup2 mount: a pure v2 host, or a hybrid host's
+//!    unified hierarchy): cold starts on cgroup v2, the monitor cloned into its cgroup
+//!    (`clone3(CLONE_INTO_CGROUP)`) against joining it between fork and exec (a migration),
+//!    interleaved with bwrap.
+//!
+//! `BENCH_ROUNDS` (default 100) sets the rounds of 1 and 4; `BENCH_ONLY=start|misc|idle|v2`
+//! runs one part.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tandem_worker::{InitProgram, JobManager, JobManagerConfig, JobSpec, JobState};
+use tandem_worker::{CgroupVersion, InitProgram, JobManager, JobManagerConfig, JobSpec, JobState};
 
 fn main() {
     if std::env::args().nth(1).as_deref() == Some(tandem_worker::INIT_ARG) {
@@ -92,14 +97,35 @@ fn proc_kib(file: &str, key: &str) -> u64 {
 /// this host /tmp's ext4 block group is full of recently deleted inodes from builds, and
 /// every file created there costs ~0.8 ms in `recently_deleted`).
 fn manager(name: &str, warm_slots: usize) -> Result<(JobManager, tempfile::TempDir), Error> {
+    manager_with(name, |c| c.warm_slots = warm_slots)
+}
+
+fn manager_with(
+    name: &str,
+    adjust: impl FnOnce(&mut JobManagerConfig),
+) -> Result<(JobManager, tempfile::TempDir), Error> {
     let state = tempfile::Builder::new()
         .prefix("tandem-bench-")
         .tempdir_in("/var/tmp")?;
     let mut config = JobManagerConfig::new(state.path(), InitProgram::reexec_self());
     config.output_cap = 1 << 30;
-    config.warm_slots = warm_slots;
     config.cgroup_parent = format!("tandem-bench-{name}-{}", std::process::id());
+    adjust(&mut config);
     Ok((JobManager::new(config)?, state))
+}
+
+fn bwrap_true() -> Result<Duration, Error> {
+    run_to_exit(Command::new("bwrap").args([
+        "--unshare-all",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "/bin/true",
+    ]))
 }
 
 /// Runs `cmd` to completion; its wall time.
@@ -144,6 +170,64 @@ async fn run() -> Result<(), Error> {
     if wants("idle") {
         idle_jobs().await?;
     }
+    if only.as_deref() == Some("v2") {
+        v2_start().await?;
+    }
+    Ok(())
+}
+
+/// Part 4: cold starts on cgroup v2, cloned into the cgroup vs joined by a migration.
+async fn v2_start() -> Result<(), Error> {
+    let rounds = env_usize("BENCH_ROUNDS", 100);
+    let v2 = |clone: bool| {
+        move |c: &mut JobManagerConfig| {
+            c.cgroup_version = CgroupVersion::V2;
+            c.warm_slots = 0;
+            c.clone_into_cgroup = clone;
+        }
+    };
+    let (cloned, _cloned_state) = manager_with("v2clone", v2(true))?;
+    let (joined, _joined_state) = manager_with("v2join", v2(false))?;
+    let (mut clone_run, mut clone_exit) = (Samples::default(), Samples::default());
+    let (mut join_run, mut join_exit) = (Samples::default(), Samples::default());
+    let mut bwrap = Samples::default();
+    for _ in 0..rounds {
+        let (r, e) = tandem_true(&cloned).await?;
+        clone_run.push(r);
+        clone_exit.push(e);
+        bwrap.push(bwrap_true()?);
+        let (r, e) = tandem_true(&joined).await?;
+        join_run.push(r);
+        join_exit.push(e);
+    }
+    println!(
+        "| cgroup v2, cold, **cloned into its cgroup** (`clone3`): `start()` returned, ×{rounds} | {} · **{} of bwrap** |",
+        clone_run.summary(),
+        ratio(&clone_run, &bwrap)
+    );
+    println!(
+        "| cgroup v2, cold, cloned: `start()` → exit observed | {} · {} of bwrap |",
+        clone_exit.summary(),
+        ratio(&clone_exit, &bwrap)
+    );
+    println!(
+        "| cgroup v2, cold, **joined before exec** (a migration): `start()` returned | {} · {} of bwrap |",
+        join_run.summary(),
+        ratio(&join_run, &bwrap)
+    );
+    println!(
+        "| cgroup v2, cold, joined: `start()` → exit observed | {} · {} of bwrap |",
+        join_exit.summary(),
+        ratio(&join_exit, &bwrap)
+    );
+    println!(
+        "| `bwrap --unshare-all …` (same rounds), to exit | {} |",
+        bwrap.summary()
+    );
+    for m in [cloned, joined] {
+        m.shutdown(Duration::from_secs(1)).await;
+        m.remove_cgroups_blocking(Duration::from_secs(5));
+    }
     Ok(())
 }
 
@@ -167,17 +251,7 @@ async fn start_latency() -> Result<(), Error> {
         let (r, e) = tandem_true(&warm).await?;
         warm_run.push(r);
         warm_exit.push(e);
-        bwrap.push(run_to_exit(Command::new("bwrap").args([
-            "--unshare-all",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "/bin/true",
-        ]))?);
+        bwrap.push(bwrap_true()?);
         let (r, e) = tandem_true(&cold).await?;
         cold_run.push(r);
         cold_exit.push(e);

@@ -15,7 +15,8 @@ use crate::capability::CapSet;
 use crate::cgroup::{self, DeviceNumber, Group};
 use crate::error::JobError;
 use crate::ids::IdLease;
-use crate::manager::{Job, JobManager, SandboxHandles, SandboxLayout};
+use crate::manager::{Job, JobManager, JobManagerConfig, SandboxHandles, SandboxLayout};
+use crate::monitor::Monitor;
 use crate::output_log::{self, LogWriter};
 use crate::protocol::{CheckConfig, InitConfig, InitEvent, Mode, RootfsConfig, SandboxConfig};
 use crate::pty::PtyMaster;
@@ -503,7 +504,7 @@ struct WarmInit {
 
 /// The spawned monitor and the daemon's ends of its descriptors.
 struct Spawned {
-    child: tokio::process::Child,
+    child: Monitor,
     /// Output pipe (no terminal).
     pipe: Option<pipe::Receiver>,
     /// Write end of the control pipe.
@@ -572,17 +573,9 @@ fn spawn(
             ];
             sys::send_fds(&warm.socket, &fds)
                 .map_err(JobError::io("hand the job's descriptors to its warm init"))?;
-            warm.child
+            Monitor::Spawned(warm.child)
         }
         None => {
-            let [stdin, stdout, stderr] = stdio;
-            let mut cmd = tokio::process::Command::new(&config.init.program);
-            cmd.args(&config.init.args)
-                .env_clear()
-                .stdin(Stdio::from(stdin))
-                .stdout(Stdio::from(stdout))
-                .stderr(Stdio::from(stderr))
-                .kill_on_drop(true);
             let init_fds = InitFds::new(
                 &config_fd,
                 &events_init,
@@ -591,16 +584,27 @@ fn spawn(
             )
             .map_err(JobError::io("prepare init descriptors"))?;
             let cgroup = job.cgroup();
-            init_fds.install(&mut cmd, cgroup.procs_files());
-            let spawned = cmd.spawn();
-            // Close the daemon's copies right away: the pipe's write end (held by `cmd`)
-            // must only be open in the job, or readers would never see EOF.
-            drop(cmd);
-            drop(init_fds);
-            spawned.map_err(JobError::io(format!(
-                "spawn init program {}",
-                config.init.program.display()
-            )))?
+            // cgroup v2: born inside the job's cgroup, no migration.
+            let target = cgroup.clone_target().filter(|_| config.clone_into_cgroup);
+            let cloned = match target {
+                Some(target) => sys::spawn_into_cgroup(
+                    &config.init.program,
+                    &config.init.args,
+                    &stdio,
+                    &init_fds,
+                    target,
+                )
+                .map_err(JobError::io(format!(
+                    "spawn init program {} into the job's cgroup",
+                    config.init.program.display()
+                )))?,
+                None => None,
+            };
+            if let Some(child) = cloned {
+                Monitor::Cloned(child)
+            } else {
+                Monitor::Spawned(spawn_joining(config, stdio, &init_fds, &*cgroup)?)
+            }
         }
     };
     // Only the job may hold these (the pipe's write ends above all, or readers would
@@ -614,6 +618,31 @@ fn spawn(
         control,
         events: events_ours,
     })
+}
+
+/// Spawns `tandem-init` with tokio; it joins the job's cgroups between fork and exec.
+fn spawn_joining(
+    config: &JobManagerConfig,
+    [stdin, stdout, stderr]: [OwnedFd; 3],
+    init_fds: &InitFds,
+    cgroup: &dyn Group,
+) -> Result<tokio::process::Child, JobError> {
+    let mut cmd = tokio::process::Command::new(&config.init.program);
+    cmd.args(&config.init.args)
+        .env_clear()
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(true);
+    init_fds.install(&mut cmd, cgroup.procs_files());
+    let spawned = cmd.spawn();
+    // Close the daemon's copies right away: the pipe's write end (held by `cmd`)
+    // must only be open in the job, or readers would never see EOF.
+    drop(cmd);
+    spawned.map_err(JobError::io(format!(
+        "spawn init program {}",
+        config.init.program.display()
+    )))
 }
 
 /// Follows init's events until the command runs (and, for a new sandbox, its handles

@@ -24,6 +24,7 @@ mod ids;
 pub mod init;
 mod launch;
 mod manager;
+mod monitor;
 mod output_log;
 pub mod protocol;
 mod pty;

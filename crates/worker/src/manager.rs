@@ -99,6 +99,10 @@ pub struct JobManagerConfig {
     /// ready, so that a start does not wait for the cgroup migration (cgroup v1 only;
     /// `0` turns them off). Each holds one idle process and a cgroup per hierarchy.
     pub warm_slots: usize,
+    /// On cgroup v2, start each monitor inside its job's cgroup with
+    /// `clone3(CLONE_INTO_CGROUP)` (no migration). `false` joins between fork and exec
+    /// instead, as on v1 (for comparison in benchmarks); kernels before 5.7 do that anyway.
+    pub clone_into_cgroup: bool,
 }
 
 impl JobManagerConfig {
@@ -118,6 +122,7 @@ impl JobManagerConfig {
             first_uid: crate::ids::DEFAULT_FIRST_UID,
             sandbox_slots: crate::ids::DEFAULT_SANDBOX_SLOTS,
             warm_slots: 2,
+            clone_into_cgroup: true,
         }
     }
 }

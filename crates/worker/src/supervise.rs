@@ -103,7 +103,7 @@ pub(crate) async fn read_events(
 /// What the supervisor owns besides the job.
 pub(crate) struct Supervised {
     /// The monitor process: the only child of the daemon for this job.
-    pub(crate) child: tokio::process::Child,
+    pub(crate) child: crate::monitor::Monitor,
     /// Events that came after `Running` while the start awaited the sandbox's handles.
     pub(crate) held: Vec<InitEvent>,
     /// Parsed init events after `Running`.

@@ -244,3 +244,451 @@ pub(crate) fn send_fds(socket: &OwnedFd, fds: &[&OwnedFd]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `CLONE_INTO_CGROUP` (libc's constant is an `i32` that overflows).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of `clone3(2)` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`, Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// A child started by [`spawn_into_cgroup`], known by its pidfd (no pid is ever reused
+/// under it). Dropped before it was reaped, it is killed and reaped in the background, as
+/// tokio's `kill_on_drop` children are.
+#[derive(Debug)]
+pub(crate) struct PidfdChild {
+    pid: u32,
+    /// `None` once reaped.
+    pidfd: Option<tokio::io::unix::AsyncFd<OwnedFd>>,
+    status: Option<std::process::ExitStatus>,
+}
+
+/// Spawns `program args` with an empty environment, `stdio` as 0, 1, 2 and `fds` in
+/// place, in its own session, **born inside the cgroup `cgroup`** (a cgroup v2 directory)
+/// by `clone3(CLONE_INTO_CGROUP)`: no migration, so none of the threadgroup lock's RCU
+/// grace period that a write to `cgroup.procs` waits for. `Ok(None)` if this kernel has no
+/// `clone3` or no `CLONE_INTO_CGROUP` (before 5.7): the caller joins the usual way.
+///
+/// Like `fork`, the child is a copy of this multi-threaded process with one thread: it
+/// only makes async-signal-safe calls on memory prepared here, then execs. An exec failure
+/// comes back through a close-on-exec pipe, as `std::process::Command` does it.
+pub(crate) fn spawn_into_cgroup(
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+    stdio: &[OwnedFd; 3],
+    fds: &InitFds,
+    cgroup: &OwnedFd,
+) -> io::Result<Option<PidfdChild>> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let cstring = |s: &std::ffi::OsStr| {
+        CString::new(s.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
+    let program = cstring(program.as_os_str())?;
+    let args: Vec<CString> = args.iter().map(|a| cstring(a)).collect::<io::Result<_>>()?;
+    let mut argv: Vec<*const libc::c_char> = vec![program.as_ptr()];
+    argv.extend(args.iter().map(|a| a.as_ptr()));
+    argv.push(std::ptr::null());
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // Every descriptor to place, from a close-on-exec duplicate numbered ≥ 10 (so no
+    // `dup2` clobbers another's source); the duplicates close at exec.
+    let stdio_high = [
+        dup_high(&stdio[0])?,
+        dup_high(&stdio[1])?,
+        dup_high(&stdio[2])?,
+    ];
+    let moves: Vec<(RawFd, RawFd)> = stdio_high
+        .iter()
+        .zip(0..)
+        .map(|(fd, to)| (fd.as_raw_fd(), to))
+        .chain(fds.high.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)))
+        .collect();
+    let (err_read, err_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    // SAFETY: sigemptyset initialises the set it is given.
+    let empty_mask = unsafe {
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(set.as_mut_ptr());
+        set.assume_init()
+    };
+    let mut pidfd: libc::c_int = -1;
+    let clone_args = CloneArgs {
+        flags: (libc::CLONE_PIDFD as u64) | CLONE_INTO_CGROUP,
+        pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack is fork: the child runs on a
+    // copy of this stack and address space. It returns 0 in the child, which goes straight
+    // to `exec_child` and never returns; the parent gets the child's pid.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &raw const clone_args,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid == 0 {
+        // SAFETY: in the child: see `exec_child`; every pointer points into memory that
+        // was prepared above and is part of the child's copy.
+        unsafe {
+            exec_child(
+                &moves,
+                &program,
+                &argv,
+                &envp,
+                &empty_mask,
+                err_write.as_raw_fd(),
+            )
+        }
+    }
+    if pid < 0 {
+        let error = io::Error::last_os_error();
+        return match error.raw_os_error() {
+            // No clone3 (before 5.3), or no `cgroup` field (before 5.7).
+            Some(libc::ENOSYS | libc::E2BIG) => Ok(None),
+            _ => Err(error),
+        };
+    }
+    // SAFETY: CLONE_PIDFD stored a new descriptor for the child, owned by nobody else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    drop(err_write);
+    drop(stdio_high);
+    // From here on, an early return kills and reaps it (`Drop`).
+    let mut child = PidfdChild {
+        // A pid is a positive `pid_t`.
+        pid: pid as u32,
+        pidfd: Some(register_async(pidfd)?),
+        status: None,
+    };
+    // The pipe reaches EOF at the child's exec; four bytes are its errno instead.
+    let mut errno = [0u8; 4];
+    let mut got = 0;
+    while got < errno.len() {
+        match nix::unistd::read(&err_read, &mut errno[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if got == errno.len() {
+        // It exits at once: reap it here so nothing is left.
+        if let Some(pidfd) = &child.pidfd {
+            child.status = waitid_pidfd(pidfd.get_ref(), libc::WEXITED)?;
+        }
+        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
+    }
+    Ok(Some(child))
+}
+
+/// The child's side of [`spawn_into_cgroup`]: reset the signal mask and `SIGPIPE` (the
+/// Rust runtime ignores it, and an ignored signal stays ignored across exec), own session,
+/// descriptors into place, exec; on failure the errno into `err` and exit 127.
+///
+/// # Safety
+/// Only in the child of a fork-like clone: it makes async-signal-safe system calls only,
+/// does not allocate or panic, and never returns.
+unsafe fn exec_child(
+    moves: &[(RawFd, RawFd)],
+    program: &std::ffi::CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    mask: &libc::sigset_t,
+    err: RawFd,
+) -> ! {
+    // SAFETY: (all below) system calls on plain integers and on pointers to memory that is
+    // valid in this copy of the address space.
+    unsafe {
+        let ok = libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) == 0
+            && libc::signal(libc::SIGPIPE, libc::SIG_DFL) != libc::SIG_ERR
+            && libc::setsid() != -1
+            && moves.iter().all(|&(from, to)| libc::dup2(from, to) != -1);
+        if ok {
+            libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        }
+        let errno = *libc::__errno_location();
+        let bytes = errno.to_ne_bytes();
+        libc::write(err, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
+    }
+}
+
+/// `waitid(P_PIDFD, fd, …, flags)`: the child's exit status if it was reaped now.
+fn waitid_pidfd(
+    pidfd: &OwnedFd,
+    flags: libc::c_int,
+) -> io::Result<Option<std::process::ExitStatus>> {
+    use std::os::unix::process::ExitStatusExt;
+    // SAFETY: a zeroed siginfo_t is a valid value; waitid fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `info` is a valid siginfo_t to fill; the id is our pidfd.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                flags,
+            )
+        };
+        if rc == 0 {
+            break;
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EINTR) {
+            return Err(error);
+        }
+    }
+    // SAFETY: waitid filled `info` for a child (or left si_pid 0 with WNOHANG).
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    // As a wait(2) status: exit code in bits 8–15; the signal in 0–6, 0x80 for a core.
+    let raw = match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_DUMPED => status | 0x80,
+        _ => status,
+    };
+    Ok(Some(std::process::ExitStatus::from_raw(raw)))
+}
+
+impl PidfdChild {
+    pub(crate) fn id(&self) -> Option<u32> {
+        self.status.is_none().then_some(self.pid)
+    }
+
+    /// Sends SIGKILL (nothing once it was reaped).
+    pub(crate) fn start_kill(&mut self) -> io::Result<()> {
+        let Some(pidfd) = &self.pidfd else {
+            return Ok(());
+        };
+        // SAFETY: pidfd_send_signal on our pidfd, no siginfo, no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.get_ref().as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Waits for it to exit and reaps it (once; later calls return the same status).
+    pub(crate) async fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
+        loop {
+            if let Some(status) = self.status {
+                return Ok(status);
+            }
+            let Some(pidfd) = &self.pidfd else {
+                return Err(io::Error::other("the child's pidfd is gone"));
+            };
+            // A pidfd is readable once its process has exited.
+            let mut ready = pidfd.readable().await?;
+            match waitid_pidfd(pidfd.get_ref(), libc::WEXITED | libc::WNOHANG)? {
+                Some(status) => {
+                    self.status = Some(status);
+                    self.pidfd = None;
+                }
+                None => ready.clear_ready(),
+            }
+        }
+    }
+}
+
+impl Drop for PidfdChild {
+    fn drop(&mut self) {
+        if self.status.is_some() || self.pidfd.is_none() {
+            return;
+        }
+        let _ = self.start_kill();
+        let Some(pidfd) = self.pidfd.take() else {
+            return;
+        };
+        if let Ok(Some(_)) = waitid_pidfd(pidfd.get_ref(), libc::WEXITED | libc::WNOHANG) {
+            return;
+        }
+        // Killed but not gone yet: a task reaps it once it is (SIGKILL cannot be caught,
+        // so the task ends soon); without a runtime, wait here.
+        let mut rest = PidfdChild {
+            pid: self.pid,
+            pidfd: Some(pidfd),
+            status: None,
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let _ = rest.wait().await;
+                });
+            }
+            Err(_) => {
+                if let Some(pidfd) = rest.pidfd.take() {
+                    let _ = waitid_pidfd(pidfd.get_ref(), libc::WEXITED);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+
+    /// A new cgroup under this process's own, on the cgroup2 mount (a pure v2 host's
+    /// `/sys/fs/cgroup`, or a hybrid host's unified hierarchy); removed on drop.
+    struct TestCgroup {
+        dir: std::path::PathBuf,
+        /// As `/proc/<pid>/cgroup` shows it (`0::<path>`).
+        path: String,
+    }
+
+    impl TestCgroup {
+        fn new(name: &str) -> Self {
+            let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+            let mount = info
+                .lines()
+                .find_map(|l| {
+                    let (left, right) = l.split_once(" - ")?;
+                    right
+                        .starts_with("cgroup2 ")
+                        .then(|| left.split(' ').nth(4).unwrap().to_string())
+                })
+                .expect("this test needs a cgroup2 mount (pure v2 or hybrid)");
+            let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+            let own = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+            let path = format!(
+                "{}/{name}-{}",
+                own.trim_end_matches('/'),
+                std::process::id()
+            );
+            let dir = std::path::Path::new(&mount).join(path.trim_start_matches('/'));
+            std::fs::create_dir(&dir).expect("create a test cgroup (needs root)");
+            Self { dir, path }
+        }
+
+        fn target(&self) -> OwnedFd {
+            std::fs::File::open(&self.dir).unwrap().into()
+        }
+    }
+
+    impl Drop for TestCgroup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+
+    fn null() -> OwnedFd {
+        std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .unwrap()
+            .into()
+    }
+
+    fn init_fds() -> InitFds {
+        InitFds::new(&null(), &null(), &null(), None).unwrap()
+    }
+
+    /// Needs root (it creates a cgroup). The child's first look at `/proc/self/cgroup`
+    /// already shows the target: it was born there, not moved.
+    #[tokio::test]
+    async fn a_child_is_born_in_its_cgroup_and_its_exit_code_is_seen() {
+        let cgroup = TestCgroup::new("tandem-clone3-exit");
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        let write2 = write.try_clone().unwrap();
+        let mut child = spawn_into_cgroup(
+            std::path::Path::new("/bin/sh"),
+            &["-c".into(), "cat /proc/self/cgroup; exit 7".into()],
+            &[null(), write, write2],
+            &init_fds(),
+            &cgroup.target(),
+        )
+        .expect("clone3")
+        .expect("this kernel has CLONE_INTO_CGROUP (5.7+)");
+        assert!(child.id().is_some());
+        let mut out = String::new();
+        std::fs::File::from(read).read_to_string(&mut out).unwrap();
+        assert!(
+            out.lines().any(|l| l == format!("0::{}", cgroup.path)),
+            "{out:?} does not place it in {}",
+            cgroup.path
+        );
+        assert_eq!(child.wait().await.unwrap().code(), Some(7));
+        assert_eq!(child.id(), None, "reaped");
+        // Reaped and gone: the cgroup is empty and can be removed.
+        std::fs::remove_dir(&cgroup.dir).expect("the cgroup is empty");
+    }
+
+    /// Needs root. A killed child is reported as killed by SIGKILL; an exec failure is
+    /// the exec's own error, and nothing is left in the cgroup.
+    #[tokio::test]
+    async fn kill_and_exec_failure() {
+        let cgroup = TestCgroup::new("tandem-clone3-kill");
+        let mut child = spawn_into_cgroup(
+            std::path::Path::new("/bin/sh"),
+            &["-c".into(), "exec sleep 1000".into()],
+            &[null(), null(), null()],
+            &init_fds(),
+            &cgroup.target(),
+        )
+        .unwrap()
+        .unwrap();
+        child.start_kill().unwrap();
+        assert_eq!(child.wait().await.unwrap().signal(), Some(libc::SIGKILL));
+
+        // Dropped unreaped (a cancelled start), it is killed like a `kill_on_drop` child.
+        let dropped = spawn_into_cgroup(
+            std::path::Path::new("/bin/sh"),
+            &["-c".into(), "exec sleep 1000".into()],
+            &[null(), null(), null()],
+            &init_fds(),
+            &cgroup.target(),
+        )
+        .unwrap()
+        .unwrap();
+        let pid = dropped.id().unwrap() as libc::pid_t;
+        // SAFETY: pidfd_open returns a new descriptor that we own.
+        let watch =
+            unsafe { OwnedFd::from_raw_fd(libc::syscall(libc::SYS_pidfd_open, pid, 0) as RawFd) };
+        drop(dropped);
+        let watch = register_async(watch).unwrap();
+        // Readable once the process has exited.
+        let _ = watch.readable().await.unwrap();
+
+        let missing = spawn_into_cgroup(
+            std::path::Path::new("/no/such/program"),
+            &[],
+            &[null(), null(), null()],
+            &init_fds(),
+            &cgroup.target(),
+        );
+        assert_eq!(
+            missing.unwrap_err().kind(),
+            io::ErrorKind::NotFound,
+            "the exec's ENOENT"
+        );
+        std::fs::remove_dir(&cgroup.dir).expect("nothing is left in the cgroup");
+    }
+}

@@ -11,8 +11,10 @@
 //! process of the job runs before its limits are set. Once the start is done, the pool
 //! refills (a refill forks the daemon and migrates a process: not while a start runs).
 //!
-//! Without a slot (none left, cgroup v2, or `warm_slots = 0`) a start creates its cgroup
-//! and joins it before exec, as before.
+//! Without a slot (none left, or `warm_slots = 0`) a start creates its cgroup and joins it
+//! before exec, as before. cgroup v2 has no slots (it cannot rename a cgroup) and needs
+//! none: its starts clone the monitor straight into the job's cgroup
+//! (`sys::spawn_into_cgroup`), with no migration.
 //!
 //! Each slot also has a directory `<state>/warm/<name>` with `sandbox/` inside, renamed to
 //! the job's directory when taken (creating inodes on ext4 costs more than renaming).

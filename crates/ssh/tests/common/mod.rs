@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_scenario::Instances;
-use tandem_session::{CreateSession, Sessions, Tokens};
+pub use tandem_session::Tokens;
+use tandem_session::{CreateSession, Sessions};
 use tandem_testkit_worker::TestManager;
 use tokio::sync::watch;
 

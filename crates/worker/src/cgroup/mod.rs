@@ -166,6 +166,12 @@ pub(crate) trait Group: Send + Sync + fmt::Debug {
     /// `cgroup.procs` of every directory, opened write-only and close-on-exec, for the
     /// child to join before exec.
     fn procs_files(&self) -> &[OwnedFd];
+    /// The cgroup's directory, opened for `clone3(CLONE_INTO_CGROUP)`: a child born inside
+    /// it needs no migration (cgroup v2 only; `None` on v1, where a process is in one
+    /// cgroup per hierarchy).
+    fn clone_target(&self) -> Option<&OwnedFd> {
+        None
+    }
     /// The directories, for diagnostics and tests.
     fn paths(&self) -> Vec<PathBuf>;
     /// SIGKILLs every process in the cgroup (v2 `cgroup.kill`; otherwise freeze, kill each

@@ -176,7 +176,7 @@ impl Backend for V2 {
         }
         let dir = self.parent.join(name);
         make_dir(&dir)?;
-        let apply = || -> Result<OwnedFd, CgroupError> {
+        let apply = || -> Result<(OwnedFd, OwnedFd), CgroupError> {
             if let Some(cpu) = limits.cpu {
                 let quota = ((cpu * CPU_PERIOD_US as f64).round() as u64).max(1000);
                 write(&dir, "cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;
@@ -206,12 +206,16 @@ impl Backend for V2 {
                 }
                 write(&dir, "io.max", &line)?;
             }
-            open_procs(&dir)
+            let target = std::fs::File::open(&dir)
+                .map(OwnedFd::from)
+                .map_err(io_error("open", &dir))?;
+            Ok((open_procs(&dir)?, target))
         };
         match apply() {
-            Ok(procs) => Ok(Box::new(V2Group {
+            Ok((procs, target)) => Ok(Box::new(V2Group {
                 dir,
                 procs: vec![procs],
+                target: Some(target),
             })),
             Err(e) => {
                 let _ = std::fs::remove_dir(&dir);
@@ -235,6 +239,7 @@ impl Backend for V2 {
                 Box::new(V2Group {
                     dir: e.path(),
                     procs: Vec::new(),
+                    target: None,
                 }) as Box<dyn Group>
             })
             .collect()
@@ -247,6 +252,8 @@ struct V2Group {
     dir: PathBuf,
     /// Its `cgroup.procs`, opened for the join before exec (empty for stale groups).
     procs: Vec<OwnedFd>,
+    /// Its directory (read-only, close-on-exec), for `clone3(CLONE_INTO_CGROUP)`.
+    target: Option<OwnedFd>,
 }
 
 impl V2Group {
@@ -270,6 +277,10 @@ impl V2Group {
 impl Group for V2Group {
     fn procs_files(&self) -> &[OwnedFd] {
         &self.procs
+    }
+
+    fn clone_target(&self) -> Option<&OwnedFd> {
+        self.target.as_ref()
     }
 
     fn paths(&self) -> Vec<PathBuf> {
