@@ -1,5 +1,6 @@
-//! docker/Dockerfile and compose.yaml agree with the repository (no Docker engine runs
-//! here, so the image is not built in CI: these checks catch drift).
+//! docker/Dockerfile and compose.yaml agree with the repository: fast checks that catch
+//! drift. The image is built and an interview run through the container by
+//! ci/compose-smoke.sh (in `.ci/run`, which has a Docker engine).
 
 use std::path::{Path, PathBuf};
 
@@ -51,7 +52,8 @@ fn dockerfile_installs_what_tasks_use_and_copies_existing_paths() {
     {
         let words: Vec<&str> = line.split_whitespace().collect();
         for source in &words[1..words.len() - 1] {
-            if *source != "." {
+            // `${BINARIES}/…`: the prebuilt target's build argument, checked below.
+            if *source != "." && !source.starts_with("${") {
                 assert!(
                     repo().join(source).exists(),
                     "COPY source {source} does not exist"
@@ -65,6 +67,20 @@ fn dockerfile_installs_what_tasks_use_and_copies_existing_paths() {
             "the image does not build {bin}"
         );
         assert!(repo().join("crates").join(bin).join("Cargo.toml").exists());
+    }
+    assert!(
+        dockerfile.contains("ARG BINARIES=target/release")
+            && dockerfile.contains("FROM runtime AS prebuilt"),
+        "the prebuilt target takes release binaries by default"
+    );
+    let ignore = read(".dockerignore");
+    for bin in ["tandemd", "tandem"] {
+        for profile in ["release", "debug"] {
+            assert!(
+                ignore.contains(&format!("!target/{profile}/{bin}\n")),
+                ".dockerignore hides target/{profile}/{bin} from the prebuilt target"
+            );
+        }
     }
     let toolchain = read("Cargo.toml");
     assert!(
@@ -83,11 +99,24 @@ fn compose_runs_one_privileged_tandemd_with_health_and_volumes() {
         ":50051:50051\"",
         "dockerfile: docker/Dockerfile",
         "/var/lib/tandem",
-        "./tasks:/usr/share/tandem/tasks:ro",
+        "./tasks:/srv/tandem/tasks:ro",
         "./certs:/etc/tandem/certs",
         "\"health\"]",
     ] {
         assert!(compose.contains(needed), "compose.yaml lacks {needed:?}");
+    }
+    // Where privileged is refused: the same service without it, with what tandemd needs.
+    let unprivileged = read("compose.noprivileged.yaml");
+    for needed in [
+        "privileged: false",
+        "- ALL",
+        "seccomp=unconfined",
+        "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    ] {
+        assert!(
+            unprivileged.contains(needed),
+            "compose.noprivileged.yaml lacks {needed:?}"
+        );
     }
     // The environment it sets are real tandemd settings.
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_tandemd"))
