@@ -11,10 +11,10 @@
 # Then it removes what it made: containers, volume, network, the image it built, the base
 # image it made, its directory, and the dockerd it started.
 #
-# The image is the Dockerfile's `prebuilt` target with the debug binaries (built here if
-# missing: the CI already has them from its tests), not the release build users get from
-# the default target: the same runtime stage, entrypoint and compose settings, without
-# a release compile in CI. When no container registry is reachable, the base image is
+# The image is docker/Dockerfile's runtime stage plus the debug binaries
+# (docker/prebuilt.Dockerfile; built here if missing: the CI already has them from its
+# tests), not the release build users get from the default target: the same runtime
+# stage, entrypoint and compose settings, without a release compile in CI. When no container registry is reachable, the base image is
 # made with mmdebstrap. Where `privileged: true` is refused, compose.noprivileged.yaml is
 # added. TANDEM_SMOKE_BASE_IMAGE names another base image (kept). Run as root from anywhere; installs docker.io, docker-compose and mmdebstrap
 # with apt when missing.
@@ -62,6 +62,7 @@ work=$(mktemp -d /var/tmp/tandem-compose-smoke.XXXXXX)
 project=tandem-smoke
 started_dockerd=
 made_base=
+made_runtime=
 compose_files=(-f compose.yaml)
 
 cleanup() {
@@ -75,6 +76,7 @@ cleanup() {
         "${compose_cmd[@]}" "${compose_files[@]}" -p "$project" down -v --rmi all \
             --remove-orphans >/dev/null 2>&1
     fi
+    [ -n "$made_runtime" ] && docker rmi "$made_runtime" >/dev/null 2>&1
     [ -n "$made_base" ] && docker rmi "$made_base" >/dev/null 2>&1
     if [ -n "$started_dockerd" ]; then
         kill "$started_dockerd" 2>/dev/null
@@ -155,7 +157,8 @@ check: |
 solution: |
   touch /tmp/solved
 EOF
-export TANDEM_SMOKE_BASE_IMAGE=$base TANDEM_SMOKE_CERTS=$work/certs TANDEM_SMOKE_TASKS=$work/tasks
+runtime=tandem-smoke:runtime
+export TANDEM_SMOKE_RUNTIME_IMAGE=$runtime TANDEM_SMOKE_CERTS=$work/certs TANDEM_SMOKE_TASKS=$work/tasks
 compose() { "${compose_cmd[@]}" "${compose_files[@]}" -p "$project" "$@"; }
 
 healthy() {
@@ -170,12 +173,18 @@ healthy() {
 }
 
 # --- up -------------------------------------------------------------------------------
-compose_ready=1
-say "build (its log: only if it fails)"
+say "build the runtime stage (its log: only if it fails)"
 b0=$(date +%s)
-compose build >"$work/build.log" 2>&1 || { tail -40 "$work/build.log"; die "the image build"; }
-say "built tandem:smoke in $(($(date +%s) - b0))s; up -d"
-compose up -d
+made_runtime=$runtime
+# --network host: apt-get inside the build; Docker's bridge has no route out on some hosts.
+docker build --network host --target runtime --build-arg BASE_IMAGE="$base" -t "$runtime" \
+    -f docker/Dockerfile . >"$work/build.log" 2>&1 || {
+    tail -40 "$work/build.log"
+    die "the runtime stage's build"
+}
+say "built $runtime in $(($(date +%s) - b0))s; up -d --build (tandem:smoke: runtime + target/debug)"
+compose_ready=1
+compose up -d --build
 compose ps -q tandemd | grep -q . || die "compose did not start tandemd"
 wait_for 120 "the health check passes" healthy
 say "healthy: $(docker image inspect -f '{{.Size}}' tandem:smoke | awk '{printf "image %.0f MB", $1/1e6}')"
