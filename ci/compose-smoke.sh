@@ -16,7 +16,8 @@
 # tests), not the release build users get from the default target: the same runtime
 # stage, entrypoint and compose settings, without a release compile in CI. When no container registry is reachable, the base image is
 # made with mmdebstrap. Where `privileged: true` is refused, compose.noprivileged.yaml is
-# added. TANDEM_SMOKE_BASE_IMAGE names another base image (kept). Run as root from anywhere; installs docker.io, docker-compose and mmdebstrap
+# added. TANDEM_SMOKE_BASE_IMAGE names another base image (kept); TANDEM_SMOKE_BINARIES
+# another directory of binaries inside the repository (e.g. target/release). Run as root from anywhere; installs docker.io, docker-compose and mmdebstrap
 # with apt when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -97,12 +98,15 @@ if ! docker info >/dev/null 2>&1; then
 fi
 say "docker $(docker version -f '{{.Server.Version}}'), ${compose_cmd[*]} $("${compose_cmd[@]}" version --short 2>/dev/null || true)"
 
-# --- binaries (the prebuilt target takes target/debug) ---------------------------------
-if [ ! -x target/debug/tandemd ] || [ ! -x target/debug/tandem ]; then
+# --- binaries (docker/prebuilt.Dockerfile takes them from the build context) ---------
+bins=${TANDEM_SMOKE_BINARIES:-target/debug}
+if [ ! -x "$bins/tandemd" ] || [ ! -x "$bins/tandem" ]; then
+    [ "$bins" = target/debug ] || die "no tandemd and tandem in $bins"
     say "building the debug binaries"
     cargo build --locked -p tandemd -p tandem
 fi
-tandem=("$repo/target/debug/tandem" --certs-dir "$work/certs")
+export TANDEM_SMOKE_BINARIES=$bins
+tandem=("$repo/$bins/tandem" --certs-dir "$work/certs")
 
 # --- base image -----------------------------------------------------------------------
 base=${TANDEM_SMOKE_BASE_IMAGE:-debian:bookworm-slim}
@@ -119,6 +123,13 @@ else
     made_base=$base
     rm -f "$work/rootfs.tar"
 fi
+
+# compose.yaml publishes these on the host.
+for port in 2222 50051; do
+    if ss -ltnH "sport = :$port" | grep -q .; then
+        die "port $port is in use on this host (compose.yaml publishes it): stop what listens there"
+    fi
+done
 
 # --- privileged, or the override ------------------------------------------------------
 if docker run --rm --privileged "$base" true >/dev/null 2>&1; then
@@ -182,7 +193,7 @@ docker build --network host --target runtime --build-arg BASE_IMAGE="$base" -t "
     tail -40 "$work/build.log"
     die "the runtime stage's build"
 }
-say "built $runtime in $(($(date +%s) - b0))s; up -d --build (tandem:smoke: runtime + target/debug)"
+say "built $runtime in $(($(date +%s) - b0))s; up -d --build (tandem:smoke: runtime + $bins)"
 compose_ready=1
 compose up -d --build
 compose ps -q tandemd | grep -q . || die "compose did not start tandemd"
