@@ -42,7 +42,7 @@ wait_for() {
 
 # --- tools ----------------------------------------------------------------------------
 missing=()
-command -v docker >/dev/null || missing+=(docker.io)
+command -v dockerd >/dev/null || missing+=(docker.io)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 command -v ssh >/dev/null || missing+=(openssh-client)
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
@@ -90,11 +90,12 @@ cleanup() {
 trap cleanup EXIT
 
 # --- dockerd --------------------------------------------------------------------------
-if ! docker info >/dev/null 2>&1; then
+docker_answers() { docker info >/dev/null 2>&1; }
+if ! docker_answers; then
     say "starting dockerd (none runs)"
     dockerd --pidfile "$work/dockerd.pid" >"$work/dockerd.log" 2>&1 &
     started_dockerd=$!
-    wait_for 60 "dockerd answers" docker info >/dev/null 2>&1
+    wait_for 60 "dockerd answers" docker_answers
 fi
 say "docker $(docker version -f '{{.Server.Version}}'), ${compose_cmd[*]} $("${compose_cmd[@]}" version --short 2>/dev/null || true)"
 
@@ -119,7 +120,7 @@ else
     base=tandem-smoke/debian:bookworm-slim
     say "no registry reachable: making $base with mmdebstrap"
     mmdebstrap --quiet --variant=minbase bookworm "$work/rootfs.tar"
-    docker import -q "$work/rootfs.tar" "$base" >/dev/null
+    docker import "$work/rootfs.tar" "$base" >/dev/null
     made_base=$base
     rm -f "$work/rootfs.tar"
 fi
