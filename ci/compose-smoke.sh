@@ -20,7 +20,7 @@
 # TANDEM_SMOKE_BASE_IMAGE names another base image (kept); TANDEM_SMOKE_BINARIES another
 # directory of binaries inside the repository (e.g. target/release).
 # Run as root, from anywhere; installs docker.io, docker-compose and mmdebstrap with apt
-# when missing. About 1.5 minutes on 2 cores from a stopped dockerd and no images.
+# when missing. 1.5 to 2.5 minutes on 2 shared cores from a stopped dockerd, no images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
