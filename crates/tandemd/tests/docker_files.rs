@@ -1,5 +1,6 @@
-//! docker/Dockerfile and compose.yaml agree with the repository (no Docker engine runs
-//! here, so the image is not built in CI: these checks catch drift).
+//! docker/Dockerfile and compose.yaml agree with the repository: fast checks that catch
+//! drift. The image is built and an interview run through the container by
+//! ci/compose-smoke.sh (in `.ci/run`, which has a Docker engine).
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +67,25 @@ fn dockerfile_installs_what_tasks_use_and_copies_existing_paths() {
         );
         assert!(repo().join("crates").join(bin).join("Cargo.toml").exists());
     }
+    // The runtime stage comes first (the classic builder runs every stage above the
+    // target) and docker/prebuilt.Dockerfile adds host-built binaries to it.
+    let first_from = dockerfile.lines().find(|l| l.starts_with("FROM ")).unwrap();
+    assert_eq!(first_from, "FROM ${BASE_IMAGE} AS runtime");
+    let prebuilt = read("docker/prebuilt.Dockerfile");
+    assert!(
+        prebuilt.contains("ARG BINARIES=target/release")
+            && prebuilt.contains("COPY ${BINARIES}/tandemd ${BINARIES}/tandem /usr/local/bin/"),
+        "the prebuilt image takes release binaries by default"
+    );
+    let ignore = read(".dockerignore");
+    for bin in ["tandemd", "tandem"] {
+        for profile in ["release", "debug"] {
+            assert!(
+                ignore.contains(&format!("!target/{profile}/{bin}\n")),
+                ".dockerignore hides target/{profile}/{bin} from the prebuilt image"
+            );
+        }
+    }
     let toolchain = read("Cargo.toml");
     assert!(
         toolchain.contains("rust-version = \"1.95\"") && dockerfile.contains("rust:1.95"),
@@ -83,11 +103,24 @@ fn compose_runs_one_privileged_tandemd_with_health_and_volumes() {
         ":50051:50051\"",
         "dockerfile: docker/Dockerfile",
         "/var/lib/tandem",
-        "./tasks:/usr/share/tandem/tasks:ro",
+        "./tasks:/srv/tandem/tasks:ro",
         "./certs:/etc/tandem/certs",
         "\"health\"]",
     ] {
         assert!(compose.contains(needed), "compose.yaml lacks {needed:?}");
+    }
+    // Where privileged is refused: the same service without it, with what tandemd needs.
+    let unprivileged = read("compose.noprivileged.yaml");
+    for needed in [
+        "privileged: false",
+        "- ALL",
+        "seccomp=unconfined",
+        "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    ] {
+        assert!(
+            unprivileged.contains(needed),
+            "compose.noprivileged.yaml lacks {needed:?}"
+        );
     }
     // The environment it sets are real tandemd settings.
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_tandemd"))
