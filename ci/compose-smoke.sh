@@ -128,7 +128,7 @@ else
 fi
 
 # compose.yaml publishes these on the host.
-for port in 2222 50051; do
+for port in 2222 50051 8443; do
     if ss -ltnH "sport = :$port" | grep -q .; then
         die "port $port is in use on this host (compose.yaml publishes it): stop what listens there"
     fi
@@ -208,6 +208,13 @@ session=$("${tandem[@]}" -o json session create --task disk-full)
 id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$session")
 token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"]["candidate"])' <<<"$session")
 say "session $id created"
+# The interviewer's page, through the container's published HTTPS port, trusted by the
+# smoke's own dev CA (the link's #fragment holds the token; the page itself is public).
+web=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["web"]["interviewer"])' <<<"$session")
+page=${web%%#*}
+curl -sSf --tlsv1.3 --cacert "$work/certs/ca.crt" "$page" | grep -qi "<html" ||
+    die "the interviewer's page $page is not served through the container"
+say "web: $page served over HTTPS (TLS 1.3, the dev CA)"
 ssh_cmd=(ssh -tt -p 2222 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
     -o LogLevel=ERROR -o BatchMode=yes)
 
