@@ -336,7 +336,16 @@ async fn main() {
     let tmux = Tmux::start();
     println!("| case | tandem p50 · p99 | OpenSSH + tmux p50 · p99 | ratio p50 · p99 |");
     println!("|---|---|---|---|");
-    for (group, watchers) in [0usize, 10, 1, 50].into_iter().enumerate() {
+    // ECHO_CASES="0 10 1 50" (the default) picks the watcher counts to run.
+    let cases: Vec<usize> = std::env::var("ECHO_CASES")
+        .ok()
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![0, 10, 1, 50]);
+    for (group, watchers) in cases.into_iter().enumerate() {
         let name = format!("bench{group}");
         eprintln!("{watchers} watchers: connecting");
         let (_session, tokens) = server.session(None).await;
@@ -384,7 +393,9 @@ async fn main() {
         drop((t, m));
         tmux.end_session(&name);
     }
-    stalled_impact(&server, &tmux).await;
+    if std::env::var("ECHO_CASES").is_err() {
+        stalled_impact(&server, &tmux).await;
+    }
 }
 
 /// A stalled watcher against none, measured interleaved: per system two sessions with a
