@@ -14,6 +14,7 @@ mod streams;
 pub mod tasks;
 #[cfg(feature = "test-server")]
 pub mod test_server;
+mod timeline;
 pub mod tls;
 
 use std::future::Future;

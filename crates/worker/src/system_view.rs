@@ -207,6 +207,30 @@ fn skeleton(root: &Path) -> Result<(), SystemViewError> {
     Ok(())
 }
 
+/// `/etc/profile.d/tandem.sh`: what a tandem session needs of the candidate's login shell
+/// (bash). `hint` prints the hints an interviewer revealed (the daemon writes them to
+/// `/run/tandem/hints`). The marks tell the session where each command starts (its
+/// directory and text, at `PS0`) and ends (its status, before the next prompt); the
+/// session takes them out of the terminal output, so nobody sees them (tandem-session's
+/// `marks.rs` reads them). The user's own `PROMPT_COMMAND` still runs.
+pub(crate) const TANDEM_PROFILE: &str = r#"# tandem: the `hint` command and the command marks of the session's timeline.
+hint() {
+    if [ -s /run/tandem/hints ]; then cat /run/tandem/hints
+    else echo "No hint has been revealed yet."; fi
+}
+if [ -n "$BASH_VERSION" ] && [ -n "$PS1" ]; then
+    __tandem_start() {
+        local c
+        c=$(HISTTIMEFORMAT= builtin history 1)
+        c=${c#*[0-9]  }
+        builtin printf ']6973;C;%s;%s' "${PWD//[[:cntrl:];]/ }" "${c//[[:cntrl:]]/ }"
+    }
+    __tandem_end() { builtin printf ']6973;D;%s' "$1"; }
+    PS0='$(__tandem_start)'"${PS0-}"
+    PROMPT_COMMAND="__tandem_end \$?${PROMPT_COMMAND:+; $PROMPT_COMMAND}"
+fi
+"#;
+
 /// The synthesized `/etc`.
 fn etc(host: &Path, etc: &Path) -> Result<(), SystemViewError> {
     mkdir(etc, 0o755)?;
@@ -252,6 +276,8 @@ fn etc(host: &Path, etc: &Path) -> Result<(), SystemViewError> {
     )?;
     write(etc.join("fstab"), "# no file systems to mount\n", 0o644, 0)?;
     write(etc.join("motd"), "", 0o644, 0)?;
+    mkdir(&etc.join("profile.d"), 0o755)?;
+    write(etc.join("profile.d/tandem.sh"), TANDEM_PROFILE, 0o644, 0)?;
     let mtab = etc.join("mtab");
     if std::fs::symlink_metadata(&mtab).is_err() {
         std::os::unix::fs::symlink("../proc/self/mounts", &mtab).map_err(ctx("link /etc/mtab"))?;
