@@ -393,6 +393,17 @@ impl Sessions {
             .cloned()
     }
 
+    /// The live session whose sandbox or terminal (the candidate's shell) `job` is.
+    pub fn session_of_job(&self, job: JobId) -> Option<SessionId> {
+        self.inner
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .find(|s| s.instance().id == job || s.shell() == job)
+            .map(|s| s.id)
+    }
+
     /// Records of every session, live and past, oldest first.
     pub fn records(&self) -> Vec<SessionRecord> {
         let mut all: Vec<SessionRecord> = self

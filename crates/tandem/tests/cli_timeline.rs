@@ -106,6 +106,37 @@ async fn the_timeline_shows_who_did_what_and_when_each_part_worked() {
     ivy.expect("b-2").await;
     ivy.expect("check passed (2/2 conditions)").await;
 
+    // One way into the session's terminal: its creator cannot attach to its shell job
+    // (typing around the lock and the recording) nor stop its sandbox around `end`.
+    let (code, out, err) = tandem(dir.path(), &grpc, &["-o", "json", "job", "list"]).await;
+    assert_eq!(code, 0, "{err}");
+    let jobs: Value = serde_json::from_str(&out).unwrap();
+    let shell = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["labels"]["role"] == "shell" && j["state"] == "running")
+        .unwrap_or_else(|| panic!("no running shell job: {out}"));
+    let shell = shell["id"].as_str().unwrap();
+    let (code, _, err) = tandem(dir.path(), &grpc, &["job", "attach", shell]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains(&format!("belongs to session {id}")), "{err}");
+    let instance = created["instance_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (code, out, err) = tandem(dir.path(), &grpc, &["-o", "json", "session", "show", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    let instance = shown["instance_id"]
+        .as_str()
+        .map_or(instance, str::to_string);
+    let (code, _, err) = tandem(dir.path(), &grpc, &["job", "stop", &instance]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains(&format!("belongs to session {id}")), "{err}");
+    cand.send("echo still-$((4+4))\r");
+    cand.expect("still-8").await;
+
     let (code, _, err) = tandem(dir.path(), &grpc, &["session", "end", &id]).await;
     assert_eq!(code, 0, "{err}");
     cand.until_exit().await;
@@ -149,6 +180,7 @@ async fn the_timeline_shows_who_did_what_and_when_each_part_worked() {
             ("hint", "candidate", 0),
             ("hint | tail -1 | tr a-z A-Z", "candidate", 0),
             ("touch /tmp/b; echo b-$((1+1))", "interviewer", 0),
+            ("echo still-$((4+4))", "candidate", 0),
         ],
         "{out}"
     );
