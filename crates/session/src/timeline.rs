@@ -33,7 +33,7 @@ pub const MAX_NOTE_BYTES: usize = 4096;
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
     /// The last recorded check: its outcome and conditions (auto-checks record only
-    /// changes from it).
+    /// changes of outcome or of a condition's result from it).
     last: Option<(CheckOutcome, Vec<Condition>)>,
     /// Conditions seen so far, by name: passing now, and since when first passed.
     conditions: BTreeMap<String, (bool, Option<f64>)>,
@@ -74,13 +74,14 @@ impl Session {
             let same = progress
                 .last
                 .as_ref()
-                .is_some_and(|(o, c)| *o == result.outcome && *c == result.conditions);
+                .is_some_and(|(o, c)| same_result((*o, c), (result.outcome, &result.conditions)));
             if auto && same {
                 return false;
             }
             progress.last = Some((result.outcome, result.conditions.clone()));
             let mut changes = Vec::new();
             for c in &result.conditions {
+                let new = !progress.conditions.contains_key(&c.name);
                 let entry = progress
                     .conditions
                     .entry(c.name.clone())
@@ -89,7 +90,8 @@ impl Session {
                 if first {
                     entry.1 = Some(t);
                 }
-                if entry.0 != c.passed || first {
+                // Seen for the first time (passing or not), or its result changed.
+                if new || entry.0 != c.passed || first {
                     changes.push((c.clone(), first));
                 }
                 entry.0 = c.passed;
@@ -183,6 +185,17 @@ impl Session {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Whether two check results say the same: outcome and each condition's result.
+/// Reasons change with time ("saved 39s ago") and do not count.
+fn same_result(a: (CheckOutcome, &[Condition]), b: (CheckOutcome, &[Condition])) -> bool {
+    a.0 == b.0
+        && a.1.len() == b.1.len()
+        && a.1
+            .iter()
+            .zip(b.1)
+            .all(|(x, y)| x.name == y.name && x.passed == y.passed)
 }
 
 /// Who an automatic check is recorded as.
@@ -453,7 +466,7 @@ impl Timeline {
                 name: String::new(),
             };
             match kind.as_str() {
-                "input" | "recording_cut" | "events_cut" => continue,
+                "input" | "resize" | "recording_cut" | "events_cut" => continue,
                 "create" | "open" => {
                     timeline.started = Some(at);
                     timeline.task = s("task");
@@ -568,6 +581,23 @@ mod rfc3339 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_auto_check_counts_as_a_change_only_when_a_result_changes() {
+        let c = |name: &str, passed: bool, reason: &str| Condition {
+            name: name.into(),
+            passed,
+            reason: reason.into(),
+        };
+        let failed = CheckOutcome::Failed;
+        let before = [c("a", true, ""), c("b", false, "saved 39s ago")];
+        let later = [c("a", true, ""), c("b", false, "saved 69s ago")];
+        let fixed = [c("a", true, ""), c("b", true, "")];
+        assert!(same_result((failed, &before), (failed, &later)));
+        assert!(!same_result((failed, &before), (failed, &fixed)));
+        assert!(!same_result((failed, &[]), (CheckOutcome::Error, &[])));
+        assert!(!same_result((failed, &before), (failed, &before[..1])));
+    }
 
     #[test]
     fn the_timeline_merges_events_in_time_order_with_progress() {
