@@ -9,6 +9,7 @@
 #   bench/ssh.sh             keystroke echo and output bursts vs OpenSSH sshd + shared tmux
 #   bench/session_ready.py   session create → candidate's prompt, warm and cold, vs an OpenSSH login
 #   bench/logs.py            log streaming to 1/10/100 followers vs concurrent `ssh cat`
+#   bench/command_marks.py   per-command cost of the sandbox's shell profile (timeline marks)
 #
 # BENCH_ONLY="worker ssh" runs some of them; the others' results stay as they were.
 set -euo pipefail
@@ -47,6 +48,7 @@ run worker bench/worker.sh
 run ssh bench/ssh.sh
 run session python3 bench/session_ready.py
 run logs python3 bench/logs.py
+run marks python3 bench/command_marks.py
 
 python3 - "$out" "$only" <<'PY'
 import os, platform, re, subprocess, sys
@@ -66,6 +68,7 @@ titles = {
     "ssh": "Shared terminal vs OpenSSH + tmux (`bench/ssh.sh`)",
     "session": "Session ready (`bench/session_ready.py`)",
     "logs": "Log streaming (`bench/logs.py`)",
+    "marks": "Command marks in the candidate's shell (`bench/command_marks.py`)",
 }
 doc_path = "docs/BENCHMARKS.md"
 doc = open(doc_path).read()

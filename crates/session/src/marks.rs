@@ -2,9 +2,10 @@
 //! hub and the recording see the output.
 //!
 //! The sandbox's shell profile (`/etc/profile.d/tandem.sh`, written by the worker's
-//! system view) prints, at each command's start (bash's `PS0`),
-//! `ESC ] 6973 ; C ; <cwd> ; <command line> BEL`, and before each prompt
-//! (`PROMPT_COMMAND`), `ESC ] 6973 ; D ; <exit status> BEL`. Nobody's terminal ever gets
+//! system view) prints, at each command's start (bash's `PS0`), `ESC ] 6973 ; C ; <cwd>
+//! BEL`, and before each prompt (`PROMPT_COMMAND`), `ESC ] 6973 ; D ; <exit status> ;
+//! <history 1> BEL` (the history line: its number, two spaces, the command line, a
+//! newline; several lines for a multi-line command). Nobody's terminal ever gets
 //! them: [`MarkFilter`] takes them out of the stream (across reads), and the session
 //! records a command from each C … D pair. The candidate can print such marks
 //! themselves; the raw input stays recorded anyway.
@@ -12,17 +13,18 @@
 /// A mark read off the terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Mark {
-    /// A command starts: its working directory and text.
+    /// A command starts in this working directory.
     Start {
         /// Working directory.
         cwd: String,
-        /// The command line.
-        text: String,
     },
-    /// The last command ended with this status (also printed before the first prompt).
+    /// The last command ended (also printed before the first prompt, and after an empty
+    /// line: the session ignores an end without a start).
     End {
         /// Exit status.
         status: i32,
+        /// The command line (from the history; control characters as spaces).
+        text: String,
     },
 }
 
@@ -103,16 +105,25 @@ fn parse(body: &[u8]) -> Option<Mark> {
     let body = String::from_utf8_lossy(body);
     let (kind, rest) = body.split_once(';')?;
     match kind {
-        "C" => {
-            let (cwd, text) = rest.split_once(';')?;
-            Some(Mark::Start {
-                cwd: cwd.to_string(),
-                text: text.trim().to_string(),
+        "C" => Some(Mark::Start {
+            cwd: rest.to_string(),
+        }),
+        "D" => {
+            let (status, history) = rest.split_once(';').unwrap_or((rest, ""));
+            // `  123  text`: the history number, then the line.
+            let text = history
+                .trim_start()
+                .trim_start_matches(|c: char| c.is_ascii_digit());
+            let text: String = text
+                .trim()
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            Some(Mark::End {
+                status: status.trim().parse().ok()?,
+                text,
             })
         }
-        "D" => Some(Mark::End {
-            status: rest.trim().parse().ok()?,
-        }),
         _ => None,
     }
 }
@@ -122,29 +133,34 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const STREAM: &[u8] =
-        b"\x1b]6973;D;0\x07root@box:~# ls; echo a\r\n\x1b]6973;C;/root;ls; echo a\x07\
-        file\r\na\r\n\x1b]6973;D;0\x07root@box:~# false\r\n\x1b]6973;C;/tmp;false\x07\
-        \x1b]6973;D;1\x07\x1b]2;title\x07root@box:/tmp# ";
+    const STREAM: &[u8] = b"\x1b]6973;D;0;\x07root@box:~# ls; echo a\r\n\x1b]6973;C;/root\x07\
+        file\r\na\r\n\x1b]6973;D;0;    1  ls; echo a\n\x07root@box:~# for i in 1\r\n> do false\r\n\
+        > done\r\n\x1b]6973;C;/tmp\x07\x1b]6973;D;1;    2  for i in 1\ndo false\ndone\n\x07\
+        \x1b]2;title\x07root@box:/tmp# ";
 
     fn marks() -> Vec<Mark> {
         vec![
-            Mark::End { status: 0 },
+            Mark::End {
+                status: 0,
+                text: String::new(),
+            },
             Mark::Start {
                 cwd: "/root".into(),
+            },
+            Mark::End {
+                status: 0,
                 text: "ls; echo a".into(),
             },
-            Mark::End { status: 0 },
-            Mark::Start {
-                cwd: "/tmp".into(),
-                text: "false".into(),
+            Mark::Start { cwd: "/tmp".into() },
+            Mark::End {
+                status: 1,
+                text: "for i in 1 do false done".into(),
             },
-            Mark::End { status: 1 },
         ]
     }
 
-    const CLEAN: &[u8] = b"root@box:~# ls; echo a\r\nfile\r\na\r\nroot@box:~# false\r\n\
-        \x1b]2;title\x07root@box:/tmp# ";
+    const CLEAN: &[u8] = b"root@box:~# ls; echo a\r\nfile\r\na\r\nroot@box:~# for i in 1\r\n\
+        > do false\r\n> done\r\n\x1b]2;title\x07root@box:/tmp# ";
 
     proptest! {
         /// However the stream is cut into reads, the output is the stream without the

@@ -43,8 +43,9 @@ pub(crate) struct Progress {
     hints: usize,
     /// Who last typed a line end (Enter): the author of the next command.
     enter_by: Option<String>,
-    /// The command running now: when it started, its directory, text, author.
-    command: Option<(f64, String, String, String)>,
+    /// The command running now: when it started, its directory, its author (its text
+    /// comes with its end).
+    command: Option<(f64, String, String)>,
 }
 
 /// A hint revealed by [`Sessions::hint`].
@@ -155,25 +156,31 @@ impl Session {
             let t = self.recorder.offset();
             let mut progress = self.lock_progress();
             match mark {
-                Mark::Start { cwd, text } => {
+                Mark::Start { cwd } => {
                     let by = progress.enter_by.take().unwrap_or_default();
-                    if let Some(unfinished) = progress.command.replace((t, cwd, text, by)) {
+                    if let Some(unfinished) = progress.command.replace((t, cwd, by)) {
                         drop(progress);
-                        self.record_command(unfinished, t, None);
+                        self.record_command(unfinished, String::new(), t, None);
                     }
                 }
-                Mark::End { status } => {
+                Mark::End { status, text } => {
                     if let Some(command) = progress.command.take() {
                         drop(progress);
-                        self.record_command(command, t, Some(status));
+                        self.record_command(command, text, t, Some(status));
                     }
                 }
             }
         }
     }
 
-    fn record_command(&self, command: (f64, String, String, String), end: f64, exit: Option<i32>) {
-        let (start, cwd, text, by) = command;
+    fn record_command(
+        &self,
+        command: (f64, String, String),
+        text: String,
+        end: f64,
+        exit: Option<i32>,
+    ) {
+        let (start, cwd, by) = command;
         self.recorder.event(json!({
             "event": "command", "text": text, "by": by, "cwd": cwd, "start": start,
             "duration": ((end - start) * 1000.0).round() / 1000.0, "exit": exit,

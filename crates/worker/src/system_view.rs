@@ -209,24 +209,24 @@ fn skeleton(root: &Path) -> Result<(), SystemViewError> {
 
 /// `/etc/profile.d/tandem.sh`: what a tandem session needs of the candidate's login shell
 /// (bash). `hint` prints the hints an interviewer revealed (the daemon writes them to
-/// `/run/tandem/hints`). The marks tell the session where each command starts (its
-/// directory and text, at `PS0`) and ends (its status, before the next prompt); the
-/// session takes them out of the terminal output, so nobody sees them (tandem-session's
-/// `marks.rs` reads them). The user's own `PROMPT_COMMAND` still runs.
+/// `/run/tandem/hints`). The marks tell the session where each command starts (`PS0`:
+/// its directory) and ends (before the next prompt: its status and its text, from the
+/// history); the session takes them out of the terminal output, so nobody sees them
+/// (tandem-session's `marks.rs` reads them). Only builtins and expansions: no fork per
+/// command. The user's own `PS0` and `PROMPT_COMMAND` still run.
 pub(crate) const TANDEM_PROFILE: &str = r#"# tandem: the `hint` command and the command marks of the session's timeline.
 hint() {
     if [ -s /run/tandem/hints ]; then cat /run/tandem/hints
     else echo "No hint has been revealed yet."; fi
 }
 if [ -n "$BASH_VERSION" ] && [ -n "$PS1" ]; then
-    __tandem_start() {
-        local c
-        c=$(HISTTIMEFORMAT= builtin history 1)
-        c=${c#*[0-9]  }
-        builtin printf ']6973;C;%s;%s' "${PWD//[[:cntrl:];]/ }" "${c//[[:cntrl:]]/ }"
+    __tandem_end() {
+        local HISTTIMEFORMAT=
+        builtin printf '\033]6973;D;%s;' "$1"
+        builtin history 1
+        builtin printf '\007'
     }
-    __tandem_end() { builtin printf ']6973;D;%s' "$1"; }
-    PS0='$(__tandem_start)'"${PS0-}"
+    PS0='\e]6973;C;${PWD//[[:cntrl:];]/ }\a'"${PS0-}"
     PROMPT_COMMAND="__tandem_end \$?${PROMPT_COMMAND:+; $PROMPT_COMMAND}"
 fi
 "#;
