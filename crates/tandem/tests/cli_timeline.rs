@@ -292,6 +292,23 @@ async fn the_timeline_shows_who_did_what_and_when_each_part_worked() {
         .expect("asciinema (apt install asciinema)");
     assert!(played.status.success(), "{played:?}");
     assert!(String::from_utf8_lossy(&played.stdout).contains("c-3"));
+    // tandem's own player skips the markers.
+    let (code, replay, err) = tandem(
+        dir.path(),
+        &grpc,
+        &[
+            "session",
+            "replay",
+            &id,
+            "--speed",
+            "100",
+            "--max-idle",
+            "100ms",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(replay.contains("c-3") && !replay.contains(note));
     daemon.child.start_kill().unwrap();
     let _ = daemon.child.wait().await;
 }
