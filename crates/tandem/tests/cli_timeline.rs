@@ -136,6 +136,13 @@ async fn the_timeline_shows_who_did_what_and_when_each_part_worked() {
     assert!(err.contains(&format!("belongs to session {id}")), "{err}");
     cand.send("echo still-$((4+4))\r");
     cand.expect("still-8").await;
+    // A reset keeps the revealed hints: the new box has them too.
+    let (code, _, err) = tandem(dir.path(), &grpc, &["session", "reset", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    cand.expect("reset the box: this is a fresh one").await;
+    cand.expect("root@box:").await;
+    cand.send("hint | grep -c '^Hint'\r");
+    cand.expect("\r2\r\n").await;
 
     let (code, _, err) = tandem(dir.path(), &grpc, &["session", "end", &id]).await;
     assert_eq!(code, 0, "{err}");
@@ -181,6 +188,7 @@ async fn the_timeline_shows_who_did_what_and_when_each_part_worked() {
             ("hint | tail -1 | tr a-z A-Z", "candidate", 0),
             ("touch /tmp/b; echo b-$((1+1))", "interviewer", 0),
             ("echo still-$((4+4))", "candidate", 0),
+            ("hint | grep -c '^Hint'", "candidate", 0),
         ],
         "{out}"
     );
