@@ -4,8 +4,8 @@
 //! The sandbox's shell profile (`/etc/profile.d/tandem.sh`, written by the worker's
 //! system view) prints, at each command's start (bash's `PS0`), `ESC ] 6973 ; C ; <cwd>
 //! BEL`, and before each prompt (`PROMPT_COMMAND`), `ESC ] 6973 ; D ; <exit status> ;
-//! <history 1> BEL` (the history line: its number, two spaces, the command line, a
-//! newline; several lines for a multi-line command). Nobody's terminal ever gets
+//! <command line> BEL` (the lines the history gained, joined by spaces, after a
+//! `#<seconds>` stamp once HISTTIMEFORMAT was ever set; empty when it gained none). Nobody's terminal ever gets
 //! them: [`MarkFilter`] takes them out of the stream (across reads), and the session
 //! records a command from each C … D pair. The candidate can print such marks
 //! themselves; the raw input stays recorded anyway.
@@ -109,11 +109,14 @@ fn parse(body: &[u8]) -> Option<Mark> {
             cwd: rest.to_string(),
         }),
         "D" => {
-            let (status, history) = rest.split_once(';').unwrap_or((rest, ""));
-            // `  123  text`: the history number, then the line.
-            let text = history
-                .trim_start()
-                .trim_start_matches(|c: char| c.is_ascii_digit());
+            let (status, text) = rest.split_once(';').unwrap_or((rest, ""));
+            // The history file has a `#<seconds>` line before each command once
+            // HISTTIMEFORMAT was ever set.
+            let text = text.trim();
+            let text = match text.strip_prefix('#').map(|t| t.split_once(' ')) {
+                Some(Some((secs, rest))) if secs.bytes().all(|b| b.is_ascii_digit()) => rest,
+                _ => text,
+            };
             let text: String = text
                 .trim()
                 .chars()
@@ -134,8 +137,8 @@ mod tests {
     use proptest::prelude::*;
 
     const STREAM: &[u8] = b"\x1b]6973;D;0;\x07root@box:~# ls; echo a\r\n\x1b]6973;C;/root\x07\
-        file\r\na\r\n\x1b]6973;D;0;    1  ls; echo a\n\x07root@box:~# for i in 1\r\n> do false\r\n\
-        > done\r\n\x1b]6973;C;/tmp\x07\x1b]6973;D;1;    2  for i in 1\ndo false\ndone\n\x07\
+        file\r\na\r\n\x1b]6973;D;0;#1796025787 ls; echo a\x07root@box:~# for i in 1\r\n> do false\r\n\
+        > done\r\n\x1b]6973;C;/tmp\x07\x1b]6973;D;1;for i in 1 do false done\x07\
         \x1b]2;title\x07root@box:/tmp# ";
 
     fn marks() -> Vec<Mark> {

@@ -38,11 +38,13 @@ pub(crate) async fn run(sessions: Sessions, session: Arc<Session>) {
                 chunk = reader.next_chunk() => match chunk {
                     Ok(Some(data)) => {
                         let (data, found) = marks.feed_bytes(&data);
+                        // Commands first: whoever sees the prompt after one can find it
+                        // in the events.
+                        session.shell_marks(found);
                         if !data.is_empty() {
                             session.recorder.output(&data);
                             session.hub.output(&data);
                         }
-                        session.shell_marks(found);
                     }
                     Ok(None) => break,
                     Err(e) => {

@@ -308,6 +308,7 @@ impl Sessions {
             next_number: AtomicU64::new(0),
             manager: self.inner.instances.manager().clone(),
             progress: Mutex::default(),
+            hint_writes: tokio::sync::Mutex::default(),
         });
         session.recorder.event(json!({
             "event": if scheduled.is_some() { "open" } else { "create" },

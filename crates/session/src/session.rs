@@ -121,6 +121,9 @@ pub struct Session {
     pub(crate) manager: JobManager,
     /// Checks' conditions, first passes, hints revealed (see `timeline.rs`).
     pub(crate) progress: Mutex<crate::timeline::Progress>,
+    /// One write of the hints file at a time (held across the write job, not network IO),
+    /// so two hints revealed at once cannot leave the shorter list last.
+    pub(crate) hint_writes: tokio::sync::Mutex<()>,
 }
 
 /// A participant's connection to the shared terminal. Dropping it leaves the session.

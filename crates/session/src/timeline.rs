@@ -293,12 +293,15 @@ impl Sessions {
     }
 
     /// Writes the first `count` hints of the session's task to [`HINTS_FILE`] in its
-    /// current sandbox.
+    /// current sandbox (at least as many as revealed when the write starts: writes are
+    /// one at a time, so the last one holds them all).
     pub(crate) async fn write_hints(
         &self,
         session: &Session,
         count: usize,
     ) -> Result<(), SessionError> {
+        let _one_at_a_time = session.hint_writes.lock().await;
+        let count = count.max(Self::hints_revealed(session));
         let instance = session.instance();
         let text: String = instance.task.hints[..count.min(instance.task.hints.len())]
             .iter()
