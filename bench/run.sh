@@ -10,6 +10,7 @@
 #   bench/session_ready.py   session create → candidate's prompt, warm and cold, vs an OpenSSH login
 #   bench/logs.py            log streaming to 1/10/100 followers vs concurrent `ssh cat`
 #   bench/web.py             keystroke echo to a watcher in the browser vs one over ssh
+#   bench/command_marks.py   per-command cost of the sandbox's shell profile (timeline marks)
 #
 # BENCH_ONLY="worker ssh" runs some of them; the others' results stay as they were.
 set -euo pipefail
@@ -34,7 +35,7 @@ fi
 cargo build --release --locked -q -p tandemd -p tandem
 cargo build --release --locked -q -p tandem-worker --bin tandem-init
 
-only=${BENCH_ONLY:-worker ssh session logs web}
+only=${BENCH_ONLY:-worker ssh session logs web marks}
 out=$(mktemp -d /var/tmp/tandem-bench-run-XXXXXX)
 trap 'rm -rf "$out"' EXIT
 run() {
@@ -51,6 +52,7 @@ run ssh bench/ssh.sh
 run session python3 bench/session_ready.py
 run logs python3 bench/logs.py
 run web python3 bench/web.py
+run marks python3 bench/command_marks.py
 
 python3 - "$out" "$only" <<'PY'
 import os, platform, re, subprocess, sys
@@ -71,6 +73,7 @@ titles = {
     "session": "Session ready (`bench/session_ready.py`)",
     "logs": "Log streaming (`bench/logs.py`)",
     "web": "Echo to a watcher: browser vs ssh (`bench/web.py`)",
+    "marks": "Command marks in the candidate's shell (`bench/command_marks.py`)",
 }
 doc_path = "docs/BENCHMARKS.md"
 doc = open(doc_path).read()

@@ -25,6 +25,8 @@ pub struct Jobs {
     streams: StreamTracker,
     /// Turns true when the server shuts down; live streams end then.
     shutdown: watch::Receiver<bool>,
+    /// Live sessions: their sandboxes and terminals are reached only through them.
+    sessions: Option<tandem_session::Sessions>,
 }
 
 impl Jobs {
@@ -37,7 +39,27 @@ impl Jobs {
             manager,
             streams,
             shutdown,
+            sessions: None,
         }
+    }
+
+    /// Refuses Attach and Stop on the jobs of `sessions`' live sessions.
+    pub(crate) fn with_sessions(mut self, sessions: Option<tandem_session::Sessions>) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    /// FAILED_PRECONDITION when `job` is a live session's sandbox or terminal: every byte
+    /// into a session's terminal goes through the session (its roles, lock and
+    /// recording), and its sandbox ends with the session's own verbs.
+    fn not_a_session_job(&self, job: JobId, verb: &str) -> Result<(), Status> {
+        let Some(session) = self.sessions.as_ref().and_then(|s| s.session_of_job(job)) else {
+            return Ok(());
+        };
+        Err(Status::failed_precondition(format!(
+            "job {job} belongs to session {session}: {verb} it through the session \
+             (its ssh login to type; `tandem session reset` or `end` to stop it)"
+        )))
     }
 
     /// The job `id` if `caller` may see it; NOT_FOUND otherwise (existence is not leaked).
@@ -75,6 +97,7 @@ impl JobService for Jobs {
         let req = req.into_inner();
         let info = self.visible(&who, "job_id", &req.job_id)?;
         let grace = convert::grace(req.grace)?;
+        self.not_a_session_job(info.id, "stop")?;
         tracing::info!(job = %info.id, user = %who.user, ?grace, "job stop requested");
         self.manager
             .stop(info.id, grace)
@@ -192,6 +215,7 @@ impl JobService for Jobs {
             }
         };
         let info = self.visible(&who, "open.job_id", &open.job_id)?;
+        self.not_a_session_job(info.id, "reach")?;
         if info.spec.pty.is_none() {
             return Err(Status::failed_precondition(format!(
                 "job {} has no terminal (start it with a terminal, or read its output with Logs)",

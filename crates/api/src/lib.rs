@@ -14,6 +14,7 @@ mod streams;
 pub mod tasks;
 #[cfg(feature = "test-server")]
 pub mod test_server;
+mod timeline;
 pub mod tls;
 
 use std::future::Future;
@@ -133,7 +134,8 @@ impl Server {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .expect("the embedded descriptor sets are valid (checked by every_rpc_has_an_entry)");
-        let jobs = jobs::Jobs::new(self.manager, self.streams, stop_rx.clone());
+        let jobs = jobs::Jobs::new(self.manager, self.streams, stop_rx.clone())
+            .with_sessions(self.sessions.as_ref().map(|(s, _)| s.clone()));
         let (session_service, info_service) = match self.sessions {
             Some((sessions, ssh)) => (
                 Some(SessionServiceServer::new(sessions::SessionsService {

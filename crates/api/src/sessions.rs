@@ -367,12 +367,56 @@ impl SessionService for SessionsService {
             .check(session.instance().id)
             .await
             .map_err(crate::tasks::status_from)?;
-        session.record_check(
-            &result.outcome.to_string(),
-            &result.output,
-            result.duration.as_millis() as u64,
-        );
+        session.record_check(&who.user, &result);
         Ok(Response::new(crate::tasks::check_response(result)))
+    }
+
+    async fn timeline(
+        &self,
+        req: Request<pb::SessionTimelineRequest>,
+    ) -> Result<Response<pb::SessionTimelineResponse>, Status> {
+        let who = caller(&req)?;
+        let record = self.visible(&who, &req.get_ref().id)?;
+        let timeline = self.sessions.timeline(record.id).map_err(status_from)?;
+        let hints_total = self
+            .catalog
+            .get(&record.task)
+            .map_or(0, |t| t.hints.len() as u32);
+        Ok(Response::new(crate::timeline::response(
+            self.summary(&record),
+            timeline,
+            hints_total,
+        )))
+    }
+
+    async fn hint(
+        &self,
+        req: Request<pb::SessionHintRequest>,
+    ) -> Result<Response<pb::SessionHintResponse>, Status> {
+        let who = caller(&req)?;
+        let session = self.live(&who, &req.get_ref().id)?;
+        let hint = self
+            .sessions
+            .hint(session.id, &who.user)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::SessionHintResponse {
+            number: hint.number as u32,
+            total: hint.total as u32,
+            text: hint.text,
+        }))
+    }
+
+    async fn note(
+        &self,
+        req: Request<pb::SessionNoteRequest>,
+    ) -> Result<Response<pb::SessionNoteResponse>, Status> {
+        let who = caller(&req)?;
+        let session = self.live(&who, &req.get_ref().id)?;
+        self.sessions
+            .note(session.id, &who.user, &req.get_ref().text)
+            .map_err(status_from)?;
+        Ok(Response::new(pb::SessionNoteResponse {}))
     }
 
     type RecordingStream = BoxStream<pb::RecordingChunk>;

@@ -95,6 +95,15 @@ pub fn check_response(result: tandem_scenario::CheckResult) -> pb::CheckTaskResp
     let mut out = pb::CheckTaskResponse {
         output: result.output,
         duration_ms: result.duration.as_millis() as u64,
+        conditions: result
+            .conditions
+            .into_iter()
+            .map(|c| pb::CheckCondition {
+                name: c.name,
+                passed: c.passed,
+                reason: c.reason,
+            })
+            .collect(),
         ..Default::default()
     };
     out.set_outcome(match result.outcome {
@@ -112,9 +121,9 @@ pub fn status_from(err: ScenarioError) -> Status {
             Status::not_found(err.to_string())
         }
         ScenarioError::Job(e) => convert::status_from(e),
-        ScenarioError::SetupFailed { .. } | ScenarioError::NotRunning(_) => {
-            Status::failed_precondition(err.to_string())
-        }
+        ScenarioError::SetupFailed { .. }
+        | ScenarioError::NotRunning(_)
+        | ScenarioError::Write { .. } => Status::failed_precondition(err.to_string()),
         ScenarioError::Internal(_) => Status::internal(err.to_string()),
     }
 }

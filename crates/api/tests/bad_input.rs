@@ -706,6 +706,34 @@ fn cases_for(path: &str) -> Option<Vec<Case>> {
         "/tandem.v1.SessionService/Recording" => {
             id_cases(&|id| pb::RecordingRequest { id }.encode_to_vec(), "id")
         }
+        "/tandem.v1.SessionService/Timeline" => id_cases(
+            &|id| pb::SessionTimelineRequest { id }.encode_to_vec(),
+            "id",
+        ),
+        "/tandem.v1.SessionService/Hint" => {
+            id_cases(&|id| pb::SessionHintRequest { id }.encode_to_vec(), "id")
+        }
+        "/tandem.v1.SessionService/Note" => {
+            let mut c = id_cases(
+                &|id| {
+                    pb::SessionNoteRequest {
+                        id,
+                        text: "a note".into(),
+                    }
+                    .encode_to_vec()
+                },
+                "id",
+            );
+            c.push(case(
+                "a 1 MiB note, unknown id",
+                &pb::SessionNoteRequest {
+                    id: MISSING_ID.into(),
+                    text: "x".repeat(1 << 20),
+                },
+                not_found(""),
+            ));
+            c
+        }
         "/tandem.v1.ServerService/Info" => {
             vec![case("empty request", &pb::ServerInfoRequest {}, Expect::Ok)]
         }
@@ -1121,6 +1149,46 @@ async fn bad_input_on_live_jobs_and_sessions() {
         .await;
         check("SetAccess", what, &answer, expect);
     }
+    // Notes: empty, blank or too long; hints of a task that has none.
+    for (text, what) in [
+        (String::new(), "an empty note"),
+        (" \n\t".to_string(), "a blank note"),
+        (
+            "x".repeat(tandem_session::MAX_NOTE_BYTES + 1),
+            "a note too long",
+        ),
+    ] {
+        let answer = call(
+            &admin,
+            "/tandem.v1.SessionService/Note",
+            vec![
+                pb::SessionNoteRequest {
+                    id: session.clone(),
+                    text,
+                }
+                .encode_to_vec(),
+            ],
+        )
+        .await;
+        check("Note", what, &answer, invalid("text"));
+    }
+    let answer = call(
+        &admin,
+        "/tandem.v1.SessionService/Hint",
+        vec![
+            pb::SessionHintRequest {
+                id: session.clone(),
+            }
+            .encode_to_vec(),
+        ],
+    )
+    .await;
+    check(
+        "Hint",
+        "a task without hints",
+        &answer,
+        Expect::Status(Code::FailedPrecondition, "every hint"),
+    );
     let shown = sessions
         .show(pb::ShowSessionRequest {
             id: session.clone(),

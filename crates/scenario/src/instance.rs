@@ -44,6 +44,14 @@ pub enum ScenarioError {
     /// The instance is not ready (still setting up, failed, or ended).
     #[error("task instance {0} is not running")]
     NotRunning(JobId),
+    /// A file could not be written into the sandbox (`Instances::write_file`).
+    #[error("writing {path} in the sandbox failed: {reason}")]
+    Write {
+        /// The path inside the sandbox.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// A bug in tandem (a task that panicked).
     #[error("internal error: {0}")]
     Internal(String),
@@ -132,6 +140,9 @@ pub struct CheckResult {
     pub output: String,
     /// How long it took.
     pub duration: Duration,
+    /// The named conditions the check reported (`PASS name` / `FAIL name: reason` lines
+    /// of its output; see `tandem_task::conditions`); empty for a check without them.
+    pub conditions: Vec<tandem_task::Condition>,
 }
 
 /// All instances of a daemon.
@@ -396,6 +407,7 @@ impl Instances {
                     outcome: CheckOutcome::Error,
                     output: format!("the check could not run: {e}"),
                     duration: started.elapsed(),
+                    conditions: Vec::new(),
                 });
             }
         };
@@ -418,11 +430,51 @@ impl Instances {
             _ => output,
         };
         tracing::info!(instance = %id, task = %task.name, %outcome, ?duration, "task checked");
+        // A check that could not complete says nothing about its conditions.
+        let conditions = match outcome {
+            CheckOutcome::Error => Vec::new(),
+            _ => tandem_task::conditions(&output),
+        };
         Ok(CheckResult {
             outcome,
             output,
             duration,
+            conditions,
         })
+    }
+
+    /// Replaces the file `path` (absolute, inside the sandbox) of a ready instance with
+    /// `content` (mode 0644, its directory made if missing), as the sandbox's root: through
+    /// a job joining the sandbox, never from the host, since the candidate owns that tree
+    /// (a link they put on the way leads nowhere outside). The write is a rename, so a
+    /// reader sees the old file or the new one. Bounded by the task's `check_timeout`.
+    pub async fn write_file(
+        &self,
+        id: JobId,
+        path: &str,
+        content: &str,
+    ) -> Result<(), ScenarioError> {
+        let instance = self.get(id).ok_or(ScenarioError::NotFound(id))?;
+        if instance.state() != InstanceState::Ready {
+            return Err(ScenarioError::NotRunning(id));
+        }
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let script = format!(
+            "set -e\numask 022\nf={path}\nmkdir -p \"${{f%/*}}\"\n\
+             t=$(mktemp \"${{f%/*}}/.tandem.XXXXXX\")\nprintf '%s' {content} >\"$t\"\n\
+             chmod 644 \"$t\"\nmv -f \"$t\" \"$f\"\n",
+            path = quote(path),
+            content = quote(content),
+        );
+        let spec = self.script(&instance.task, &instance.owner, "write", &script);
+        let job = self.manager.exec(id, spec).await?;
+        match self.finish(job, instance.task.check_timeout).await {
+            Ok(()) => Ok(()),
+            Err(reason) => Err(ScenarioError::Write {
+                path: path.to_string(),
+                reason: format!("{reason}: {}", self.output_of(job).await.trim()),
+            }),
+        }
     }
 
     /// The instance `id`.

@@ -58,6 +58,14 @@ async fn solve(name: &str) {
         "{name}: right after setup the check must fail (not pass, not error): {before:?}"
     );
 
+    // Tasks of several parts name them (partial credit): right after setup, some fail.
+    if name != "port-conflict" {
+        assert!(
+            before.conditions.len() >= 2 && before.conditions.iter().any(|c| !c.passed),
+            "{name}: named conditions, some failing: {before:?}"
+        );
+    }
+
     let script = std::fs::read(tasks_dir().join(name).join("solution.sh")).unwrap();
     let mut fix = JobSpec::new("/bin/bash", ["-s"]).env(
         "PATH",
@@ -84,6 +92,11 @@ async fn solve(name: &str) {
         CheckOutcome::Passed,
         "{name}: after solution.sh the check must pass: {after:?}\nsolution output:\n{}",
         String::from_utf8_lossy(&fix_output)
+    );
+    assert!(
+        after.conditions.iter().all(|c| c.passed)
+            && after.conditions.len() == before.conditions.len(),
+        "{name}: after solution.sh every condition passes: {after:?}"
     );
     manager
         .stop(instance.id, Duration::from_secs(5))

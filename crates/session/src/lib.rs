@@ -15,11 +15,13 @@ mod credentials;
 mod expiry;
 mod hub;
 mod limit;
+mod marks;
 mod pump;
 mod recording;
 mod registry;
 mod schedule;
 mod session;
+mod timeline;
 mod viewport;
 
 pub use credentials::{MAX_KEY_LINE, MAX_KEYS_PER_ROLE};
@@ -32,6 +34,10 @@ pub use registry::{
 };
 pub use schedule::{ClockStart, MAX_SCHEDULE_AHEAD, Schedule, ScheduleTimes, Upcoming};
 pub use session::{Client, Participant, ParticipantAccess, Session, SessionInfo};
+pub use timeline::{
+    AUTO, ConditionProgress, HINTS_FILE, MAX_NOTE_BYTES, Moment, RevealedHint, Timeline,
+    TimelineEntry,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

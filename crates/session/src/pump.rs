@@ -3,9 +3,11 @@
 //! `JobManager::terminal`) into the hub (the screen and every client's queue) and the
 //! recording, for the whole session. When the shell exits while the session is live (the candidate typed
 //! `exit`), it starts a new shell in the same sandbox and says so on the shared terminal;
-//! a shell that keeps exiting, or the sandbox ending, ends the session.
+//! a shell that keeps exiting, or the sandbox ending, ends the session. The shell
+//! profile's command marks are taken out of the output on the way (`marks.rs`).
 
 use crate::Sessions;
+use crate::marks::MarkFilter;
 use crate::session::Session;
 use bytes::Bytes;
 use serde_json::json;
@@ -28,13 +30,22 @@ pub(crate) async fn run(sessions: Sessions, session: Arc<Session>) {
                 break;
             }
         };
+        // The shell profile's command marks: taken out here, so no client and no
+        // recording ever sees them (see `marks.rs`).
+        let mut marks = MarkFilter::default();
         loop {
             tokio::select! {
                 chunk = reader.next_chunk() => match chunk {
                     Ok(Some(data)) => {
-                        // The participants first: the recorder's send wakes its thread.
-                        session.hub.output(&data);
-                        session.recorder.output(&data);
+                        let (data, found) = marks.feed_bytes(&data);
+                        // Commands first: whoever sees the prompt after one can find it
+                        // in the events.
+                        session.shell_marks(found);
+                        if !data.is_empty() {
+                            // The participants first: the recorder's send wakes its thread.
+                            session.hub.output(&data);
+                            session.recorder.output(&data);
+                        }
                     }
                     Ok(None) => break,
                     Err(e) => {

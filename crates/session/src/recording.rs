@@ -1,5 +1,5 @@
 //! Session recordings: `recording.cast` (asciicast v2: `o` output, `i` input, `r` resize,
-//! playable with `asciinema play`) and `events.jsonl` (joins, leaves, role changes, locks,
+//! `m` markers for checks, hints and notes; playable with `asciinema play`) and `events.jsonl` (joins, leaves, role changes, locks,
 //! checks, and who typed each input chunk).
 //!
 //! One writer task per session owns both files; everything reaches it through an
@@ -194,6 +194,18 @@ impl Recorder {
         self.start.elapsed().as_secs_f64()
     }
 
+    /// Seconds since the recording started (as its events are stamped).
+    pub(crate) fn offset(&self) -> f64 {
+        round(self.now())
+    }
+
+    /// An asciicast v2 marker (`m`): players can jump to it.
+    pub(crate) fn marker(&self, label: &str) {
+        let _ = self
+            .tx
+            .send(Entry::Cast(self.now(), "m", label.to_string()));
+    }
+
     /// Terminal output (a multi-byte character cut between two calls is recorded whole).
     pub fn output(&self, data: &[u8]) {
         let _ = self.tx.send(Entry::Output(self.now(), data.to_vec()));
@@ -342,7 +354,7 @@ mod tests {
                 let data = event[2].as_str().unwrap();
                 match event[1].as_str().unwrap() {
                     "o" => output.push_str(data),
-                    "i" | "r" => {}
+                    "i" | "r" | "m" => {}
                     other => prop_assert!(false, "unknown event kind {}", other),
                 }
             }

@@ -311,6 +311,8 @@ impl Sessions {
             participants: Mutex::default(),
             next_number: AtomicU64::new(0),
             manager: self.inner.instances.manager().clone(),
+            progress: Mutex::default(),
+            hint_writes: tokio::sync::Mutex::default(),
         });
         session.recorder.event(json!({
             "event": if scheduled.is_some() { "open" } else { "create" },
@@ -326,6 +328,10 @@ impl Sessions {
         self.save(&session);
         tokio::spawn(crate::pump::run(self.clone(), Arc::clone(&session)));
         tokio::spawn(crate::expiry::run(self.clone(), Arc::clone(&session)));
+        tokio::spawn(crate::timeline::auto_check(
+            self.clone(),
+            Arc::clone(&session),
+        ));
         tracing::info!(session = %id, task = %task.name, by = %created_by, warm = instance.warm, "session open");
         Ok(session)
     }
@@ -422,6 +428,17 @@ impl Sessions {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&id)
             .cloned()
+    }
+
+    /// The live session whose sandbox or terminal (the candidate's shell) `job` is.
+    pub fn session_of_job(&self, job: JobId) -> Option<SessionId> {
+        self.inner
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .find(|s| s.instance().id == job || s.shell() == job)
+            .map(|s| s.id)
     }
 
     /// Records of every session, live and past, oldest first.
@@ -592,6 +609,13 @@ impl Sessions {
         if session.info().ended.is_some() {
             let _ = manager.stop(fresh.id, Duration::ZERO).await;
             return Err(SessionError::NotFound(session.id));
+        }
+        // The hints revealed so far, for the candidate's `hint` in the new box.
+        let hints = Self::hints_revealed(session);
+        if hints > 0
+            && let Err(e) = self.write_hints(session, hints).await
+        {
+            tracing::warn!(session = %session.id, error = %e, "the hints could not be put in the new box");
         }
         session.tell_everyone(&format!("{by} reset the box"));
         tracing::info!(session = %session.id, %by, instance = %fresh.id, warm = fresh.warm, "session reset");

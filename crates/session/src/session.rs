@@ -119,6 +119,11 @@ pub struct Session {
     pub(crate) next_number: AtomicU64,
     /// The worker (input, resize).
     pub(crate) manager: JobManager,
+    /// Checks' conditions, first passes, hints revealed (see `timeline.rs`).
+    pub(crate) progress: Mutex<crate::timeline::Progress>,
+    /// One write of the hints file at a time (held across the write job, not network IO),
+    /// so two hints revealed at once cannot leave the shorter list last.
+    pub(crate) hint_writes: tokio::sync::Mutex<()>,
 }
 
 /// A participant's connection to the shared terminal. Dropping it leaves the session.
@@ -311,15 +316,6 @@ impl Session {
         });
     }
 
-    /// Records a check result and tells interviewers.
-    pub fn record_check(&self, outcome: &str, output: &str, duration_ms: u64) {
-        self.recorder.event(json!({
-            "event": "check", "outcome": outcome, "output": output, "duration_ms": duration_ms,
-        }));
-        let first = output.lines().next().unwrap_or("");
-        self.tell_interviewers(&format!("check {outcome}: {first}"));
-    }
-
     fn leave(&self, participant: &Arc<Participant>) {
         self.hub.leave(&participant.slot);
         self.lock_participants()
@@ -353,6 +349,8 @@ impl Client {
         if !allowed || data.is_empty() {
             return;
         }
+        // Before the write: the shell may start the command before the write returns.
+        self.session.typed(p, data);
         if self
             .session
             .manager

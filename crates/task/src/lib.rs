@@ -9,13 +9,16 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod conditions;
 mod sandbox;
 mod task;
 pub mod units;
 
+pub use conditions::{Condition, MAX_CONDITION_NAME, MAX_CONDITIONS, conditions};
 pub use sandbox::{TaskFile, TaskTmpfs};
 pub use tandem_limits::{CapSet, Limits};
 pub use task::{
     DEFAULT_CHECK_TIMEOUT, DEFAULT_SETUP_TIMEOUT, DEFAULT_SHELL, DEFAULT_WARM, Diagnostic,
-    Difficulty, MAX_SCRIPT_TIMEOUT, MAX_TASK_FILE_BYTES, MAX_TIME_LIMIT, MAX_WARM, Task, load,
+    Difficulty, MAX_AUTO_CHECK, MAX_SCRIPT_TIMEOUT, MAX_TASK_FILE_BYTES, MAX_TIME_LIMIT, MAX_WARM,
+    MIN_AUTO_CHECK, Task, load,
 };

@@ -18,7 +18,7 @@ use tandem_limits::Limits;
 mod accounts;
 mod check;
 
-pub use check::{MAX_SCRIPT_TIMEOUT, MAX_TIME_LIMIT};
+pub use check::{MAX_AUTO_CHECK, MAX_SCRIPT_TIMEOUT, MAX_TIME_LIMIT, MIN_AUTO_CHECK};
 
 /// Default time a setup script may take.
 pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -145,7 +145,10 @@ pub struct Task {
     /// Instances kept set up ahead of time, so that a session starts at once (`warm`,
     /// default [`DEFAULT_WARM`]; the daemon may override it).
     pub warm: u32,
-    /// For interviewers, gentle to explicit.
+    /// How often a session runs the check by itself (`auto_check`), recording when each
+    /// condition first passes; `None`: only when an interviewer asks.
+    pub auto_check: Option<Duration>,
+    /// Gentle to explicit; revealed to the candidate one by one by an interviewer.
     pub hints: Vec<String>,
     /// For interviewers: what is wrong and how to fix it.
     pub solution: String,
@@ -182,6 +185,7 @@ struct RawTask {
     warm: Option<Spanned<u32>>,
     #[serde(default)]
     hints: Vec<String>,
+    auto_check: Option<Spanned<String>>,
     solution: String,
 }
 
@@ -383,6 +387,27 @@ solution: |
         assert_eq!(task.check_timeout, DEFAULT_CHECK_TIMEOUT);
         assert_eq!(task.user, "root");
         assert_eq!(task.warm, DEFAULT_WARM);
+        assert_eq!(task.auto_check, None);
+    }
+
+    #[test]
+    fn auto_check_is_bounded_where_it_is_written() {
+        let with =
+            |every: &str| GOOD.replace("limits:\n", &format!("auto_check: {every}\nlimits:\n"));
+        let root = write_task(&with("30s"));
+        let task = load(&root.path().join("demo")).unwrap();
+        assert_eq!(task.auto_check, Some(Duration::from_secs(30)));
+        let errs = errors(&with("1s"));
+        assert!(
+            errs[0].starts_with("task.yaml:7:13: auto_check: 1s is shorter than the minimum of 5s"),
+            "{errs:?}"
+        );
+        let errs = errors(&with("2h"));
+        assert!(
+            errs[0].starts_with("task.yaml:7:13: auto_check: 2h is longer than the maximum of 1h"),
+            "{errs:?}"
+        );
+        assert!(errors(&with("often"))[0].starts_with("task.yaml:7:13: auto_check:"));
     }
 
     #[test]
@@ -417,7 +442,8 @@ solution: |
             errors(&bad)[0],
             "task.yaml:7:1: unknown field `limts`, expected one of name, title, description, \
              difficulty, time_limit, limits, capabilities, rootfs, hostname, user, shell, env, \
-             files, tmpfs, setup, setup_timeout, check, check_timeout, warm, hints, solution"
+             files, tmpfs, setup, setup_timeout, check, check_timeout, warm, hints, auto_check, \
+             solution"
         );
     }
 

@@ -207,6 +207,34 @@ fn skeleton(root: &Path) -> Result<(), SystemViewError> {
     Ok(())
 }
 
+/// `/etc/profile.d/tandem.sh`: what a tandem session needs of the candidate's login shell
+/// (bash). `hint` prints the hints an interviewer revealed (the daemon writes them to
+/// `/run/tandem/hints`). The marks tell the session where each command starts (`PS0`:
+/// its directory) and ends (before the next prompt: its status and its text, from the
+/// history); the session takes them out of the terminal output, so nobody sees them
+/// (tandem-session's `marks.rs` reads them). Only builtins and expansions per command
+/// (one `mktemp` at login). The user's own `PS0` and `PROMPT_COMMAND` still run.
+pub(crate) const TANDEM_PROFILE: &str = r#"# tandem: the `hint` command and the command marks of the session's timeline.
+hint() {
+    if [ -s /run/tandem/hints ]; then cat /run/tandem/hints
+    else echo "No hint has been revealed yet."; fi
+}
+if [ -n "$BASH_VERSION" ] && [ -n "$PS1" ] && __tandem_h=$(mktemp 2>/dev/null); then
+    # The command's text: what `history -a` adds to a file of our own, read back with
+    # `mapfile` (builtins: no fork per command). The mark is one `printf`, one write, so
+    # input typed ahead and echoed meanwhile cannot land inside it.
+    __tandem_end() {
+        local __tandem_t=()
+        builtin history -a "$__tandem_h"
+        builtin mapfile -t __tandem_t <"$__tandem_h"
+        : >"$__tandem_h"
+        builtin printf '\033]6973;D;%s;%s\007' "$1" "${__tandem_t[*]}"
+    }
+    PS0='\e]6973;C;${PWD//[[:cntrl:];]/ }\a'"${PS0-}"
+    PROMPT_COMMAND="__tandem_end \$?${PROMPT_COMMAND:+; $PROMPT_COMMAND}"
+fi
+"#;
+
 /// The synthesized `/etc`.
 fn etc(host: &Path, etc: &Path) -> Result<(), SystemViewError> {
     mkdir(etc, 0o755)?;
@@ -252,6 +280,8 @@ fn etc(host: &Path, etc: &Path) -> Result<(), SystemViewError> {
     )?;
     write(etc.join("fstab"), "# no file systems to mount\n", 0o644, 0)?;
     write(etc.join("motd"), "", 0o644, 0)?;
+    mkdir(&etc.join("profile.d"), 0o755)?;
+    write(etc.join("profile.d/tandem.sh"), TANDEM_PROFILE, 0o644, 0)?;
     let mtab = etc.join("mtab");
     if std::fs::symlink_metadata(&mtab).is_err() {
         std::os::unix::fs::symlink("../proc/self/mounts", &mtab).map_err(ctx("link /etc/mtab"))?;

@@ -1,10 +1,11 @@
 //! `tandem session …`: create, list, show, end, extend, role, lock, unlock, check,
-//! recording and replay. The clap model, the key files' reading and the runners are here;
+//! hint, note, timeline, report, recording and replay. The clap model, the key files' reading and the runners are here;
 //! how sessions and participants are shown is in `session/view.rs`, the player of
 //! `replay` in `session/replay.rs`.
 
 mod keys;
 mod replay;
+pub mod timeline;
 pub mod view;
 
 use std::io::{self, IsTerminal, Write};
@@ -18,7 +19,8 @@ use tandem_proto::v1::session_service_client::SessionServiceClient;
 use tandem_proto::v1::{
     ClockStart, CreateSessionRequest, EndSessionRequest, ExtendSessionRequest, ListSessionsRequest,
     RecordingRequest, RescheduleSessionRequest, ResetSessionRequest, SessionCheckRequest,
-    SetAccessRequest, SetLockRequest, ShowSessionRequest,
+    SessionHintRequest, SessionNoteRequest, SessionTimelineRequest, SetAccessRequest,
+    SetLockRequest, ShowSessionRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -57,6 +59,10 @@ pub const AFTER_HELP: &str = "Examples:\n  \
     tandem session role \"$id\" 2 observer\n  \
     tandem session extend \"$id\" 15m\n  \
     tandem session check \"$id\"\n  \
+    tandem session hint \"$id\"\n  \
+    tandem session note \"$id\" \"found the held file quickly\"\n  \
+    tandem session timeline \"$id\"\n  \
+    tandem session report \"$id\" --format html > report.html\n  \
     tandem session end \"$id\"\n  \
     tandem session recording \"$id\" > interview.cast && asciinema play interview.cast\n  \
     tandem session replay \"$id\" --speed 2 --max-idle 2s";
@@ -168,6 +174,45 @@ pub enum SessionCommand {
         /// The session's id
         id: String,
     },
+    /// Reveal the task's next hint to the candidate (who reads it with `hint` in the box)
+    #[command(
+        long_about = "Reveal the task's next hint (gentle to explicit, as the task \
+        lists them) to the candidate. Their title bar says a hint is out; they read every \
+        revealed hint with the `hint` command in the box, whenever they like, so nothing \
+        lands in the middle of what they are typing. The timeline records when and by whom. \
+        Prints the hint's number and text; fails when every hint is out."
+    )]
+    Hint {
+        /// The session's id
+        id: String,
+    },
+    /// Stamp a private note on the session's timeline (never shown to the candidate)
+    Note {
+        /// The session's id
+        id: String,
+        /// The note
+        text: String,
+    },
+    /// Show what happened in the session, in time order
+    #[command(
+        long_about = "Show the session's timeline, live or ended: commands (who typed \
+        them, exit status, directory), checks and condition changes, hints, notes, joins and \
+        leaves, access and lock changes, resets, the end; then when each condition and the \
+        whole task first passed and how many hints were used. Times are minutes:seconds \
+        into the session. With -o json: one document."
+    )]
+    Timeline {
+        /// The session's id
+        id: String,
+    },
+    /// Write a self-contained report of the session (Markdown or HTML) to stdout
+    Report {
+        /// The session's id
+        id: String,
+        /// md or html
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
+    },
     /// Write the session's recording (asciicast v2) to stdout, byte for byte
     #[command(
         long_about = "Write the session's recording (asciicast v2) to stdout, byte \
@@ -197,6 +242,15 @@ pub enum SessionCommand {
         #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
         max_idle: Option<Duration>,
     },
+}
+
+/// The format of `tandem session report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown
+    Md,
+    /// One HTML file, style inline
+    Html,
 }
 
 /// A participant's access, as `tandem session role` takes it.
@@ -497,6 +551,59 @@ pub async fn run(global: &Global, command: SessionCommand) -> anyhow::Result<Exi
                 Format::Text => print(&task_view::check_text(&check))?,
                 Format::Json => print(&render::json(&task_view::CheckView::from(&check))?)?,
             }
+        }
+        SessionCommand::Hint { id } => {
+            let hint = client
+                .hint(SessionHintRequest { id: id.clone() })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            match global.output {
+                Format::Text => print(&format!(
+                    "hint {}/{} revealed to the candidate (`hint` in the box shows it):\n{}\n",
+                    hint.number,
+                    hint.total,
+                    hint.text.trim_end()
+                ))?,
+                Format::Json => json(serde_json::json!({
+                    "id": id, "number": hint.number, "total": hint.total, "text": hint.text,
+                }))?,
+            }
+        }
+        SessionCommand::Note { id, text } => {
+            client
+                .note(SessionNoteRequest {
+                    id: id.clone(),
+                    text,
+                })
+                .await
+                .map_err(status_err)?;
+            match global.output {
+                Format::Text => print(&format!("noted on session {id}'s timeline\n"))?,
+                Format::Json => json(serde_json::json!({ "id": id, "noted": true }))?,
+            }
+        }
+        SessionCommand::Timeline { id } => {
+            let t = client
+                .timeline(SessionTimelineRequest { id })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            match global.output {
+                Format::Text => print(&timeline::timeline_text(&t))?,
+                Format::Json => print(&render::json(&timeline::TimelineView::from(&t))?)?,
+            }
+        }
+        SessionCommand::Report { id, format } => {
+            let t = client
+                .timeline(SessionTimelineRequest { id })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            print(&match format {
+                ReportFormat::Md => timeline::report_markdown(&t),
+                ReportFormat::Html => timeline::report_html(&t),
+            })?;
         }
         SessionCommand::Recording { id } => {
             let mut stream = client

@@ -69,6 +69,20 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
         .map_or(DEFAULT_CHECK_TIMEOUT, |d| {
             duration(report, "check_timeout", d, MAX_SCRIPT_TIMEOUT)
         });
+    let auto_check = raw.auto_check.as_ref().map(|d| {
+        let every = duration(report, "auto_check", d, MAX_AUTO_CHECK);
+        if every < MIN_AUTO_CHECK {
+            report.at(
+                d,
+                format!(
+                    "auto_check: {} is shorter than the minimum of {}",
+                    d.value.trim(),
+                    humantime::format_duration(MIN_AUTO_CHECK)
+                ),
+            );
+        }
+        every.max(MIN_AUTO_CHECK)
+    });
 
     let mut limits = Limits::default();
     if let Some(l) = &raw.limits {
@@ -251,6 +265,7 @@ pub(super) fn check(raw: RawTask, dir: &Path, report: &mut Report) -> Option<Tas
         check: raw.check.value,
         check_timeout,
         warm,
+        auto_check,
         hints: raw.hints,
         solution: raw.solution,
         dir: dir.to_path_buf(),
@@ -356,6 +371,11 @@ fn file(
 
 /// Longest `time_limit`: a session lasts at most a day.
 pub const MAX_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+/// Shortest `auto_check`: each check joins the sandbox (a few milliseconds of the
+/// daemon's and the check's own time), so not more often than this.
+pub const MIN_AUTO_CHECK: Duration = Duration::from_secs(5);
+/// Longest `auto_check`.
+pub const MAX_AUTO_CHECK: Duration = Duration::from_secs(3600);
 /// Longest `setup_timeout` and `check_timeout`.
 pub const MAX_SCRIPT_TIMEOUT: Duration = Duration::from_secs(3600);
 

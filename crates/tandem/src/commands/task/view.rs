@@ -105,6 +105,8 @@ pub struct CheckView {
     pub output: String,
     /// How long the check ran, milliseconds.
     pub duration_ms: u64,
+    /// The named conditions it reported: `{"name", "passed", "reason"}`.
+    pub conditions: Vec<serde_json::Value>,
 }
 
 impl From<&TaskSummary> for TaskView {
@@ -161,6 +163,13 @@ impl From<&CheckTaskResponse> for CheckView {
             outcome: outcome_name(check.outcome),
             output: check.output.clone(),
             duration_ms: check.duration_ms,
+            conditions: check
+                .conditions
+                .iter()
+                .map(
+                    |c| serde_json::json!({"name": c.name, "passed": c.passed, "reason": c.reason}),
+                )
+                .collect(),
         }
     }
 }
@@ -509,26 +518,36 @@ solution:
 
         let check = CheckTaskResponse {
             outcome: CheckOutcome::Failed as i32,
-            output: "port 8080 still held by pid 123".into(),
+            output: "FAIL port-free: port 8080 still held by pid 123".into(),
             duration_ms: 42,
+            conditions: vec![tandem_proto::v1::CheckCondition {
+                name: "port-free".into(),
+                passed: false,
+                reason: "port 8080 still held by pid 123".into(),
+            }],
         };
         assert_eq!(
             check_text(&check),
-            "failed\nport 8080 still held by pid 123\n"
+            "failed\nFAIL port-free: port 8080 still held by pid 123\n"
         );
         assert_eq!(
             serde_json::to_value(CheckView::from(&check)).unwrap(),
             json!({
                 "passed": false,
                 "outcome": "failed",
-                "output": "port 8080 still held by pid 123",
+                "output": "FAIL port-free: port 8080 still held by pid 123",
                 "duration_ms": 42,
+                "conditions": [{
+                    "name": "port-free", "passed": false,
+                    "reason": "port 8080 still held by pid 123",
+                }],
             })
         );
         let passed = CheckTaskResponse {
             outcome: CheckOutcome::Passed as i32,
             output: String::new(),
             duration_ms: 1,
+            conditions: Vec::new(),
         };
         assert_eq!(check_text(&passed), "passed\n");
         assert!(CheckView::from(&passed).passed);
