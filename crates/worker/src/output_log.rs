@@ -140,7 +140,14 @@ impl LogWriter {
     /// The terminal consumer gets all of `data` first (even what the cap keeps out of the
     /// file), and the length is published to it last.
     pub(crate) async fn append(&mut self, data: Bytes) {
-        self.tap.hand_out(&data);
+        let in_log = self.stored.saturating_add(data.len() as u64) <= self.cap;
+        if let Some(consumer) = self.tap.hand_out(&data, in_log) {
+            // Past the cap: the terminal gets it live or never. (Fails only when the
+            // consumer is gone.)
+            let _ = consumer
+                .send(crate::terminal::Live::Data(data.clone()))
+                .await;
+        }
         self.store(data).await;
         self.tap.published(self.state.borrow().len);
     }

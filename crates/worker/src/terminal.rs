@@ -12,16 +12,20 @@
 //!   (its chunk was handed out before the consumer attached, and is going to the file), the
 //!   writer sends the seam — the log's length after that append — when it publishes it,
 //!   and the consumer reads the file up to there before taking live chunks.
-//! * The live queue is bounded ([`LIVE_CHUNKS`] chunks). The pump never waits for the
-//!   consumer: when the queue is full it detaches it and records where in the log the
-//!   first chunk it could not hand over starts. The consumer drains its queue, reads the
-//!   log from there and attaches again once it has caught up. Memory per job is the queue,
-//!   however far behind the consumer is.
+//! * The live queue is bounded ([`LIVE_CHUNKS`] chunks). While the log stores everything,
+//!   the pump never waits for the consumer: when the queue is full it detaches it and
+//!   records where in the log the first chunk it could not hand over starts. The consumer
+//!   drains its queue, reads the log from there and attaches again once it has caught up.
+//!   Memory per job is the queue, however far behind the consumer is. Past the log's cap
+//!   the log cannot fill such a gap (a detached consumer would lose what it missed, the end
+//!   of a long burst included), so there the pump waits for room in the queue instead: the
+//!   job's output is paced by its terminal, as any terminal paces it.
 //! * One consumer at a time gets the live path; another one (while the first is alive)
 //!   simply follows the log, as an [`OutputReader`] does.
 //!
 //! Bytes the log does not store (beyond its cap, or lost to a failing disk) still reach a
-//! live consumer; a consumer that is in the log at that moment cannot see them.
+//! live consumer; a consumer that is in the log at that moment (detached before the cap
+//! was reached, and not caught up yet) cannot see them.
 
 use crate::CHUNK;
 use crate::output_log::{OutputReader, Polled};
@@ -36,7 +40,7 @@ pub const LIVE_CHUNKS: usize = 64;
 
 /// What goes through the live queue.
 #[derive(Debug)]
-enum Live {
+pub(crate) enum Live {
     /// The log offset where live chunks start (sent when the consumer attached during an
     /// append).
     From(u64),
@@ -105,26 +109,33 @@ impl Tap {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writer: an append starts; its chunk goes to the live consumer, if any. Never
-    /// waits: a consumer whose queue is full is detached (it continues from the log).
-    pub(crate) fn hand_out(&self, data: &Bytes) {
+    /// Writer: an append starts; its chunk goes to the live consumer, if any. A consumer
+    /// whose queue is full is detached (it continues from the log) when the log is going
+    /// to hold the whole chunk (`in_log`). Past the log's cap it is not, and a detached
+    /// consumer would lose what it missed: then the consumer's sender comes back, and the
+    /// writer waits for room (the job's output is paced by its terminal, as a terminal
+    /// does; the consumer is the session's pump, which never waits on anyone).
+    pub(crate) fn hand_out(&self, data: &Bytes, in_log: bool) -> Option<mpsc::Sender<Live>> {
         let mut state = self.lock();
         state.busy = true;
         let len = state.len;
-        let Some(consumer) = &state.consumer else {
-            return;
-        };
+        let consumer = state.consumer.as_ref()?;
         debug_assert!(
             !consumer.seam_pending,
             "the seam is sent before the next append"
         );
         match consumer.tx.try_send(Live::Data(data.clone())) {
-            Ok(()) => {}
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(_)) if !in_log => Some(consumer.tx.clone()),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 let _ = consumer.behind.set(len);
                 state.consumer = None;
+                None
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => state.consumer = None,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                state.consumer = None;
+                None
+            }
         }
     }
 
@@ -329,6 +340,48 @@ mod tests {
         }
     }
 
+    /// Past the log's cap a consumer that falls behind is not detached (the log could not
+    /// fill the gap): the writer waits for it, and it gets every byte, the stream's end
+    /// included. (Before: detached at the cap, it lost what came while it drained its
+    /// queue, and a long burst's last line never reached the session's screen.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_the_cap_a_slow_consumer_loses_nothing() {
+        // A cap smaller than the first few chunks: nearly all of the stream is live only.
+        let (_dir, mut w, log) = log(64);
+        let mut reader = log.terminal();
+        // Attached and live before the output starts.
+        assert!(pass(&mut reader, &mut w, b"start ").await == "start ");
+        let chunks = LIVE_CHUNKS * 20;
+        let expected: Vec<u8> = (0..chunks).flat_map(|i| chunk(i).to_vec()).collect();
+        let appended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writer = {
+            let appended = Arc::clone(&appended);
+            tokio::spawn(async move {
+                for i in 0..chunks {
+                    w.append(chunk(i)).await;
+                    appended.fetch_add(1, std::sync::atomic::Ordering::Release);
+                }
+            })
+        };
+        // The consumer is slow: it reads nothing until its queue is full (far past the
+        // cap), then lets the writer go on as far as it will before it starts reading.
+        while appended.load(std::sync::atomic::Ordering::Acquire) < LIVE_CHUNKS {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..1000 {
+            tokio::task::yield_now().await;
+        }
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            let c = reader.next_chunk().await.unwrap().unwrap();
+            got.extend_from_slice(&c);
+            tokio::task::yield_now().await;
+        }
+        writer.await.unwrap();
+        assert!(got == expected, "the consumer missed output past the cap");
+        assert!(reader.is_live());
+    }
+
     /// A consumer that attaches while an append is between handing out its chunk and
     /// publishing its length reads that chunk from the log, then goes live.
     #[tokio::test]
@@ -336,7 +389,7 @@ mod tests {
         let (_dir, mut w, log) = log(1 << 20);
         w.append(Bytes::from_static(b"one ")).await;
         let in_flight = Bytes::from_static(b"two ");
-        w.tap.hand_out(&in_flight);
+        w.tap.hand_out(&in_flight, true);
         let mut reader = log.terminal();
         assert_eq!(&reader.next_chunk().await.unwrap().unwrap()[..], b"one ");
         // Caught up with the log while the append is in flight: attaches, seam pending
