@@ -10,20 +10,13 @@ use tandem_testkit::{Daemon, SshClient};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interview_from_create_to_replay() {
     tandem_testkit::require_root();
-    let dir = tempfile::Builder::new()
-        .prefix("tandem-interview-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let task = dir.path().join("tasks/hello");
-    std::fs::create_dir_all(&task).unwrap();
-    std::fs::write(
-        task.join("task.yaml"),
+    let dir = common::dir_with_hello_task(
+        "tandem-interview-",
         "name: hello\ntitle: Say hello\ndescription: |\n  Create /tmp/hello.\n\
          difficulty: easy\ntime_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'box$ '\n\
          check: |\n  test -f /tmp/hello && echo hello exists || { echo no /tmp/hello yet; exit 1; }\n\
          solution: |\n  touch /tmp/hello\n",
-    )
-    .unwrap();
+    );
     let mut daemon = Daemon::start(dir.path()).await;
     let grpc = daemon.grpc.clone();
     // Every task keeps one sandbox set up ahead of time.

@@ -21,19 +21,12 @@ fn login(command: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_interview_survives_a_restart_and_opens_on_time() {
     tandem_testkit::require_root();
-    let dir = tempfile::Builder::new()
-        .prefix("tandem-schedule-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let task = dir.path().join("tasks/hello");
-    std::fs::create_dir_all(&task).unwrap();
-    std::fs::write(
-        task.join("task.yaml"),
+    let dir = common::dir_with_hello_task(
+        "tandem-schedule-",
         "name: hello\ntitle: Say hello\ndescription: |\n  Create /tmp/hello.\n\
          difficulty: easy\ntime_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'box$ '\n\
          check: |\n  test -f /tmp/hello\nsolution: |\n  touch /tmp/hello\n",
-    )
-    .unwrap();
+    );
     let mut daemon = Daemon::start(dir.path()).await;
     let grpc = daemon.grpc.clone();
 

@@ -117,19 +117,12 @@ async fn socket(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_front_end_refuses_what_it_should() {
     tandem_testkit::require_root();
-    let dir = tempfile::Builder::new()
-        .prefix("tandem-test-webauth-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let task = dir.path().join("tasks/hello");
-    std::fs::create_dir_all(&task).unwrap();
-    std::fs::write(
-        task.join("task.yaml"),
+    let dir = common::dir_with_hello_task(
+        "tandem-test-webauth-",
         "name: hello\ntitle: Say hello\ndescription: |\n  Nothing.\ndifficulty: easy\n\
          time_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'box$ '\n\
          check: |\n  true\nsolution: |\n  true\n",
-    )
-    .unwrap();
+    );
     let daemon = Daemon::start(dir.path()).await;
     let certs = dir.path().join("certs");
     let port: u16 = daemon.web.rsplit(':').next().unwrap().parse().unwrap();

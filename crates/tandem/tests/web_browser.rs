@@ -53,19 +53,12 @@ async fn wait_state(browser: &Browser, state: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
     tandem_testkit::require_root();
-    let dir = tempfile::Builder::new()
-        .prefix("tandem-test-web-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let task = dir.path().join("tasks/hello");
-    std::fs::create_dir_all(&task).unwrap();
-    std::fs::write(
-        task.join("task.yaml"),
+    let dir = common::dir_with_hello_task(
+        "tandem-test-web-",
         "name: hello\ntitle: Say hello\ndescription: |\n  Create /tmp/hello.\n\
          difficulty: easy\ntime_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'box$ '\n\
          check: |\n  test -f /tmp/hello\nsolution: |\n  touch /tmp/hello\n",
-    )
-    .unwrap();
+    );
     let mut daemon = Daemon::start(dir.path()).await;
     let grpc = daemon.grpc.clone();
     daemon.wait_log("warm sandbox ready").await;

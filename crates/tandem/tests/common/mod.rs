@@ -21,3 +21,16 @@ pub async fn tandem(dir: &Path, server: &str, args: &[&str]) -> (i32, String, St
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A daemon's directory under /var/tmp (where a daemon's state would be) holding one task,
+/// `tasks/hello`, whose task.yaml is `yaml`.
+pub fn dir_with_hello_task(prefix: &str, yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let task = dir.path().join("tasks/hello");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::write(task.join("task.yaml"), yaml).unwrap();
+    dir
+}
