@@ -141,7 +141,6 @@ impl Server {
                 Some(SessionServiceServer::new(sessions::SessionsService {
                     sessions,
                     catalog: Arc::clone(&self.catalog),
-                    instances: self.instances.clone(),
                     ssh: ssh.clone(),
                     web: self.web.clone(),
                 })),

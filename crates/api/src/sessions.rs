@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use tandem_proto::v1 as pb;
 use tandem_proto::v1::server_service_server::ServerService;
 use tandem_proto::v1::session_service_server::SessionService;
-use tandem_scenario::{Catalog, Instances};
+use tandem_scenario::Catalog;
 use tandem_session::{
     ClockStart, CreateSession, ParticipantAccess, Schedule, SessionError, SessionId, SessionRecord,
     Sessions,
@@ -30,7 +30,6 @@ pub struct SshInfo {
 pub struct SessionsService {
     pub(crate) sessions: Sessions,
     pub(crate) catalog: Arc<Catalog>,
-    pub(crate) instances: Instances,
     pub(crate) ssh: SshInfo,
     /// `https://host:port` of the web front end, if it runs.
     pub(crate) web: Option<String>,
@@ -363,11 +362,10 @@ impl SessionService for SessionsService {
         let who = caller(&req)?;
         let session = self.live(&who, &req.get_ref().id)?;
         let result = self
-            .instances
-            .check(session.instance().id)
+            .sessions
+            .check(session.id, &who.user)
             .await
-            .map_err(crate::tasks::status_from)?;
-        session.record_check(&who.user, &result);
+            .map_err(status_from)?;
         Ok(Response::new(crate::tasks::check_response(result)))
     }
 

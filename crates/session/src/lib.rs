@@ -35,8 +35,8 @@ pub use registry::{
 pub use schedule::{ClockStart, MAX_SCHEDULE_AHEAD, Schedule, ScheduleTimes, Upcoming};
 pub use session::{Client, Participant, ParticipantAccess, Session, SessionInfo};
 pub use timeline::{
-    AUTO, ConditionProgress, HINTS_FILE, MAX_NOTE_BYTES, Moment, RevealedHint, Timeline,
-    TimelineEntry,
+    AUTO, ConditionProgress, EVENTS_FILE, HINTS_FILE, MAX_NOTE_BYTES, Moment, RevealedHint,
+    Timeline, TimelineEntry, TimelineReader,
 };
 
 use serde::{Deserialize, Serialize};

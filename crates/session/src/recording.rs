@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// Default cap of `recording.cast` and of `events.jsonl`, each.
@@ -77,6 +77,9 @@ pub struct Recorder {
     tx: mpsc::UnboundedSender<Entry>,
     /// Time zero of the recording.
     start: Instant,
+    /// Bytes of `events.jsonl` written and flushed so far: followers (a web page's live
+    /// timeline) read up to it. Closed when the writer task ends.
+    events_written: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -96,7 +99,7 @@ impl Recorder {
         cap: u64,
     ) -> std::io::Result<(Self, JoinHandle<()>)> {
         let mut cast = Capped::new(std::fs::File::create(dir.join("recording.cast"))?, cap);
-        let mut events = Capped::new(std::fs::File::create(dir.join("events.jsonl"))?, cap);
+        let mut events = Capped::new(std::fs::File::create(dir.join(crate::EVENTS_FILE))?, cap);
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -112,6 +115,7 @@ impl Recorder {
         cast.line(&header.to_string(), String::new)?;
         cast.out.flush()?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Entry>();
+        let (written_tx, events_written) = watch::channel(0);
         let task = tokio::task::spawn_blocking(move || {
             let write = |cast: &mut Capped, events: &mut Capped, entry: Entry| match entry {
                 Entry::Cast(t, kind, data) => {
@@ -165,6 +169,8 @@ impl Recorder {
                 if let Err(e) = result.and(cast.out.flush()).and(events.out.flush()) {
                     tracing::error!(error = %e, "writing the session recording failed");
                 }
+                written_tx
+                    .send_if_modified(|w| std::mem::replace(w, events.written) != events.written);
             }
             if !carry.1.is_empty() {
                 let text = String::from_utf8_lossy(&carry.1).into_owned();
@@ -185,6 +191,7 @@ impl Recorder {
             Self {
                 tx,
                 start: Instant::now(),
+                events_written,
             },
             task,
         ))
@@ -192,6 +199,12 @@ impl Recorder {
 
     fn now(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
+    }
+
+    /// Bytes of `events.jsonl` written so far; changes after each flush, closes when the
+    /// recording ends.
+    pub fn events_written(&self) -> watch::Receiver<u64> {
+        self.events_written.clone()
     }
 
     /// Seconds since the recording started (as its events are stamped).

@@ -166,6 +166,12 @@ impl Session {
         self.info.subscribe()
     }
 
+    /// Bytes of the session's `events.jsonl` written so far; changes as events are
+    /// written, closes when the recording ends (see [`crate::TimelineReader`]).
+    pub fn events_written(&self) -> watch::Receiver<u64> {
+        self.recorder.events_written()
+    }
+
     /// Whether only the candidate may type.
     pub fn is_locked(&self) -> bool {
         self.locked.load(Ordering::Acquire)

@@ -25,6 +25,9 @@ use tandem_scenario::{CheckOutcome, CheckResult};
 /// sandbox) at each hint, and after a reset.
 pub const HINTS_FILE: &str = "/run/tandem/hints";
 
+/// The session's event log, in its directory ([`Sessions::dir`]).
+pub const EVENTS_FILE: &str = "events.jsonl";
+
 /// Longest note taken.
 pub const MAX_NOTE_BYTES: usize = 4096;
 
@@ -239,6 +242,15 @@ pub(crate) async fn auto_check(sessions: Sessions, session: Arc<Session>) {
 }
 
 impl Sessions {
+    /// Runs the live session `id`'s check in its sandbox and records the result as asked
+    /// by `by` (see [`Session::record_check`]).
+    pub async fn check(&self, id: SessionId, by: &str) -> Result<CheckResult, SessionError> {
+        let session = self.get(id).ok_or(SessionError::NotFound(id))?;
+        let result = self.instances().check(session.instance().id).await?;
+        session.record_check(by, &result);
+        Ok(result)
+    }
+
     /// Reveals the next hint of the live session `id`'s task (`by`: who): the candidate
     /// reads the revealed hints with `hint` in the sandbox; the timeline records it.
     /// FAILED_PRECONDITION when every hint is out (or the task has none).
@@ -351,7 +363,7 @@ impl Sessions {
         if self.record(id).is_none() {
             return Err(SessionError::NotFound(id));
         }
-        let path = self.dir(id).join("events.jsonl");
+        let path = self.dir(id).join(EVENTS_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -437,145 +449,168 @@ impl Timeline {
     /// The timeline of an `events.jsonl` (lines that are not events are skipped; typed
     /// input is not an entry: commands are).
     pub fn from_events(text: &str) -> Self {
-        let mut timeline = Self::default();
-        // Participant numbers to names, for events that only carry the number.
-        let mut names: BTreeMap<u64, String> = BTreeMap::new();
-        for line in text.lines() {
-            let Ok(event) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let s = |key: &str| event[key].as_str().unwrap_or("").to_string();
-            let kind = s("event");
-            let time = event["time"]
-                .as_str()
-                .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            let at = Moment {
-                time,
-                offset: event["t"].as_f64().unwrap_or(0.0),
-            };
-            let participant = event["participant"].as_u64();
-            if let (Some(n), "join") = (participant, kind.as_str()) {
-                names.insert(n, s("name"));
-            }
-            let who = participant
-                .map(|n| {
-                    let name = names.get(&n).cloned().unwrap_or_else(|| s("name"));
-                    format!("{name} (#{n})")
-                })
-                .unwrap_or_else(|| s("by"));
-            let mut entry = TimelineEntry {
-                at,
-                kind: kind.clone(),
-                by: who,
-                text: String::new(),
-                exit_code: None,
-                cwd: String::new(),
-                duration: None,
-                passed: None,
-                name: String::new(),
-            };
-            match kind.as_str() {
-                "input" | "resize" | "recording_cut" | "events_cut" => continue,
-                "create" | "open" => {
-                    timeline.started = Some(at);
-                    timeline.task = s("task");
-                    entry.text = format!("task {}", s("task"));
-                }
-                "join" => entry.text = format!("joined as {}", s("role")),
-                "leave" => entry.text = "left".into(),
-                "access" => entry.text = format!("access: {}", s("access")),
-                "lock" => entry.text = "terminal locked: only the candidate types".into(),
-                "unlock" => entry.text = "terminal unlocked".into(),
-                "command" => {
-                    entry.text = s("text");
-                    entry.cwd = s("cwd");
-                    entry.exit_code = event["exit"].as_i64().and_then(|c| i32::try_from(c).ok());
-                    entry.duration = event["duration"].as_f64();
-                    entry.passed = entry.exit_code.map(|c| c == 0);
-                    // The entry is stamped at the command's start.
-                    if let Some(start) = event["start"].as_f64() {
-                        let back = (at.offset - start).max(0.0);
-                        entry.at = Moment {
-                            time: time
-                                .checked_sub(Duration::from_secs_f64(back))
-                                .unwrap_or(time),
-                            offset: start,
-                        };
-                    }
-                }
-                "check" => {
-                    let outcome = s("outcome");
-                    entry.passed = match outcome.as_str() {
-                        "passed" => Some(true),
-                        "failed" => Some(false),
-                        _ => None,
-                    };
-                    let first = s("output");
-                    let first = first.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-                    entry.text = format!("{outcome}: {first}");
-                }
-                "condition" => {
-                    let name = s("name");
-                    let passed = event["passed"].as_bool().unwrap_or(false);
-                    entry.passed = Some(passed);
-                    entry.text = if passed {
-                        format!("{name} passes")
-                    } else {
-                        format!("{name} fails: {}", s("reason"))
-                    };
-                    match timeline.conditions.iter_mut().find(|c| c.name == name) {
-                        Some(c) => {
-                            c.passing = passed;
-                            if passed && c.first_passed.is_none() {
-                                c.first_passed = Some(at);
-                            }
-                        }
-                        None => timeline.conditions.push(ConditionProgress {
-                            name: name.clone(),
-                            passing: passed,
-                            first_passed: passed.then_some(at),
-                        }),
-                    }
-                    entry.name = name;
-                }
-                "solved" => {
-                    timeline.solved.get_or_insert(at);
-                    entry.passed = Some(true);
-                    entry.text = "the task passes".into();
-                }
-                "hint" => {
-                    timeline.hints_revealed = timeline
-                        .hints_revealed
-                        .max(event["number"].as_u64().unwrap_or(0) as usize);
-                    entry.text =
-                        format!("hint {}/{}: {}", event["number"], event["total"], s("text"));
-                }
-                "note" => entry.text = s("text"),
-                "reset" => entry.text = "reset the box".into(),
-                "extend" => {
-                    entry.text = format!(
-                        "extended by {}",
-                        humantime::format_duration(Duration::from_secs(
-                            event["by_s"].as_u64().unwrap_or(0)
-                        ))
-                    );
-                    entry.by = String::new();
-                }
-                "shell_restarted" => entry.text = "the shell exited; a new one started".into(),
-                "end" => {
-                    timeline.ended = Some((at, s("reason")));
-                    entry.text = s("reason");
-                }
-                _ => entry.text = kind.clone(),
-            }
-            timeline.entries.push(entry);
-        }
+        let mut reader = TimelineReader::default();
+        let entries: Vec<TimelineEntry> = text.lines().filter_map(|l| reader.push(l)).collect();
+        let mut timeline = reader.progress;
+        timeline.entries = entries;
         // Commands are stamped at their start, recorded at their end.
         timeline
             .entries
             .sort_by(|a, b| a.at.offset.total_cmp(&b.at.offset));
         timeline
+    }
+}
+
+/// Reads a session's events one line at a time, as they are written (a page following a
+/// live session's timeline): each line gives at most one entry, and the progress so far
+/// (everything of a [`Timeline`] but its entries) is kept. Entries come in the order
+/// recorded; a command's entry comes at its end but is stamped at its start.
+#[derive(Debug, Default)]
+pub struct TimelineReader {
+    /// The timeline so far, without entries.
+    progress: Timeline,
+    /// Participant numbers to names, for events that only carry the number.
+    names: BTreeMap<u64, String>,
+}
+
+impl TimelineReader {
+    /// The progress so far: a [`Timeline`] without entries.
+    pub fn progress(&self) -> &Timeline {
+        &self.progress
+    }
+
+    /// Reads one line of `events.jsonl`: its entry, if it makes one.
+    pub fn push(&mut self, line: &str) -> Option<TimelineEntry> {
+        let timeline = &mut self.progress;
+        let names = &mut self.names;
+        let Ok(event) = serde_json::from_str::<Value>(line) else {
+            return None;
+        };
+        let s = |key: &str| event[key].as_str().unwrap_or("").to_string();
+        let kind = s("event");
+        let time = event["time"]
+            .as_str()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let at = Moment {
+            time,
+            offset: event["t"].as_f64().unwrap_or(0.0),
+        };
+        let participant = event["participant"].as_u64();
+        if let (Some(n), "join") = (participant, kind.as_str()) {
+            names.insert(n, s("name"));
+        }
+        let who = participant
+            .map(|n| {
+                let name = names.get(&n).cloned().unwrap_or_else(|| s("name"));
+                format!("{name} (#{n})")
+            })
+            .unwrap_or_else(|| s("by"));
+        let mut entry = TimelineEntry {
+            at,
+            kind: kind.clone(),
+            by: who,
+            text: String::new(),
+            exit_code: None,
+            cwd: String::new(),
+            duration: None,
+            passed: None,
+            name: String::new(),
+        };
+        match kind.as_str() {
+            "input" | "resize" | "recording_cut" | "events_cut" => return None,
+            "create" | "open" => {
+                timeline.started = Some(at);
+                timeline.task = s("task");
+                entry.text = format!("task {}", s("task"));
+            }
+            "join" => entry.text = format!("joined as {}", s("role")),
+            "leave" => entry.text = "left".into(),
+            "access" => entry.text = format!("access: {}", s("access")),
+            "lock" => entry.text = "terminal locked: only the candidate types".into(),
+            "unlock" => entry.text = "terminal unlocked".into(),
+            "command" => {
+                entry.text = s("text");
+                entry.cwd = s("cwd");
+                entry.exit_code = event["exit"].as_i64().and_then(|c| i32::try_from(c).ok());
+                entry.duration = event["duration"].as_f64();
+                entry.passed = entry.exit_code.map(|c| c == 0);
+                // The entry is stamped at the command's start.
+                if let Some(start) = event["start"].as_f64() {
+                    let back = (at.offset - start).max(0.0);
+                    entry.at = Moment {
+                        time: time
+                            .checked_sub(Duration::from_secs_f64(back))
+                            .unwrap_or(time),
+                        offset: start,
+                    };
+                }
+            }
+            "check" => {
+                let outcome = s("outcome");
+                entry.passed = match outcome.as_str() {
+                    "passed" => Some(true),
+                    "failed" => Some(false),
+                    _ => None,
+                };
+                let first = s("output");
+                let first = first.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                entry.text = format!("{outcome}: {first}");
+            }
+            "condition" => {
+                let name = s("name");
+                let passed = event["passed"].as_bool().unwrap_or(false);
+                entry.passed = Some(passed);
+                entry.text = if passed {
+                    format!("{name} passes")
+                } else {
+                    format!("{name} fails: {}", s("reason"))
+                };
+                match timeline.conditions.iter_mut().find(|c| c.name == name) {
+                    Some(c) => {
+                        c.passing = passed;
+                        if passed && c.first_passed.is_none() {
+                            c.first_passed = Some(at);
+                        }
+                    }
+                    None => timeline.conditions.push(ConditionProgress {
+                        name: name.clone(),
+                        passing: passed,
+                        first_passed: passed.then_some(at),
+                    }),
+                }
+                entry.name = name;
+            }
+            "solved" => {
+                timeline.solved.get_or_insert(at);
+                entry.passed = Some(true);
+                entry.text = "the task passes".into();
+            }
+            "hint" => {
+                timeline.hints_revealed = timeline
+                    .hints_revealed
+                    .max(event["number"].as_u64().unwrap_or(0) as usize);
+                entry.text = format!("hint {}/{}: {}", event["number"], event["total"], s("text"));
+            }
+            "note" => entry.text = s("text"),
+            "reset" => entry.text = "reset the box".into(),
+            "extend" => {
+                entry.text = format!(
+                    "extended by {}",
+                    humantime::format_duration(Duration::from_secs(
+                        event["by_s"].as_u64().unwrap_or(0)
+                    ))
+                );
+                entry.by = String::new();
+            }
+            "shell_restarted" => entry.text = "the shell exited; a new one started".into(),
+            "end" => {
+                timeline.ended = Some((at, s("reason")));
+                entry.text = s("reason");
+            }
+            _ => entry.text = kind.clone(),
+        }
+        Some(entry)
     }
 }
 
@@ -666,5 +701,20 @@ mod tests {
         assert!(timeline.conditions.iter().all(|c| c.passing));
         assert_eq!(timeline.solved.unwrap().offset, 9.0);
         assert_eq!(timeline.ended.as_ref().unwrap().1, "ended by ivy");
+
+        // Read a line at a time (a page following a live session): the same entries, in
+        // the order recorded, and the same progress.
+        let mut reader = TimelineReader::default();
+        let mut entries: Vec<TimelineEntry> =
+            events.lines().filter_map(|l| reader.push(l)).collect();
+        let recorded: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(recorded[..4], ["create", "join", "check", "condition"]);
+        entries.sort_by(|a, b| a.at.offset.total_cmp(&b.at.offset));
+        assert_eq!(entries, timeline.entries);
+        let progress = Timeline {
+            entries: timeline.entries.clone(),
+            ..reader.progress().clone()
+        };
+        assert_eq!(progress, timeline);
     }
 }

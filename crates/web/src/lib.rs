@@ -10,8 +10,10 @@
 //! * Live (`live.rs`): one WebSocket per page joins the session's hub with the raw stream
 //!   (the late-joiner snapshot first) and the candidate's terminal size; input goes
 //!   through the session's role and lock rules, like SSH's.
-//! * Actions (`actions.rs`): an interviewer's page locks, unlocks, resets and ends the
-//!   session with the verbs the CLI uses.
+//! * Actions (`actions.rs`): an interviewer's page checks, reveals a hint, takes a note,
+//!   locks, unlocks, resets and ends the session with the verbs the CLI uses.
+//! * Timeline (`timeline.rs`): a live page follows the session's timeline as its events
+//!   are written; the replay page gets an ended session's whole timeline.
 //! * Pages and assets (`pages.rs`): xterm.js and asciinema-player, vendored from npm and
 //!   embedded in the binary; nothing is loaded from elsewhere.
 #![warn(missing_docs)]
@@ -21,6 +23,7 @@ mod actions;
 mod auth;
 mod live;
 mod pages;
+mod timeline;
 mod tls;
 
 pub use tls::server_config;
@@ -88,7 +91,11 @@ fn router(state: AppState) -> Router {
         .route("/s/{id}/replay", get(pages::replay))
         .route("/s/{id}/login", post(auth::login))
         .route("/s/{id}/ws", get(live::websocket))
-        .route("/s/{id}/action", post(actions::action))
+        .route(
+            "/s/{id}/action",
+            post(actions::action).layer(axum::extract::DefaultBodyLimit::max(actions::MAX_BODY)),
+        )
+        .route("/s/{id}/timeline", get(timeline::timeline))
         .route("/s/{id}/recording.cast", get(auth::recording))
         .route("/assets/{name}", get(pages::asset))
         .layer(axum::extract::DefaultBodyLimit::max(auth::MAX_LOGIN_BODY))

@@ -1,10 +1,11 @@
 //! The live page's WebSocket: one hub client per page. Server → page: binary messages are
 //! the terminal's bytes (the late-joiner snapshot first), text messages JSON facts
 //! (`size` before bytes drawn at a new size, `state` with the lock and the participants,
-//! `ended`). Page → server: text or binary messages are typed input, subject to the
+//! `timeline` with new timeline entries and the progress, `ended`). Page → server: text or binary messages are typed input, subject to the
 //! session's role and lock rules (observers' is dropped there).
 
 use crate::auth::{Mode, grant, live_session, refused};
+use crate::timeline::Follower;
 use crate::{AppState, Peer};
 use axum::Extension;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -16,10 +17,14 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_session::{ParticipantRole, Session, TerminalSize};
+use tandem_session::{EVENTS_FILE, ParticipantRole, Session, TerminalSize};
+use tokio::time::Instant;
 
 /// How often the page is told about participants and the lock, when they changed.
 const STATE_EVERY: Duration = Duration::from_secs(1);
+/// At most this often the page's timeline reads new events (a burst of them, such as
+/// typing, is read in one go).
+const TIMELINE_EVERY: Duration = Duration::from_millis(200);
 
 /// `GET /s/<id>/ws`: a live cookie, from a page of this origin.
 pub(crate) async fn websocket(
@@ -41,10 +46,15 @@ pub(crate) async fn websocket(
         return refused();
     };
     let shutdown = app.shutdown.clone();
+    // Interviewers' notes are for interviewers.
+    let timeline = Follower::new(
+        app.sessions.dir(session.id).join(EVENTS_FILE),
+        grant.role == ParticipantRole::Interviewer,
+    );
     upgrade
         .max_message_size(app.limits.max_message)
         .max_frame_size(app.limits.max_message)
-        .on_upgrade(move |socket| run(socket, session, grant.role, peer, shutdown))
+        .on_upgrade(move |socket| run(socket, session, grant.role, peer, timeline, shutdown))
 }
 
 /// Whether the request's `Origin` is `https://` + its `Host`.
@@ -63,6 +73,7 @@ async fn run(
     session: Arc<Session>,
     role: ParticipantRole,
     peer: SocketAddr,
+    mut timeline: Follower,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     // The largest window: pages always get the raw stream and draw it at the terminal's
@@ -79,6 +90,11 @@ async fn run(
         let mut size = None;
         let mut state = None;
         let mut tick = tokio::time::interval(STATE_EVERY);
+        // The timeline: read from the start, then whenever the recorder wrote more.
+        let mut written = output.session.events_written();
+        let mut following = true;
+        let mut unread = true;
+        let mut next_read = Instant::now();
         loop {
             let bytes = tokio::select! {
                 bytes = output.next_output() => bytes,
@@ -90,6 +106,31 @@ async fn run(
                         }
                         state = Some(now);
                     }
+                    continue;
+                }
+                changed = written.changed(), if following && !unread => {
+                    // Closed: the recording ended; what it wrote last is still to read.
+                    following = changed.is_ok();
+                    unread = true;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(next_read), if unread => {
+                    let upto = *written.borrow_and_update();
+                    match timeline.step(upto).await {
+                        Ok((message, more)) => {
+                            if let Some(message) = message
+                                && sink.send(Message::Text(Utf8Bytes::from(message.to_string()))).await.is_err()
+                            {
+                                return;
+                            }
+                            unread = more;
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "the page's timeline stops");
+                            (following, unread) = (false, false);
+                        }
+                    }
+                    next_read = Instant::now() + TIMELINE_EVERY;
                     continue;
                 }
             };
@@ -146,5 +187,8 @@ fn state_message(session: &Session) -> serde_json::Value {
         .iter()
         .map(|p| json!({"number": p.number, "role": p.role, "name": p.name, "via": p.via}))
         .collect();
-    json!({"type": "state", "locked": session.is_locked(), "participants": participants})
+    json!({
+        "type": "state", "locked": session.is_locked(), "participants": participants,
+        "hints_total": session.instance().task.hints.len(),
+    })
 }
