@@ -229,19 +229,75 @@ async fn the_web_front_end_refuses_what_it_should() {
     let action = format!("/s/{id}/action");
     let (_, head, _) = post(token("observer")).await;
     let observer = cookie(&head);
-    let act = |cookie: String, origin: Option<String>, verb: &'static str| {
+    let act_answer = |cookie: String, origin: Option<String>, verb: String| {
         let (certs, action) = (certs.clone(), action.clone());
         async move {
             let mut headers = vec![("Cookie", cookie.as_str())];
             if let Some(origin) = &origin {
                 headers.push(("Origin", origin.as_str()));
             }
-            https(&certs, port, "POST", &action, &headers, verb.as_bytes())
-                .await
-                .0
+            let (status, _, body) =
+                https(&certs, port, "POST", &action, &headers, verb.as_bytes()).await;
+            (status, body)
         }
     };
-    assert_eq!(act(observer, Some(origin.clone()), "lock").await, 403);
+    let act = |cookie: String, origin: Option<String>, verb: &'static str| {
+        let answer = act_answer(cookie, origin, verb.to_string());
+        async move { answer.await.0 }
+    };
+    for verb in ["lock", "check", "hint", "note\nobserved"] {
+        assert_eq!(
+            act(observer.clone(), Some(origin.clone()), verb).await,
+            403,
+            "{verb}"
+        );
+    }
+    // Bad notes and a hint of a task without hints: the status and the reason.
+    let (status, body) = act_answer(live.clone(), Some(origin.clone()), "note\n  ".into()).await;
+    assert_eq!((status, body.as_str()), (400, "text: the note is empty\n"));
+    // One byte over the longest note (4096 bytes).
+    let long = format!("note\n{}", "n".repeat(4097));
+    let (status, body) = act_answer(live.clone(), Some(origin.clone()), long).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("at most 4096 bytes"), "{body}");
+    let huge = format!("note\n{}", "n".repeat(64 * 1024));
+    assert_eq!(
+        act_answer(live.clone(), Some(origin.clone()), huge).await.0,
+        413
+    );
+    let (status, body) = act_answer(live.clone(), Some(origin.clone()), "hint".into()).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("every hint of task hello is out"), "{body}");
+    // A check answers with its result; the check, the note and the lock are audited.
+    let (status, body) = act_answer(live.clone(), Some(origin.clone()), "check".into()).await;
+    assert_eq!(status, 200, "{body}");
+    let result: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        ["passed", "failed"].contains(&result["outcome"].as_str().unwrap()),
+        "{result}"
+    );
+    assert_eq!(
+        act_answer(
+            live.clone(),
+            Some(origin.clone()),
+            "note\nfrom the web".into()
+        )
+        .await
+        .0,
+        204
+    );
+    // A live cookie opens no timeline (the live page gets it over its socket).
+    let timeline_path = format!("/s/{id}/timeline");
+    let (status, _, _) = https(
+        &certs,
+        port,
+        "GET",
+        &timeline_path,
+        &[("Cookie", &live)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 403);
     assert_eq!(act(live.clone(), None, "lock").await, 403, "no origin");
     assert_eq!(
         act(live.clone(), Some("https://evil.example".into()), "lock").await,
@@ -287,6 +343,38 @@ async fn the_web_front_end_refuses_what_it_should() {
         "replay"
     );
     let replay = cookie(&head);
+    let (status, _, timeline) = https(
+        &certs,
+        port,
+        "GET",
+        &timeline_path,
+        &[("Cookie", &replay)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{timeline}");
+    let timeline: Value = serde_json::from_str(&timeline).unwrap();
+    let audited: Vec<String> = timeline["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["by"] == "web interviewer")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap(),
+                e["text"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        audited.iter().any(|e| e.starts_with("check ")),
+        "{audited:?}"
+    );
+    assert!(
+        audited.contains(&"note from the web".to_string()),
+        "{audited:?}"
+    );
     let (status, _, cast) =
         https(&certs, port, "GET", &recording, &[("Cookie", &replay)], b"").await;
     assert_eq!(status, 200);

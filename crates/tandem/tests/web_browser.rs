@@ -40,6 +40,44 @@ async fn wait_screen(browser: &Browser, what: &str, needle: &str) -> String {
         .to_string()
 }
 
+/// The timeline panel's entries, one per line: `kind text | by`.
+const TIMELINE: &str = "return [...document.querySelectorAll('#timeline-entries li')].map(li => \
+     li.dataset.kind + ' ' + li.querySelector('.text').textContent + ' | ' + \
+     (li.querySelector('.by') ? li.querySelector('.by').textContent : '')).join('\\n');";
+
+/// Waits until the timeline panel has a line containing `needle`; returns the panel's text.
+async fn wait_timeline(browser: &Browser, what: &str, needle: &str) -> String {
+    let script = format!(
+        "{} return t.includes({}) ? t : '';",
+        TIMELINE.replace("return [...", "const t = [..."),
+        Value::from(needle)
+    );
+    browser
+        .wait_for(what, &script, WAIT)
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Waits until the interviewer's result line starts with `prefix`.
+async fn wait_result(browser: &Browser, prefix: &str) {
+    let script = format!(
+        "return document.getElementById('result').textContent.startsWith({});",
+        Value::from(prefix)
+    );
+    browser.wait_for(prefix, &script, WAIT).await;
+}
+
+/// Clicks the element `css` (after `before`, e.g. answering confirm dialogs).
+async fn click(browser: &Browser, css: &str) {
+    let script = format!(
+        "window.confirm = () => true; document.querySelector({}).click(); return true;",
+        Value::from(css)
+    );
+    browser.eval(&script).await;
+}
+
 async fn wait_state(browser: &Browser, state: &str) {
     let script = format!(
         "return document.body.dataset.state === {};",
@@ -56,8 +94,9 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
     let dir = common::dir_with_hello_task(
         "tandem-test-web-",
         "name: hello\ntitle: Say hello\ndescription: |\n  Create /tmp/hello.\n\
-         difficulty: easy\ntime_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'box$ '\n\
-         check: |\n  test -f /tmp/hello\nsolution: |\n  touch /tmp/hello\n",
+         difficulty: easy\ntime_limit: 10m\nhostname: box\n\
+         check: |\n  if test -f /tmp/hello; then echo 'PASS hello'; else echo 'FAIL hello: no /tmp/hello'; exit 1; fi\n\
+         hints:\n  - Look in /tmp.\n  - touch /tmp/hello\nsolution: |\n  touch /tmp/hello\n",
     );
     let mut daemon = Daemon::start(dir.path()).await;
     let grpc = daemon.grpc.clone();
@@ -84,7 +123,7 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
     let port: u16 = words[2].parse().unwrap();
     let user = words[3].split('@').next().unwrap();
     let mut cand = SshClient::spawn(port, user, 100, 30, &[]);
-    cand.expect("box$ ").await;
+    cand.expect("root@box:").await;
     cand.send("echo MARK-$((6*7))\r");
     cand.expect("MARK-42").await;
 
@@ -112,6 +151,15 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
     browser
         .screenshot(&screenshot("live-small-window.png"))
         .await;
+    // There the panel is a drawer, closed until asked for, over the terminal.
+    let panel_shown = "return document.querySelector('aside').offsetWidth > 0;";
+    assert_eq!(browser.eval(panel_shown).await, false, "a closed drawer");
+    click(&browser, "#panel-button").await;
+    browser.wait_for("the drawer open", panel_shown, WAIT).await;
+    browser
+        .screenshot(&screenshot("live-small-window-panel.png"))
+        .await;
+    click(&browser, "#panel-button").await;
     browser.set_window_size(1280, 800).await;
     let url = browser.eval("return location.href;").await;
     assert!(
@@ -130,6 +178,78 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
         .wait_for(
             "the participants with their roles",
             "return [...document.querySelectorAll('#participants li')].map(l => l.dataset.role).sort().join(',') === 'candidate,interviewer';",
+            WAIT,
+        )
+        .await;
+
+    // The timeline follows the session live: the candidate's command (typed before the
+    // page opened) and the interviewer's, each with its author.
+    wait_timeline(
+        &browser,
+        "the candidate's command",
+        "command $ echo MARK-$((6*7))",
+    )
+    .await;
+    wait_timeline(
+        &browser,
+        "the interviewer's command",
+        "command $ echo FROM-WEB-$((2+3)) | interviewer (#",
+    )
+    .await;
+    // Check: the result, the entry and the condition.
+    click(&browser, "#check-button").await;
+    wait_result(
+        &browser,
+        "check failed (0/1 conditions): FAIL hello: no /tmp/hello",
+    )
+    .await;
+    wait_timeline(&browser, "the failed check", "check failed: FAIL hello").await;
+    browser
+        .wait_for(
+            "the failing condition",
+            "return document.querySelector('#timeline [data-condition=\"hello\"].fail') !== null;",
+            WAIT,
+        )
+        .await;
+    // Hint: revealed to the candidate, who reads it with `hint` over ssh.
+    click(&browser, "#hint-button").await;
+    wait_result(&browser, "hint 1/2 revealed: Look in /tmp.").await;
+    cand.expect("hint 1/2 revealed").await;
+    cand.send("hint\r");
+    cand.expect("Hint 1: Look in /tmp.").await;
+    wait_timeline(&browser, "the hint", "hint hint 1/2: Look in /tmp.").await;
+    browser
+        .wait_for(
+            "the hint button at the next hint",
+            "return document.getElementById('hint-button').textContent === 'hint 2/2';",
+            WAIT,
+        )
+        .await;
+    // A private note, taken with Enter.
+    browser
+        .type_into("#note-text", &format!("slow on the first part{ENTER}"))
+        .await;
+    wait_timeline(
+        &browser,
+        "the note",
+        "note slow on the first part | web interviewer",
+    )
+    .await;
+    assert!(
+        !cand.seen.contains("slow on the first part"),
+        "a note never reaches the candidate: {}",
+        cand.seen
+    );
+    // Solved: the check passes, the condition and the task say since when.
+    cand.send("touch /tmp/hello\r");
+    wait_timeline(&browser, "the fix", "command $ touch /tmp/hello").await;
+    click(&browser, "#check-button").await;
+    wait_result(&browser, "check passed (1/1 conditions)").await;
+    browser
+        .wait_for(
+            "solved, with the condition passing",
+            "return document.querySelector('#timeline .solved') !== null && \
+             document.querySelector('#timeline [data-condition=\"hello\"].ok') !== null;",
             WAIT,
         )
         .await;
@@ -175,6 +295,23 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
     let screen = wait_screen(&browser, "the candidate's new line", "AFTER-2").await;
     assert!(!screen.contains("OBSERVER-TYPED"), "{screen}");
     assert!(!cand.seen.contains("OBSERVER-TYPED"), "{}", cand.seen);
+    // The observer follows the timeline too, without the interviewers' notes (the passed
+    // check, recorded after the note, is there: the note was read and left out) and
+    // without the interviewer's buttons.
+    let timeline = wait_timeline(&browser, "the observer's timeline", "check passed").await;
+    assert!(timeline.contains("hint hint 1/2"), "{timeline}");
+    assert!(!timeline.contains("slow on the first part"), "{timeline}");
+    let hidden = browser
+        .eval(
+            "return [document.getElementById('actions').hidden, \
+             document.getElementById('note').hidden];",
+        )
+        .await;
+    assert_eq!(
+        hidden,
+        serde_json::json!([true, true]),
+        "no buttons for an observer"
+    );
     browser.screenshot(&screenshot("live-observer.png")).await;
 
     // A page opened while vim runs shows vim's screen.
@@ -190,8 +327,9 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
         "vim's empty lines: {screen}"
     );
     browser.screenshot(&screenshot("live-vim.png")).await;
+    cand.clear();
     cand.send(":q!\r");
-    cand.expect("box$ ").await;
+    cand.expect("root@box:").await;
 
     // A wrong token is refused.
     browser
@@ -252,6 +390,37 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
         // Polling the page: there is no event to wait on from outside.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The timeline beside the player, notes included; clicking an entry seeks there: the
+    // first check (before the observer's part: no AFTER yet), then the AFTER command.
+    wait_timeline(
+        &browser,
+        "the replay's timeline",
+        "note slow on the first part",
+    )
+    .await;
+    let on_screen = |entry: &'static str, shown: &'static str, hidden: &'static str| {
+        let browser = &browser;
+        async move {
+            let script = format!(
+                "const li = [...document.querySelectorAll('#timeline-entries li')]\
+                   .find(li => li.textContent.includes({})); li.click(); return true;",
+                Value::from(entry)
+            );
+            browser.eval(&script).await;
+            let script = format!(
+                "const t = document.querySelector('.ap-term').textContent; \
+                 return t.includes({}) && !t.includes({}) && \
+                   document.querySelector('#timeline-entries li.current') !== null;",
+                Value::from(shown),
+                Value::from(hidden)
+            );
+            browser
+                .wait_for(&format!("the player at {entry:?}"), &script, WAIT)
+                .await;
+        }
+    };
+    on_screen("check failed: FAIL hello", "FROM-WEB-5", "AFTER-").await;
+    on_screen("$ echo AFTER-$((1+1))", "echo AFTER-$((1+1))", "VIM-TEXT").await;
     browser.screenshot(&screenshot("replay.png")).await;
     // The observer's token opens no replay.
     browser.goto(&observer.replace("/#", "/replay#")).await;

@@ -1,7 +1,8 @@
 // tandem's live page: logs in with the token from the link's fragment (then drops it from
 // the address bar), draws the shared terminal at the candidate's size (scaled to fit,
 // never reflowed) and sends what an interviewer types. The terminal's text stays in the
-// DOM (xterm.js's DOM renderer) for screen readers and tests.
+// DOM (xterm.js's DOM renderer) for screen readers and tests. The timeline panel follows
+// the session; an interviewer checks, reveals hints and takes notes from it.
 'use strict';
 (async () => {
   const $ = (id) => document.getElementById(id);
@@ -52,17 +53,24 @@
     $('frame').style.transform = `scale(${scale})`;
   };
   window.addEventListener('resize', fit);
+  TandemTimeline.panelButton($('panel-button'), () => requestAnimationFrame(fit));
 
   const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') +
     location.host + base + 'ws');
   ws.binaryType = 'arraybuffer';
-  window.tandem = { term, ws };
+  const timeline = TandemTimeline.panel($('timeline'), null);
+  let hintsTotal;
+  let lastProgress = null;
+  window.tandem = { term, ws, timeline };
   let opened = false;
   ws.onopen = () => {
     opened = true;
     setState('live', 'live');
     if (role) $('role').textContent = role;
-    if (role === 'interviewer') $('actions').hidden = false;
+    if (role === 'interviewer') {
+      $('actions').hidden = false;
+      $('note').hidden = false;
+    }
   };
   if (role !== 'observer') {
     const encoder = new TextEncoder();
@@ -84,6 +92,11 @@
       requestAnimationFrame(fit);
     } else if (message.type === 'state') {
       showState(message);
+    } else if (message.type === 'timeline') {
+      timeline.add(message.entries);
+      lastProgress = message.progress;
+      timeline.progress(lastProgress, hintsTotal);
+      hintButton();
     } else if (message.type === 'ended') {
       setState('ended', 'the session has ended: ' + message.reason);
       offerReplay();
@@ -94,13 +107,63 @@
     else if (document.body.dataset.state === 'live') setState('closed', 'disconnected');
   };
 
-  // An interviewer's buttons: the CLI's session verbs.
+  // An interviewer's buttons: the CLI's session verbs. Returns the answer's JSON (or
+  // true), or null after saying what went wrong.
   let locked = false;
-  const act = async (verb) => {
-    const answer = await fetch(base + 'action', { method: 'POST', body: verb,
-      headers: { 'content-type': 'text/plain' }, credentials: 'same-origin' });
-    if (!answer.ok) $('status').textContent = `${verb}: ${(await answer.text()).trim()}`;
+  const say = (text, kind) => {
+    $('result').textContent = text;
+    $('result').dataset.kind = kind;
   };
+  const act = async (verb, text) => {
+    let answer;
+    try {
+      answer = await fetch(base + 'action', { method: 'POST',
+        body: text === undefined ? verb : `${verb}\n${text}`,
+        headers: { 'content-type': 'text/plain' }, credentials: 'same-origin' });
+    } catch (e) {
+      say(`${verb}: cannot reach tandem: ${e}`, 'error');
+      return null;
+    }
+    if (!answer.ok) {
+      say(`${verb}: ${(await answer.text()).trim()}`, 'error');
+      return null;
+    }
+    return answer.status === 204 ? true : answer.json();
+  };
+  $('check-button').onclick = async () => {
+    $('check-button').disabled = true;
+    say('checking…', 'busy');
+    const result = await act('check');
+    $('check-button').disabled = false;
+    if (!result) return;
+    const passing = result.conditions.filter((c) => c.passed).length;
+    const count = result.conditions.length ? ` (${passing}/${result.conditions.length} conditions)` : '';
+    const first = result.output.split('\n').find((l) => l.trim()) || '';
+    say(`check ${result.outcome}${count}${first ? ': ' + first : ''}`, result.outcome);
+  };
+  $('hint-button').onclick = async () => {
+    const next = (lastProgress ? lastProgress.hints_revealed : 0) + 1;
+    if (!confirm(`Reveal hint ${next} of ${hintsTotal} to the candidate?`)) return;
+    const hint = await act('hint');
+    if (hint) say(`hint ${hint.number}/${hint.total} revealed: ${hint.text}`, 'hint');
+  };
+  const note = async () => {
+    const text = $('note-text').value.trim();
+    if (!text) return;
+    if (await act('note', text)) {
+      $('note-text').value = '';
+      say('note taken', 'note');
+    }
+  };
+  $('note-button').onclick = note;
+  // No hint left (or none at all): the button says so.
+  function hintButton() {
+    const revealed = lastProgress ? lastProgress.hints_revealed : 0;
+    const button = $('hint-button');
+    button.disabled = hintsTotal !== undefined && revealed >= hintsTotal;
+    button.textContent = hintsTotal ? `hint ${Math.min(revealed + 1, hintsTotal)}/${hintsTotal}` : 'hint';
+  }
+  $('note-text').addEventListener('keydown', (e) => { if (e.key === 'Enter') note(); });
   $('lock-button').onclick = () => act(locked ? 'unlock' : 'lock');
   $('reset-button').onclick = () => {
     if (confirm('Reset the box? Everything the candidate changed is lost.')) act('reset');
@@ -125,6 +188,11 @@
     lock.classList.toggle('locked', state.locked);
     locked = state.locked;
     $('lock-button').textContent = locked ? 'unlock' : 'lock';
+    if (hintsTotal !== state.hints_total) {
+      hintsTotal = state.hints_total;
+      if (lastProgress) timeline.progress(lastProgress, hintsTotal);
+    }
+    hintButton();
     if (!role) {
       role = 'connected';
     }

@@ -42,6 +42,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("tandem.css", CSS, include_bytes!("../assets/tandem.css")),
     ("live.js", JS, include_bytes!("../assets/live.js")),
     ("replay.js", JS, include_bytes!("../assets/replay.js")),
+    ("timeline.js", JS, include_bytes!("../assets/timeline.js")),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
