@@ -330,6 +330,18 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
     cand.clear();
     cand.send(":q!\r");
     cand.expect("root@box:").await;
+    // Reset from the page: a fresh box (the fix is gone), on the timeline.
+    cand.clear();
+    click(&browser, "#reset-button").await;
+    cand.expect("web interviewer reset the box").await;
+    wait_timeline(
+        &browser,
+        "the reset",
+        "reset reset the box | web interviewer",
+    )
+    .await;
+    cand.send("test -f /tmp/hello || echo GONE-$((3*3))\r");
+    cand.expect("GONE-9").await;
 
     // A wrong token is refused.
     browser
@@ -338,11 +350,21 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
     wait_state(&browser, "refused").await;
     browser.screenshot(&screenshot("refused.png")).await;
 
-    // The end: the replay, for the interviewer, plays and seeks.
-    let (code, _, err) = tandem(dir.path(), &grpc, &["session", "end", &id]).await;
-    assert_eq!(code, 0, "{err}");
-    let replay = interviewer.replace("/#", "/replay#");
-    browser.goto(&replay).await;
+    // The end, from the interviewer's page; the page then links the replay, which plays
+    // and seeks.
+    browser.goto(&interviewer).await;
+    wait_state(&browser, "live").await;
+    click(&browser, "#end-button").await;
+    wait_state(&browser, "ended").await;
+    cand.expect("ended by web interviewer").await;
+    browser
+        .wait_for(
+            "the replay link",
+            "return document.getElementById('replay-link') !== null;",
+            WAIT,
+        )
+        .await;
+    click(&browser, "#replay-link").await;
     wait_state(&browser, "ready").await;
     browser
         .eval("window.tandemPlayer.play(); return true;")
