@@ -336,7 +336,7 @@ impl SessionService for SessionsService {
                 )));
             }
         };
-        if !session.set_access(req.get_ref().participant, access) {
+        if !session.set_access(req.get_ref().participant, access, &who.user) {
             return Err(Status::not_found(format!(
                 "participant: no participant #{} is connected",
                 req.get_ref().participant
@@ -351,7 +351,7 @@ impl SessionService for SessionsService {
     ) -> Result<Response<pb::SetLockResponse>, Status> {
         let who = caller(&req)?;
         let session = self.live(&who, &req.get_ref().id)?;
-        session.set_locked(req.get_ref().locked);
+        session.set_locked(req.get_ref().locked, &who.user);
         Ok(Response::new(pb::SetLockResponse {}))
     }
 

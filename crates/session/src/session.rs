@@ -288,8 +288,9 @@ impl Session {
         }
     }
 
-    /// Changes a participant's access; returns false if no such participant.
-    pub fn set_access(&self, number: u64, access: ParticipantAccess) -> bool {
+    /// Changes a participant's access (`by`: who, for the events); returns false if no
+    /// such participant.
+    pub fn set_access(&self, number: u64, access: ParticipantAccess, by: &str) -> bool {
         let found = self
             .lock_participants()
             .iter()
@@ -303,6 +304,7 @@ impl Session {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = access;
         self.recorder.event(json!({
             "event": "access", "participant": number, "name": p.name, "access": access,
+            "set_by": by,
         }));
         self.tell_interviewers(
             &format!("{} (#{number}) is now a {access:?}", p.name).to_lowercase(),
@@ -310,11 +312,12 @@ impl Session {
         true
     }
 
-    /// Locks (only the candidate types) or unlocks the terminal.
-    pub fn set_locked(&self, locked: bool) {
+    /// Locks (only the candidate types) or unlocks the terminal (`by`: who, for the
+    /// events).
+    pub fn set_locked(&self, locked: bool, by: &str) {
         self.locked.store(locked, Ordering::Release);
         self.recorder
-            .event(json!({"event": if locked { "lock" } else { "unlock" }}));
+            .event(json!({"event": if locked { "lock" } else { "unlock" }, "by": by}));
         self.tell_interviewers(if locked {
             "terminal locked: only the candidate types"
         } else {

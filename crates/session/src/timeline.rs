@@ -526,7 +526,12 @@ impl TimelineReader {
             }
             "join" => entry.text = format!("joined as {}", s("role")),
             "leave" => entry.text = "left".into(),
-            "access" => entry.text = format!("access: {}", s("access")),
+            "access" => {
+                entry.text = match s("set_by") {
+                    by if by.is_empty() => format!("access: {}", s("access")),
+                    by => format!("access: {}, set by {by}", s("access")),
+                }
+            }
             "lock" => entry.text = "terminal locked: only the candidate types".into(),
             "unlock" => entry.text = "terminal unlocked".into(),
             "command" => {

@@ -167,7 +167,7 @@ async fn locking_silences_interviewers_but_not_the_candidate_and_unlocking_lets_
     let interviewer = join(&session, ParticipantRole::Interviewer, "ivy");
     until(&candidate, "demo$ ").await;
 
-    session.set_locked(true);
+    session.set_locked(true, "test");
     assert!(session.is_locked());
     interviewer.input(b"echo locked-ivy$((4+4))\n").await;
     let seen = candidate_marker(&candidate, &interviewer, "while-locked").await;
@@ -176,7 +176,7 @@ async fn locking_silences_interviewers_but_not_the_candidate_and_unlocking_lets_
         "input ran while locked: {seen:?}"
     );
 
-    session.set_locked(false);
+    session.set_locked(false, "test");
     interviewer.input(b"echo unlocked-ivy$((5+5))\n").await;
     until(&candidate, "unlocked-ivy10").await;
 }
@@ -190,7 +190,7 @@ async fn an_interviewer_made_an_observer_cannot_type_until_made_a_writer_again()
     until(&candidate, "demo$ ").await;
     let number = interviewer.participant.number;
 
-    assert!(session.set_access(number, ParticipantAccess::Observer));
+    assert!(session.set_access(number, ParticipantAccess::Observer, "test"));
     assert_eq!(
         interviewer.participant.access(),
         ParticipantAccess::Observer
@@ -202,11 +202,11 @@ async fn an_interviewer_made_an_observer_cannot_type_until_made_a_writer_again()
         "a demoted interviewer's input ran: {seen:?}"
     );
 
-    assert!(session.set_access(number, ParticipantAccess::Writer));
+    assert!(session.set_access(number, ParticipantAccess::Writer, "test"));
     interviewer.input(b"echo promoted$((7+7))\n").await;
     until(&candidate, "promoted14").await;
     assert!(
-        !session.set_access(9999, ParticipantAccess::Observer),
+        !session.set_access(9999, ParticipantAccess::Observer, "test"),
         "no such participant"
     );
 }
@@ -340,7 +340,7 @@ async fn the_recording_holds_output_input_resizes_and_who_typed_but_never_observ
     interviewer.input(b"echo from-ivy$((2+2))\n").await;
     until(&candidate, "from-ivy4").await;
     observer.input(b"echo from-obs$((3+3))\n").await;
-    session.set_locked(true);
+    session.set_locked(true, "test");
     candidate.resize(TerminalSize {
         rows: 30,
         cols: 100,

@@ -25,7 +25,7 @@ async fn candidate_and_interviewer_share_one_terminal() {
 
     // The observer's typing goes nowhere; a lock silences the interviewer too.
     obs.send("echo obs-$((20+3))\r");
-    session.set_locked(true);
+    session.set_locked(true, "test");
     ivy.send("echo locked-$((20+4))\r");
     cand.send("echo mark-$((20+5))\r");
     let seen = ivy.expect("mark-25").await;
@@ -41,7 +41,7 @@ async fn candidate_and_interviewer_share_one_terminal() {
     assert!(seen.contains("terminal locked"), "{seen:?}");
     assert!(!cand.seen.contains("terminal locked"));
     assert!(!cand.seen.contains("joined as"));
-    session.set_locked(false);
+    session.set_locked(false, "test");
     ivy.send("echo unlocked-$((20+6))\r");
     cand.expect("unlocked-26").await;
 }

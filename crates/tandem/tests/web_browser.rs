@@ -268,6 +268,12 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
         )
         .await;
     browser.screenshot(&screenshot("live-locked.png")).await;
+    wait_timeline(
+        &browser,
+        "the lock, with who locked",
+        "lock terminal locked: only the candidate types | web interviewer",
+    )
+    .await;
     browser
         .eval("document.getElementById('lock-button').click(); return true;")
         .await;

@@ -77,7 +77,7 @@ pub(crate) async fn action(
         }
         "note" => sessions.note(session.id, WHO, text),
         "lock" | "unlock" => {
-            session.set_locked(verb == "lock");
+            session.set_locked(verb == "lock", WHO);
             Ok(())
         }
         "reset" => sessions.reset(session.id, WHO).await.map(|_| ()),
