@@ -196,6 +196,21 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
         "command $ echo FROM-WEB-$((2+3)) | interviewer (#",
     )
     .await;
+    // What the candidate types is text on the page, never markup.
+    cand.send("echo '<img src=x id=injected>' > /dev/null\r");
+    wait_timeline(
+        &browser,
+        "the candidate's markup as text",
+        "command $ echo '<img src=x id=injected>' > /dev/null",
+    )
+    .await;
+    assert_eq!(
+        browser
+            .eval("return document.getElementById('injected') === null;")
+            .await,
+        true,
+        "the candidate's <img> became an element"
+    );
     // Check: the result, the entry and the condition.
     click(&browser, "#check-button").await;
     wait_result(
