@@ -22,8 +22,8 @@ use tokio::time::Instant;
 
 /// How often the page is told about participants and the lock, when they changed.
 const STATE_EVERY: Duration = Duration::from_secs(1);
-/// At most this often the page's timeline reads new events (a burst of them, such as
-/// typing, is read in one go).
+/// At most this often the page's timeline reads new events once it has caught up (a
+/// burst of them, such as typing, is read in one go).
 const TIMELINE_EVERY: Duration = Duration::from_millis(200);
 
 /// `GET /s/<id>/ws`: a live cookie, from a page of this origin.
@@ -130,7 +130,9 @@ async fn run(
                             (following, unread) = (false, false);
                         }
                     }
-                    next_read = Instant::now() + TIMELINE_EVERY;
+                    // Catching up: the next step at once (the terminal's output, ready
+                    // too, takes turns with it in this select); else not before long.
+                    next_read = Instant::now() + if unread { Duration::ZERO } else { TIMELINE_EVERY };
                     continue;
                 }
             };
