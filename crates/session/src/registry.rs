@@ -524,6 +524,9 @@ impl Sessions {
         session
             .info
             .send_modify(|info| info.ended = Some(reason.to_string()));
+        // The record says "ended" before anyone is told: a page told of the end logs in
+        // for the replay at once, which needs the ended record.
+        self.save(&session);
         let goodbye = Bytes::from(format!(
             "\r\n\x1b[0m[tandem] the session has ended: {reason}\r\n"
         ));
@@ -536,7 +539,6 @@ impl Sessions {
         session
             .recorder
             .event(json!({"event": "end", "reason": reason}));
-        self.save(&session);
         let manager = self.inner.instances.manager();
         if let Err(e) = manager
             .stop(session.instance().id, Duration::from_secs(5))

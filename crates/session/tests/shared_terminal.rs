@@ -329,6 +329,25 @@ async fn ending_says_goodbye_closes_every_client_and_kills_the_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_told_of_the_end_finds_the_session_ended_for_its_replay() {
+    let e = env();
+    let (session, tokens) = e.session().await;
+    let interviewer = join(&session, ParticipantRole::Interviewer, "ivy");
+    until(&interviewer, "demo$ ").await;
+    let sessions = e.sessions.clone();
+    let id = session.id;
+    let ending = tokio::spawn(async move { sessions.end(id, "interview over").await });
+    while interviewer.next_output().await.is_some() {}
+    // What a web page does when its socket ends: log in for the replay, at once. The
+    // ended record must already be there (it used to be saved after the goodbyes).
+    assert!(
+        e.sessions.replay_access(id, &tokens.interviewer),
+        "the interviewer's token opens no replay right after the end"
+    );
+    ending.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recording_holds_output_input_resizes_and_who_typed_but_never_observer_input() {
     let e = env();
     let (session, _) = e.session().await;
