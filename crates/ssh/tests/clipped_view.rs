@@ -32,10 +32,15 @@ fn offset(candidate: &vt100::Screen, viewer: &vt100::Screen, rows: u16, cols: u1
 }
 
 /// Lets both clients take what is still on its way (at most 10 s), until the viewer's
-/// screen is a region of the candidate's.
+/// screen is a region of the candidate's that holds the candidate's cursor (a screen read
+/// halfway through a redraw, e.g. vim's status line written and the cursor not yet back,
+/// is not settled).
 async fn settle(cand: &mut SshClient, viewer: &mut SshClient, rows: u16, cols: u16) {
     for _ in 0..100 {
-        if offset(cand.screen.screen(), viewer.screen.screen(), rows, cols).is_some() {
+        let (cursor, _) = cand.screen.screen().cursor_position();
+        if offset(cand.screen.screen(), viewer.screen.screen(), rows, cols)
+            .is_some_and(|top| (top..top + rows - 1).contains(&cursor))
+        {
             return;
         }
         cand.read_for(std::time::Duration::from_millis(50)).await;
