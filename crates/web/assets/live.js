@@ -16,6 +16,7 @@
     $('status').textContent = text;
   };
 
+  TandemTimeline.panelButton($('panel-button'), () => window.dispatchEvent(new Event('resize')));
   let role = null;
   if (token) {
     let answer;
@@ -53,7 +54,6 @@
     $('frame').style.transform = `scale(${scale})`;
   };
   window.addEventListener('resize', fit);
-  TandemTimeline.panelButton($('panel-button'), () => requestAnimationFrame(fit));
 
   const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') +
     location.host + base + 'ws');

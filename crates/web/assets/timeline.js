@@ -46,8 +46,20 @@ window.TandemTimeline = (() => {
     list.id = 'timeline-entries';
     root.replaceChildren(el('h2', '', 'Timeline'), summary, list);
     root.hidden = false;
-    const add = (entries) => {
-      const stick = list.scrollHeight - list.scrollTop - list.clientHeight < 8;
+    // A list scrolled to its end (the latest entry) stays there, whatever is added or
+    // however the panel around it changes size; scrolling up stops that until the reader
+    // scrolls back down.
+    let following = true;
+    const toEnd = () => { if (following) list.scrollTop = list.scrollHeight; };
+    list.addEventListener('scroll', () => {
+      following = list.scrollHeight - list.scrollTop - list.clientHeight < 8;
+    });
+    new ResizeObserver(toEnd).observe(list);
+    const keepEnd = (change) => {
+      change();
+      toEnd();
+    };
+    const add = (entries) => keepEnd(() => {
       for (const entry of entries) {
         const li = line(entry);
         if (onPick) li.onclick = () => onPick(entry, li);
@@ -58,9 +70,8 @@ window.TandemTimeline = (() => {
         }
         list.insertBefore(li, next);
       }
-      if (stick) list.scrollTop = list.scrollHeight;
-    };
-    const progress = (p, hintsTotal) => {
+    });
+    const progress = (p, hintsTotal) => keepEnd(() => {
       const parts = [];
       if (p.solved) parts.push(el('div', 'solved ok', `solved at ${clock(p.solved.offset)}`));
       const conditions = el('ul', 'conditions');
@@ -75,7 +86,7 @@ window.TandemTimeline = (() => {
       const total = hintsTotal === undefined ? '' : ` of ${hintsTotal}`;
       parts.push(el('div', 'dim hints', `hints revealed: ${p.hints_revealed}${total}`));
       summary.replaceChildren(...parts);
-    };
+    });
     // Marks the last entry at or before `seconds` as the current one.
     const current = (seconds) => {
       let at = null;
