@@ -105,8 +105,13 @@ fn parse(body: &[u8]) -> Option<Mark> {
     let body = String::from_utf8_lossy(body);
     let (kind, rest) = body.split_once(';')?;
     match kind {
+        // The directory is the candidate's to name: no control characters (escape
+        // sequences for whoever reads the timeline on a terminal).
         "C" => Some(Mark::Start {
-            cwd: rest.to_string(),
+            cwd: rest
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
         }),
         "D" => {
             let (status, text) = rest.split_once(';').unwrap_or((rest, ""));
@@ -199,6 +204,16 @@ mod tests {
             want.push(b'!');
             prop_assert_eq!(out, want);
         }
+    }
+
+    #[test]
+    fn a_marks_directory_keeps_no_control_characters() {
+        // A mark the candidate printed by hand, with escape sequences in its directory.
+        let Some(Mark::Start { cwd }) = parse(b"C;/root\x1b[2J\x1b]52;c;eA==\x9c") else {
+            panic!("not a start mark");
+        };
+        assert!(!cwd.chars().any(char::is_control), "{cwd:?}");
+        assert!(cwd.starts_with("/root "), "{cwd:?}");
     }
 
     #[test]

@@ -95,6 +95,21 @@ pub fn table(rows: &[Vec<String>]) -> String {
     text
 }
 
+/// `text` safe to print on a terminal: control characters other than line ends and tabs
+/// (an escape sequence the candidate printed, which a session's timeline or report may
+/// carry) become U+FFFD, so nothing reaches the reader's terminal as a command.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// A command and its arguments as a shell would need them typed: arguments with spaces or
 /// special characters are single-quoted.
 pub fn command_line(command: &str, args: &[String]) -> String {

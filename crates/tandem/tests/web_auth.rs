@@ -390,9 +390,195 @@ async fn the_web_front_end_refuses_what_it_should() {
         "a replay cookie opens no live socket"
     );
 
+    // Another site's page posting guesses in a visitor's browser: refused unread, and not
+    // counted against the visitor's address (the right token still logs in after twelve).
+    for _ in 0..12 {
+        let (status, _, _) = https(
+            &certs,
+            port,
+            "POST",
+            &login,
+            &[("Origin", "https://evil.example")],
+            "f".repeat(40).as_bytes(),
+        )
+        .await;
+        assert_eq!(status, 403);
+    }
+    assert_eq!(post(token("interviewer")).await.0, 200);
+
     // Failed logins are limited per address: after ten, even the right token is refused.
     for _ in 0..10 {
         assert_eq!(post("f".repeat(40)).await.0, 403);
     }
     assert_eq!(post(token("interviewer")).await.0, 403);
+}
+
+/// One request on a connection kept open: (status, head, body).
+async fn request_on(
+    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "the connection closed"
+        );
+        answer.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&answer).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_string)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).await.unwrap();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Idle and trickling connections cannot keep interviewers out, and one link cannot open
+/// pages without end. With room for 4 connections: 4 idle ones, and a login still works
+/// (the oldest idle one makes room); a logged-in connection keeps its place while idle
+/// ones keep coming; a request whose body never comes ends at the request timeout; a
+/// session's pages per role are bounded, and a closed page gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_keep_interviewers_out() {
+    tandem_testkit::require_root();
+    let dir = common::dir_with_hello_task(
+        "tandem-test-webflood-",
+        "name: hello\ntitle: Say hello\ndescription: |\n  Nothing.\ndifficulty: easy\n\
+         time_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'box$ '\n\
+         check: |\n  true\nsolution: |\n  true\n",
+    );
+    let daemon = Daemon::start_with(
+        dir.path(),
+        &[
+            "--web-max-connections",
+            "4",
+            "--web-request-timeout",
+            "3s",
+            "--web-max-pages",
+            "2",
+        ],
+    )
+    .await;
+    let certs = dir.path().join("certs");
+    let port: u16 = daemon.web.rsplit(':').next().unwrap().parse().unwrap();
+    let origin = format!("https://localhost:{port}");
+    let (code, out, err) = tandem(
+        dir.path(),
+        &daemon.grpc,
+        &["-o", "json", "session", "create", "--task", "hello"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    let interviewer = created["tokens"]["interviewer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let login = format!("/s/{id}/login");
+    let idle = || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap()
+    };
+
+    // Every place taken by idle connections: a login still gets in, and the oldest idle
+    // one is what made room.
+    let mut oldest = idle().await;
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(idle().await);
+    }
+    let (status, head, body) =
+        https(&certs, port, "POST", &login, &[], interviewer.as_bytes()).await;
+    assert_eq!(status, 200, "{head}{body}");
+    let cookie = cookie(&head);
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(20), oldest.read(&mut byte))
+        .await
+        .expect("the oldest idle connection was closed");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+
+    // A logged-in connection keeps its place while idle ones keep coming.
+    let mut kept = tls(&certs, port).await;
+    let (status, _, _) =
+        request_on(&mut kept, port, "POST", &login, &[], interviewer.as_bytes()).await;
+    assert_eq!(status, 200);
+    for _ in 0..8 {
+        others.push(idle().await);
+    }
+    let (status, _, _) =
+        request_on(&mut kept, port, "POST", &login, &[], interviewer.as_bytes()).await;
+    assert_eq!(status, 200, "the logged-in connection still answers");
+
+    // A body that never comes: the request ends at the request timeout.
+    let mut stream = tls(&certs, port).await;
+    let head =
+        format!("POST {login} HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Length: 40\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server answered the body that never came");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // Two pages per session and role here; a third is refused until one closes.
+    let first = socket(&certs, port, &id, Some(&cookie), &origin)
+        .await
+        .unwrap();
+    let _second = socket(&certs, port, &id, Some(&cookie), &origin)
+        .await
+        .unwrap();
+    assert_eq!(
+        socket(&certs, port, &id, Some(&cookie), &origin)
+            .await
+            .err(),
+        Some(429)
+    );
+    drop(first);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match socket(&certs, port, &id, Some(&cookie), &origin).await {
+            Ok(_) => break,
+            Err(429) if tokio::time::Instant::now() < deadline => {
+                // The closed page's place comes back when the server has seen it go.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("a page after one closed: {status}"),
+        }
+    }
+    drop(others);
 }

@@ -182,7 +182,7 @@ async fn run(cli: Settings) -> anyhow::Result<()> {
         web_listener,
         web_tls,
         sessions.clone(),
-        tandem_web::WebLimits::default(),
+        cli.web_limits,
         stop_rx.clone(),
     ));
     health

@@ -87,6 +87,17 @@ pub struct Cli {
     /// Session channels per SSH connection, at most [default: 4].
     #[arg(long, env = "TANDEM_SSH_MAX_CHANNELS", value_name = "N")]
     pub ssh_max_channels: Option<usize>,
+    /// Web connections, at most; when all are taken, a new one replaces the oldest that
+    /// has not logged in [default: 512].
+    #[arg(long, env = "TANDEM_WEB_MAX_CONNECTIONS", value_name = "N")]
+    pub web_max_connections: Option<usize>,
+    /// Live web pages open at once per session and role [default: 32].
+    #[arg(long, env = "TANDEM_WEB_MAX_PAGES", value_name = "N")]
+    pub web_max_pages: Option<usize>,
+    /// Time a web client has for its TLS handshake, a request's headers, and its body
+    /// [default: 10s].
+    #[arg(long, env = "TANDEM_WEB_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub web_request_timeout: Option<String>,
     /// Recording kept per session (recording.cast, and events.jsonl each); beyond it a
     /// marker [default: 64M].
     #[arg(long, env = "TANDEM_RECORDING_CAP", value_name = "SIZE")]
@@ -143,6 +154,9 @@ struct File {
     ssh_max_unauthenticated: Option<usize>,
     ssh_max_connections: Option<usize>,
     ssh_max_channels: Option<usize>,
+    web_max_connections: Option<usize>,
+    web_max_pages: Option<usize>,
+    web_request_timeout: Option<String>,
     recording_cap: Option<String>,
     warm: Option<u32>,
     warm_max: Option<u32>,
@@ -170,6 +184,7 @@ pub struct Settings {
     pub default_memory: Option<u64>,
     pub default_pids: Option<u64>,
     pub ssh_limits: tandem_ssh::SshLimits,
+    pub web_limits: tandem_web::WebLimits,
     pub recording_cap: u64,
     pub warm: tandem_scenario::WarmSettings,
     pub schedule: tandem_session::ScheduleTimes,
@@ -219,6 +234,32 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
             cli.ssh_max_channels.or(file.ssh_max_channels),
             defaults.max_channels,
         )?,
+    };
+    let web_defaults = tandem_web::WebLimits::default();
+    let web_limits = tandem_web::WebLimits {
+        max_connections: count(
+            "web_max_connections",
+            cli.web_max_connections.or(file.web_max_connections),
+            web_defaults.max_connections,
+        )?,
+        max_pages: count(
+            "web_max_pages",
+            cli.web_max_pages.or(file.web_max_pages),
+            web_defaults.max_pages,
+        )?,
+        handshake_timeout: match cli.web_request_timeout.or(file.web_request_timeout) {
+            Some(text) => humantime::parse_duration(&text)
+                .map_err(|e| format!("web_request_timeout: {text:?}: {e}"))
+                .and_then(|d| {
+                    if d.is_zero() {
+                        Err("web_request_timeout: must be positive".to_string())
+                    } else {
+                        Ok(d)
+                    }
+                })?,
+            None => web_defaults.handshake_timeout,
+        },
+        ..web_defaults
     };
     let default_memory = match cli.default_memory.or(file.default_memory) {
         Some(text) => Some(parse_size(&text).map_err(|e| format!("default_memory: {e}"))?),
@@ -322,6 +363,7 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
         default_memory,
         default_pids,
         ssh_limits,
+        web_limits,
         recording_cap,
         warm,
         schedule,

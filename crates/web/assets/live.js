@@ -199,8 +199,9 @@
   }
 
   // An interviewer still holds the token in this page: it opens the recording now.
+  // (Observers have no replay: their token would only count as a failed login.)
   async function offerReplay() {
-    if (!token) return;
+    if (!token || role !== 'interviewer') return;
     const answer = await fetch(base + 'login', { method: 'POST', body: token,
       headers: { 'content-type': 'text/plain' }, credentials: 'same-origin' });
     if (!answer.ok) return;

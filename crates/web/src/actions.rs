@@ -27,21 +27,43 @@ pub(crate) const MAX_BODY: usize = MAX_NOTE_BYTES + 16;
 pub(crate) async fn action(
     State(app): State<AppState>,
     Extension(Peer(peer)): Extension<Peer>,
+    Extension(proven): Extension<crate::Proven>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
+) -> Response {
+    let mut response = act(app, peer, proven, id, headers, body).await;
+    // Results (a check's output, a hint) are nobody's cache's.
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+async fn act(
+    app: AppState,
+    peer: std::net::SocketAddr,
+    proven: crate::Proven,
+    id: String,
+    headers: HeaderMap,
+    body: axum::body::Body,
 ) -> Response {
     // A form or script of another site cannot act with the interviewer's cookie.
     if !same_origin(&headers) {
         return refused();
     }
-    let Some(grant) = grant(&app, &headers, &id)
+    let Some(grant) = grant(&app, &headers, &id, &proven)
         .filter(|g| g.mode == Mode::Live && g.role == ParticipantRole::Interviewer)
     else {
         return refused();
     };
     let Some(session) = app.sessions.get(grant.session) else {
         return refused();
+    };
+    let body = match crate::auth::read_body(&app, body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     let Ok(body) = std::str::from_utf8(&body) else {
         return (StatusCode::BAD_REQUEST, "the action is not UTF-8\n").into_response();

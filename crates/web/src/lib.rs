@@ -31,12 +31,14 @@ pub use tls::server_config;
 use axum::Router;
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tandem_session::{ParticipantRole, Sessions};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 /// Why the web front end could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,23 +54,24 @@ pub enum WebError {
 /// The web front end's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WebLimits {
-    /// Connections at once; beyond, a new one is closed at accept.
+    /// Connections at once; beyond, a new one takes the place of the oldest that has not
+    /// logged in (or is closed at accept if every one has).
     pub max_connections: usize,
-    /// Time for the TLS handshake, and for a request's headers.
+    /// Live pages (WebSockets) open at once per session and role.
+    pub max_pages: usize,
+    /// Time for the TLS handshake, for a request's headers, and for its body.
     pub handshake_timeout: Duration,
     /// Largest WebSocket message (typed input, pasted text) a page may send.
     pub max_message: usize,
-    /// Cookies handed out and not yet expired, at most (the oldest makes room).
-    pub max_grants: usize,
 }
 
 impl Default for WebLimits {
     fn default() -> Self {
         Self {
             max_connections: 512,
+            max_pages: 32,
             handshake_timeout: Duration::from_secs(10),
             max_message: 64 * 1024,
-            max_grants: 4096,
         }
     }
 }
@@ -78,6 +81,8 @@ impl Default for WebLimits {
 pub(crate) struct AppState {
     pub(crate) sessions: Sessions,
     pub(crate) grants: Arc<auth::Grants>,
+    /// Live pages open, by session and role (bounded: [`WebLimits::max_pages`]).
+    pub(crate) sockets: live::Sockets,
     pub(crate) limits: WebLimits,
     /// Turns true at shutdown: open WebSockets close.
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -91,14 +96,10 @@ fn router(state: AppState) -> Router {
         .route("/s/{id}/replay", get(pages::replay))
         .route("/s/{id}/login", post(auth::login))
         .route("/s/{id}/ws", get(live::websocket))
-        .route(
-            "/s/{id}/action",
-            post(actions::action).layer(axum::extract::DefaultBodyLimit::max(actions::MAX_BODY)),
-        )
+        .route("/s/{id}/action", post(actions::action))
         .route("/s/{id}/timeline", get(timeline::timeline))
         .route("/s/{id}/recording.cast", get(auth::recording))
         .route("/assets/{name}", get(pages::asset))
-        .layer(axum::extract::DefaultBodyLimit::max(auth::MAX_LOGIN_BODY))
         .with_state(state)
 }
 
@@ -110,6 +111,11 @@ pub(crate) fn web_role(role: ParticipantRole) -> Option<ParticipantRole> {
 /// Serves HTTPS on `listener` until `shutdown` turns true; then open connections and
 /// WebSockets close. Each connection has its own task (TLS handshake, HTTP/1.1, upgrades),
 /// owned by this function.
+///
+/// At most `max_connections` at once. When all are taken, a new connection takes the
+/// place of the oldest one that has not yet shown a valid login or cookie ([`Proven`]),
+/// as the SSH front door does: idle or trickling connections cannot keep interviewers
+/// out, and a connection in use is never cut for a newcomer.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -120,17 +126,26 @@ pub async fn serve(
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let state = AppState {
         sessions,
-        grants: Arc::new(auth::Grants::new(limits.max_grants)),
+        grants: Arc::new(auth::Grants::new()),
+        sockets: Default::default(),
         limits,
         shutdown: shutdown.clone(),
     };
     let app = router(state);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = tokio::task::JoinSet::new();
+    let mut open: HashMap<tokio::task::Id, Open> = HashMap::new();
+    let mut refusals = Refusals::default();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            Some(done) = connections.join_next_with_id(), if !connections.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                open.remove(&id);
+                continue;
+            }
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -141,16 +156,29 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%peer, max = limits.max_connections, "web connection refused: too many connections");
-            continue;
-        };
+        if open.len() >= limits.max_connections {
+            let oldest = open
+                .iter()
+                .filter(|(_, o)| !o.proven.is_set())
+                .min_by_key(|(_, o)| o.accepted)
+                .map(|(id, _)| *id);
+            match oldest.and_then(|id| open.remove(&id)) {
+                Some(evicted) => evicted.abort.abort(),
+                None => {
+                    refusals.refused(peer, limits.max_connections);
+                    continue;
+                }
+            }
+        }
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let app = app.clone().layer(axum::Extension(Peer(peer)));
+        let proven = Proven::default();
+        let app = app
+            .clone()
+            .layer(axum::Extension(Peer(peer)))
+            .layer(axum::Extension(proven.clone()));
         let mut stop = shutdown.clone();
-        connections.spawn(async move {
-            let _slot = slot;
+        let abort = connections.spawn(async move {
             let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
                 .await
             {
@@ -181,9 +209,64 @@ pub async fn serve(
                 _ = stop.wait_for(|s| *s) => {}
             }
         });
+        open.insert(
+            abort.id(),
+            Open {
+                accepted: Instant::now(),
+                proven,
+                abort,
+            },
+        );
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
+}
+
+/// A connection `serve` keeps track of.
+struct Open {
+    accepted: Instant,
+    proven: Proven,
+    abort: tokio::task::AbortHandle,
+}
+
+/// Set once a request on the connection logged in or showed a valid cookie: from then on
+/// the connection is not made room from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Proven(Arc<AtomicBool>);
+
+impl Proven {
+    pub(crate) fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Connections refused because every place is taken by proven ones: logged at most once
+/// every [`REFUSALS_LOGGED_EVERY`], with how many.
+#[derive(Default)]
+struct Refusals {
+    since_logged: u64,
+    logged: Option<Instant>,
+}
+
+const REFUSALS_LOGGED_EVERY: Duration = Duration::from_secs(10);
+
+impl Refusals {
+    fn refused(&mut self, peer: SocketAddr, max: usize) {
+        self.since_logged += 1;
+        if self
+            .logged
+            .is_none_or(|t| t.elapsed() >= REFUSALS_LOGGED_EVERY)
+        {
+            tracing::warn!(%peer, max, refused = self.since_logged,
+                "web connections refused: every place is taken by logged-in pages");
+            self.since_logged = 0;
+            self.logged = Some(Instant::now());
+        }
+    }
 }
 
 /// Bytes of a request's head (request line and headers) hyper buffers, at most.

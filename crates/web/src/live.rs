@@ -10,14 +10,15 @@ use crate::{AppState, Peer};
 use axum::Extension;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tandem_session::{EVENTS_FILE, ParticipantRole, Session, TerminalSize};
+use tandem_session::{EVENTS_FILE, ParticipantRole, Session, SessionId, TerminalSize};
 use tokio::time::Instant;
 
 /// How often the page is told about participants and the lock, when they changed.
@@ -30,6 +31,7 @@ const TIMELINE_EVERY: Duration = Duration::from_millis(200);
 pub(crate) async fn websocket(
     State(app): State<AppState>,
     Extension(Peer(peer)): Extension<Peer>,
+    Extension(proven): Extension<crate::Proven>,
     Path(id): Path<String>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -39,11 +41,24 @@ pub(crate) async fn websocket(
     if !same_origin(&headers) {
         return refused();
     }
-    let Some(grant) = grant(&app, &headers, &id).filter(|g| g.mode == Mode::Live) else {
+    let Some(grant) = grant(&app, &headers, &id, &proven).filter(|g| g.mode == Mode::Live) else {
         return refused();
     };
     let Some(session) = live_session(&app.sessions, grant.session) else {
         return refused();
+    };
+    // Pages per session and role are bounded: each is a participant (joins and leaves on
+    // the timeline, a hub queue).
+    let Some(place) = app
+        .sockets
+        .take(session.id, grant.role, app.limits.max_pages)
+    else {
+        tracing::info!(%peer, session = %session.id, role = %grant.role, "web page refused: too many open");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many pages of this session are open with this link\n",
+        )
+            .into_response();
     };
     let shutdown = app.shutdown.clone();
     // Interviewers' notes are for interviewers.
@@ -54,7 +69,55 @@ pub(crate) async fn websocket(
     upgrade
         .max_message_size(app.limits.max_message)
         .max_frame_size(app.limits.max_message)
-        .on_upgrade(move |socket| run(socket, session, grant.role, peer, timeline, shutdown))
+        .on_upgrade(move |socket| async move {
+            let _place = place;
+            run(socket, session, grant.role, peer, timeline, shutdown).await;
+        })
+}
+
+/// The live pages open, by session and role.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sockets(Arc<Mutex<HashMap<(SessionId, ParticipantRole), usize>>>);
+
+impl Sockets {
+    /// A place for one more page of `session` as `role`, unless `max` are open; the place
+    /// is given back when the returned guard drops.
+    fn take(&self, session: SessionId, role: ParticipantRole, max: usize) -> Option<Place> {
+        let mut open = self.lock();
+        let count = open.entry((session, role)).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Place {
+            sockets: self.clone(),
+            key: (session, role),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(SessionId, ParticipantRole), usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One open page's place in [`Sockets`].
+struct Place {
+    sockets: Sockets,
+    key: (SessionId, ParticipantRole),
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut open = self.sockets.lock();
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Whether the request's `Origin` is `https://` + its `Host`.

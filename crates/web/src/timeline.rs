@@ -6,10 +6,10 @@
 
 use crate::AppState;
 use crate::auth::{Mode, grant, refused};
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 use std::io::SeekFrom;
 use std::path::PathBuf;
@@ -142,10 +142,11 @@ fn progress(t: &Timeline) -> Value {
 /// interviewer's).
 pub(crate) async fn timeline(
     State(app): State<AppState>,
+    Extension(proven): Extension<crate::Proven>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(grant) = grant(&app, &headers, &id).filter(|g| g.mode == Mode::Replay) else {
+    let Some(grant) = grant(&app, &headers, &id, &proven).filter(|g| g.mode == Mode::Replay) else {
         return refused();
     };
     let sessions = app.sessions.clone();

@@ -163,7 +163,7 @@ pub fn timeline_text(t: &SessionTimelineResponse) -> String {
     }
     let mut out = render::table(&rows);
     out.push_str(&progress_text(t));
-    out
+    render::terminal_safe(&out)
 }
 
 fn one_line(text: &str) -> String {
@@ -224,6 +224,10 @@ fn duration_text(t: &SessionTimelineResponse) -> String {
 
 /// `session report --format md`.
 pub fn report_markdown(t: &SessionTimelineResponse) -> String {
+    render::terminal_safe(&markdown(t))
+}
+
+fn markdown(t: &SessionTimelineResponse) -> String {
     let session = t.session.clone().unwrap_or_default();
     let mut out = format!("# Interview report: {}\n\n", session.task);
     out.push_str(&format!("- Session: `{}`\n", session.id));
@@ -317,6 +321,10 @@ fn md(text: &str) -> String {
 
 /// `session report --format html`: one file, no external resources.
 pub fn report_html(t: &SessionTimelineResponse) -> String {
+    render::terminal_safe(&html_page(t))
+}
+
+fn html_page(t: &SessionTimelineResponse) -> String {
     let session = t.session.clone().unwrap_or_default();
     let mut out = String::from("<!doctype html>\n<html><head><meta charset=\"utf-8\">\n");
     out.push_str(&format!(
@@ -476,5 +484,22 @@ mod tests {
         let text = timeline_text(&t);
         assert!(text.contains("01:05"), "{text}");
         assert!(text.contains("solved at 01:30"), "{text}");
+    }
+
+    #[test]
+    fn nothing_the_candidate_printed_reaches_the_readers_terminal() {
+        let mut t = sample();
+        for e in &mut t.entries {
+            e.cwd = "/root\x1b]0;pwned\x07\x1b[2J".into();
+            e.text = format!("{}\u{9b}31m", e.text);
+        }
+        for out in [timeline_text(&t), report_markdown(&t), report_html(&t)] {
+            assert!(
+                !out.chars()
+                    .any(|c| c == '\x1b' || c == '\x07' || c == '\u{9b}'),
+                "{out:?}"
+            );
+            assert!(out.contains('\u{FFFD}'), "{out:?}");
+        }
     }
 }
