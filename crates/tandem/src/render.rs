@@ -97,11 +97,14 @@ pub fn table(rows: &[Vec<String>]) -> String {
 
 /// `text` safe to print on a terminal: control characters other than line ends and tabs
 /// (an escape sequence the candidate printed, which a session's timeline or report may
-/// carry) become U+FFFD, so nothing reaches the reader's terminal as a command.
+/// carry) become U+FFFD, so nothing reaches the reader's terminal as a command; so do
+/// bidirectional overrides and isolates, which would show text in another order than it
+/// was typed.
 pub fn terminal_safe(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
+            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if bidi || (c.is_control() && c != '\n' && c != '\t') {
                 '\u{FFFD}'
             } else {
                 c

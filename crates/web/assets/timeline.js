@@ -17,6 +17,10 @@ window.TandemTimeline = (() => {
     return node;
   };
 
+  // Bidirectional overrides and isolates would let a candidate's text display in another
+  // order than it was typed (a file name that reads as something else): shown as U+FFFD.
+  const plain = (text) => text.replace(/[\u202a-\u202e\u2066-\u2069]/g, '\ufffd');
+
   // One entry's line: its time, its kind, what happened, who.
   function line(entry) {
     const li = el('li');
@@ -32,9 +36,9 @@ window.TandemTimeline = (() => {
       text = `$ ${entry.text}`;
       if (entry.exit_code !== null && entry.exit_code !== 0) text += `  [exit ${entry.exit_code}]`;
     }
-    li.append(time, ' ', el('span', 'kind', entry.kind), ' ', el('span', 'text', text));
-    if (entry.by) li.append(' ', el('span', 'by', entry.by));
-    if (entry.cwd) li.title = `in ${entry.cwd}`;
+    li.append(time, ' ', el('span', 'kind', entry.kind), ' ', el('span', 'text', plain(text)));
+    if (entry.by) li.append(' ', el('span', 'by', plain(entry.by)));
+    if (entry.cwd) li.title = `in ${plain(entry.cwd)}`;
     return li;
   }
 

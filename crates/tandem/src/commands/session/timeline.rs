@@ -491,7 +491,7 @@ mod tests {
         let mut t = sample();
         for e in &mut t.entries {
             e.cwd = "/root\x1b]0;pwned\x07\x1b[2J".into();
-            e.text = format!("{}\u{9b}31m", e.text);
+            e.text = format!("{}\u{9b}31m\u{202e}gnp.exe", e.text);
         }
         for out in [timeline_text(&t), report_markdown(&t), report_html(&t)] {
             assert!(
