@@ -9,6 +9,10 @@ use tokio::io::unix::AsyncFd;
 pub struct SshClient {
     pub child: tokio::process::Child,
     master: AsyncFd<OwnedFd>,
+    /// Bytes read from the terminal and not taken by any reader yet: what followed the
+    /// needle in the read where [`skip_until`](Self::skip_until) found it. Every read
+    /// starts with them.
+    unread: Vec<u8>,
     /// Everything the client printed so far.
     pub seen: String,
     /// The client's screen, as a terminal would show it.
@@ -83,6 +87,7 @@ impl SshClient {
             master: unsafe { AsyncFd::register(master) }
                 .map_err(std::io::Error::from)
                 .unwrap(),
+            unread: Vec::new(),
             seen: String::new(),
             // The client's screen as the server can draw it: the server models at most
             // the largest terminal a job may have (a 3000x3000 window is clamped).
@@ -99,17 +104,12 @@ impl SshClient {
         let result = tokio::time::timeout(Duration::from_secs(20), async {
             let mut buf = [0u8; 8192];
             while !self.seen.contains(needle) {
-                let mut guard = self.master.readable().await.unwrap();
-                match guard
-                    .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf).map_err(Into::into))
-                {
-                    Ok(Ok(0)) | Ok(Err(_)) => return false,
-                    Ok(Ok(n)) => {
-                        self.screen.process(&buf[..n]);
-                        self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    }
-                    Err(_) => continue,
+                let n = self.read_some(&mut buf).await;
+                if n == 0 {
+                    return false;
                 }
+                self.screen.process(&buf[..n]);
+                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
             }
             true
         })
@@ -121,37 +121,94 @@ impl SshClient {
         }
     }
 
+    /// The next bytes the client printed (those left unread first), at most `buf.len()`;
+    /// 0 once ssh has closed its terminal.
+    async fn read_some(&mut self, buf: &mut [u8]) -> usize {
+        if !self.unread.is_empty() {
+            let n = self.unread.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.unread[..n]);
+            self.unread.drain(..n);
+            return n;
+        }
+        loop {
+            let mut guard = self.master.readable().await.unwrap();
+            match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), buf).map_err(Into::into)) {
+                Ok(Ok(n)) => return n,
+                // EIO: the other side of the terminal is closed.
+                Ok(Err(_)) => return 0,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
     /// Reads until `needle` appears (fails the test after `limit`), keeping nothing but
     /// what is needed to find it: for floods that would not fit in `seen` (the screen is
-    /// not updated). Returns the time it took.
+    /// not updated). What followed the needle is left for the next read. Returns the time
+    /// it took.
     pub async fn skip_until(&mut self, needle: &str, limit: Duration) -> Duration {
+        self.skip_until_each(&[needle], limit).await[0]
+    }
+
+    /// Like [`skip_until`](Self::skip_until) for several needles, in whatever order they
+    /// come (one may even come within another's wait): reads until each has appeared.
+    /// Returns the time each first appeared.
+    pub async fn skip_until_each(&mut self, needles: &[&str], limit: Duration) -> Vec<Duration> {
         let start = std::time::Instant::now();
+        let mut found: Vec<Option<Duration>> = vec![None; needles.len()];
+        // A needle may span two reads: the last bytes of one are kept for the next.
+        let overlap = needles
+            .iter()
+            .map(|n| n.len())
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(1);
         let mut tail: Vec<u8> = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
-        let found = tokio::time::timeout(limit, async {
+        let all_found = tokio::time::timeout(limit, async {
             loop {
-                let mut guard = self.master.readable().await.unwrap();
-                match guard
-                    .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf).map_err(Into::into))
-                {
-                    Ok(Ok(0)) | Ok(Err(_)) => return false,
-                    Ok(Ok(n)) => {
-                        tail.extend_from_slice(&buf[..n]);
-                        if tail.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                            return true;
-                        }
-                        let keep = needle.len().min(tail.len());
-                        tail.drain(..tail.len() - keep);
-                    }
-                    Err(_) => continue,
+                let n = self.read_some(&mut buf).await;
+                if n == 0 {
+                    return false;
                 }
+                tail.extend_from_slice(&buf[..n]);
+                // Where the needles found in this read end: bytes after the last one are
+                // not this call's. (A needle found now ends in this read: one within the
+                // overlap alone would have been found in the read before.)
+                let mut end = 0;
+                for (needle, when) in needles.iter().zip(found.iter_mut()) {
+                    if when.is_some() {
+                        continue;
+                    }
+                    if let Some(at) = tail
+                        .windows(needle.len())
+                        .position(|w| w == needle.as_bytes())
+                    {
+                        *when = Some(start.elapsed());
+                        end = end.max(at + needle.len());
+                    }
+                }
+                if found.iter().all(Option::is_some) {
+                    // Before whatever a short read left unread.
+                    let mut rest = tail.split_off(end);
+                    rest.append(&mut self.unread);
+                    self.unread = rest;
+                    return true;
+                }
+                let keep = overlap.min(tail.len());
+                tail.drain(..tail.len() - keep);
             }
         })
         .await;
-        match found {
-            Ok(true) => start.elapsed(),
-            Ok(false) => panic!("ssh ended before {needle:?}"),
-            Err(_) => panic!("{needle:?} not seen within {limit:?}"),
+        let missing: Vec<&str> = needles
+            .iter()
+            .zip(&found)
+            .filter(|(_, when)| when.is_none())
+            .map(|(needle, _)| *needle)
+            .collect();
+        match all_found {
+            Ok(true) => found.into_iter().flatten().collect(),
+            Ok(false) => panic!("ssh ended before {missing:?}"),
+            Err(_) => panic!("{missing:?} not seen within {limit:?}"),
         }
     }
 
@@ -160,17 +217,12 @@ impl SshClient {
         let mut buf = [0u8; 8192];
         let _ = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
-                let mut guard = self.master.readable().await.unwrap();
-                match guard
-                    .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf).map_err(Into::into))
-                {
-                    Ok(Ok(0)) | Ok(Err(_)) => return,
-                    Ok(Ok(n)) => {
-                        self.screen.process(&buf[..n]);
-                        self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    }
-                    Err(_) => continue,
+                let n = self.read_some(&mut buf).await;
+                if n == 0 {
+                    return;
                 }
+                self.screen.process(&buf[..n]);
+                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         })
         .await;
@@ -232,17 +284,12 @@ impl SshClient {
         let mut buf = [0u8; 8192];
         let _ = tokio::time::timeout(limit, async {
             loop {
-                let mut guard = self.master.readable().await.unwrap();
-                match guard
-                    .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf).map_err(Into::into))
-                {
-                    Ok(Ok(0)) | Ok(Err(_)) => return,
-                    Ok(Ok(n)) => {
-                        self.screen.process(&buf[..n]);
-                        self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    }
-                    Err(_) => continue,
+                let n = self.read_some(&mut buf).await;
+                if n == 0 {
+                    return;
                 }
+                self.screen.process(&buf[..n]);
+                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         })
         .await;
@@ -251,5 +298,52 @@ impl SshClient {
     /// Forgets what was seen so far (to wait for new output only).
     pub fn clear(&mut self) {
         self.seen.clear();
+    }
+}
+
+/// The reads themselves, against a stand-in for `ssh` (found first on `PATH`) that prints
+/// a fixed line on the same kind of terminal and then echoes what is typed.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn stand_in(dir: &tempfile::TempDir, script: &str) -> SshClient {
+        let ssh = dir.path().join("ssh");
+        std::fs::write(&ssh, format!("#!/bin/sh\n{script}\nexec cat\n")).unwrap();
+        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        SshClient::spawn_with_env(1, "nobody", 80, 24, &[], &[("PATH", &path)])
+    }
+
+    /// Two needles printed by one write arrive in one read: the second is still there
+    /// for the next wait (before, the rest of the read was dropped and the second wait
+    /// waited for ever: here, failed after its limit).
+    #[tokio::test]
+    async fn what_follows_a_needle_is_left_for_the_next_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut client = stand_in(&dir, "printf 'one-1 two-2 three-3\\n'");
+        client.skip_until("one-1", Duration::from_secs(20)).await;
+        client.skip_until("two-2", Duration::from_secs(20)).await;
+        let seen = client.expect("three-3").await;
+        assert!(!seen.contains("two-2"), "{seen:?}");
+    }
+
+    /// Needles in another order than they come: each is found, and reading goes on after
+    /// the last one.
+    #[tokio::test]
+    async fn needles_are_found_in_whatever_order_they_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut client = stand_in(&dir, "printf 'one-1 two-2 three-3\\n'");
+        let times = client
+            .skip_until_each(&["three-3", "one-1"], Duration::from_secs(20))
+            .await;
+        assert_eq!(times.len(), 2);
+        client.send("four-4\r");
+        client.expect("four-4").await;
     }
 }
