@@ -468,14 +468,13 @@ async fn a_stopped_client_during_a_flood_costs_neither_echo_nor_memory() {
         grown < flood / 2,
         "RSS grew by {grown} bytes during a {flood} byte flood"
     );
-    // With the observer still stopped, the interviewer's typing is answered at once.
+    // With the observer still stopped, the interviewer's typing is answered (how fast is
+    // bench/ssh.sh's stalled-watcher measure, not this test's: no timed assertion).
     ivy.send("\x15");
     let typed = Instant::now();
     ivy.send("echo quick-$((5*5))\r");
     ivy.skip_until("quick-25", Duration::from_secs(20)).await;
-    let quick = typed.elapsed();
-    eprintln!("a command while a client is stopped: {quick:?}");
-    assert!(quick < Duration::from_secs(3), "took {quick:?}");
+    eprintln!("a command while a client is stopped: {:?}", typed.elapsed());
     // It catches up with the current screen, not the backlog.
     obs.pause(false);
     let caught_up = obs
