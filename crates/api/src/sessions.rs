@@ -376,10 +376,16 @@ impl SessionService for SessionsService {
         let who = caller(&req)?;
         let record = self.visible(&who, &req.get_ref().id)?;
         let timeline = self.sessions.timeline(record.id).map_err(status_from)?;
-        let hints_total = self
-            .catalog
-            .get(&record.task)
-            .map_or(0, |t| t.hints.len() as u32);
+        // As the session's task had them (recorded at its start); for a session recorded
+        // before that was, the task's as it is now.
+        let hints_total = timeline.hints_total.map_or_else(
+            || {
+                self.catalog
+                    .get(&record.task)
+                    .map_or(0, |t| t.hints.len() as u32)
+            },
+            |n| n as u32,
+        );
         Ok(Response::new(crate::timeline::response(
             self.summary(&record),
             timeline,

@@ -318,6 +318,7 @@ impl Sessions {
             "event": if scheduled.is_some() { "open" } else { "create" },
             "session": id.to_string(), "task": task.name, "by": created_by,
             "duration_s": duration.as_secs(), "warm": instance.warm,
+            "hints": task.hints.len(),
             "scheduled_at": scheduled.map(|(at, _)| humantime::format_rfc3339_seconds(at).to_string()),
         }));
         self.inner

@@ -443,6 +443,9 @@ pub struct Timeline {
     pub solved: Option<Moment>,
     /// Hints revealed.
     pub hints_revealed: usize,
+    /// Hints the task has (recorded at the session's start; None for a session recorded
+    /// before that was).
+    pub hints_total: Option<usize>,
 }
 
 impl Timeline {
@@ -522,6 +525,7 @@ impl TimelineReader {
             "create" | "open" => {
                 timeline.started = Some(at);
                 timeline.task = s("task");
+                timeline.hints_total = event["hints"].as_u64().map(|n| n as usize);
                 entry.text = format!("task {}", s("task"));
             }
             "join" => entry.text = format!("joined as {}", s("role")),
@@ -652,7 +656,7 @@ mod tests {
     #[test]
     fn the_timeline_merges_events_in_time_order_with_progress() {
         let events = [
-            r#"{"event":"create","task":"demo","by":"ivy","t":0.0,"time":"2026-01-01T10:00:00.000Z"}"#,
+            r#"{"event":"create","task":"demo","by":"ivy","hints":2,"t":0.0,"time":"2026-01-01T10:00:00.000Z"}"#,
             r#"{"event":"join","participant":1,"name":"cand","role":"candidate","t":1.0,"time":"2026-01-01T10:00:01.000Z"}"#,
             r#"{"event":"input","participant":1,"name":"cand","data":"ls\r","t":2.0,"time":"2026-01-01T10:00:02.000Z"}"#,
             r#"{"event":"check","by":"auto","outcome":"failed","output":"PASS a\nFAIL b: no","conditions":[],"t":5.0,"time":"2026-01-01T10:00:05.000Z"}"#,
@@ -706,6 +710,7 @@ mod tests {
         assert!(timeline.conditions.iter().all(|c| c.passing));
         assert_eq!(timeline.solved.unwrap().offset, 9.0);
         assert_eq!(timeline.ended.as_ref().unwrap().1, "ended by ivy");
+        assert_eq!(timeline.hints_total, Some(2));
 
         // Read a line at a time (a page following a live session): the same entries, in
         // the order recorded, and the same progress.

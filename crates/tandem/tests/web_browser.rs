@@ -441,6 +441,13 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
         "note slow on the first part",
     )
     .await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#timeline .hints').textContent;")
+            .await,
+        "hints revealed: 1 of 2",
+        "the task's hints, as recorded at the session's start"
+    );
     let on_screen = |entry: &'static str, shown: &'static str, hidden: &'static str| {
         let browser = &browser;
         async move {

@@ -87,7 +87,8 @@ window.TandemTimeline = (() => {
         conditions.append(li);
       }
       if (conditions.children.length) parts.push(conditions);
-      const total = hintsTotal === undefined ? '' : ` of ${hintsTotal}`;
+      const known = hintsTotal === undefined || hintsTotal === null ? p.hints_total : hintsTotal;
+      const total = known === undefined || known === null ? '' : ` of ${known}`;
       parts.push(el('div', 'dim hints', `hints revealed: ${p.hints_revealed}${total}`));
       summary.replaceChildren(...parts);
     });

@@ -134,7 +134,7 @@ impl Follower {
 fn progress(t: &Timeline) -> Value {
     json!({
         "task": t.task, "started": t.started, "ended": t.ended, "conditions": t.conditions,
-        "solved": t.solved, "hints_revealed": t.hints_revealed,
+        "solved": t.solved, "hints_revealed": t.hints_revealed, "hints_total": t.hints_total,
     })
 }
 
