@@ -283,6 +283,13 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
         )
         .await;
     browser.screenshot(&screenshot("live-locked.png")).await;
+    assert_eq!(
+        browser
+            .eval("return window.tandem.term.options.disableStdin;")
+            .await,
+        true,
+        "a locked interviewer's page takes no keys"
+    );
     wait_timeline(
         &browser,
         "the lock, with who locked",
@@ -294,8 +301,9 @@ async fn interviewers_and_observers_follow_the_candidate_in_the_browser() {
         .await;
     browser
         .wait_for(
-            "the lock badge gone",
-            "return !document.getElementById('lock').classList.contains('locked');",
+            "the lock badge gone, the keys back",
+            "return !document.getElementById('lock').classList.contains('locked') \
+               && window.tandem.term.options.disableStdin === false;",
             WAIT,
         )
         .await;

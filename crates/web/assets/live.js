@@ -188,6 +188,8 @@
     lock.classList.toggle('locked', state.locked);
     locked = state.locked;
     $('lock-button').textContent = locked ? 'unlock' : 'lock';
+    // Locked, an interviewer's keys would be dropped by the session: the page takes none.
+    if (role === 'interviewer') term.options.disableStdin = locked;
     if (hintsTotal !== state.hints_total) {
       hintsTotal = state.hints_total;
       if (lastProgress) timeline.progress(lastProgress, hintsTotal);
