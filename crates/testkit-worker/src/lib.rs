@@ -69,5 +69,18 @@ impl Drop for TestManager {
     fn drop(&mut self) {
         self.manager.abort_all();
         self.manager.remove_cgroups_blocking(Duration::from_secs(5));
+        // The aborted jobs' supervisors and the warm slots' refill may still write into
+        // the state directory for a moment, and a file created while it is being removed
+        // makes the removal fail: `TempDir`'s own drop then gives up silently and leaves
+        // the rest (up to a flood test's 94 MB) in /var/tmp. Removed until it is gone.
+        let path = self.state.path();
+        for _ in 0..100 {
+            match std::fs::remove_dir_all(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => break,
+            }
+        }
     }
 }
