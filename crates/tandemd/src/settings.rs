@@ -191,6 +191,28 @@ pub struct Settings {
     pub log_format: LogFormat,
 }
 
+/// The duration setting `name` (humantime text), or `default` without one: positive, and
+/// with a `max` (whole hours) between 1s and it.
+fn duration(
+    name: &str,
+    text: Option<String>,
+    default: Duration,
+    max: Option<Duration>,
+) -> Result<Duration, String> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    let d = humantime::parse_duration(&text).map_err(|e| format!("{name}: {text:?}: {e}"))?;
+    match max {
+        None if d.is_zero() => Err(format!("{name}: must be positive")),
+        Some(max) if d < Duration::from_secs(1) || d > max => Err(format!(
+            "{name}: must be between 1s and {}h",
+            max.as_secs() / 3600
+        )),
+        _ => Ok(d),
+    }
+}
+
 /// Merges flags/environment, the config file and the defaults. `Err` is a message for
 /// the user (a usage problem: exit 2).
 pub fn resolve(cli: Cli) -> Result<Settings, String> {
@@ -207,18 +229,12 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
         None => Ok(default),
     };
     let ssh_limits = tandem_ssh::SshLimits {
-        pre_auth_timeout: match cli.ssh_pre_auth_timeout.or(file.ssh_pre_auth_timeout) {
-            Some(text) => humantime::parse_duration(&text)
-                .map_err(|e| format!("ssh_pre_auth_timeout: {text:?}: {e}"))
-                .and_then(|d| {
-                    if d.is_zero() {
-                        Err("ssh_pre_auth_timeout: must be positive".to_string())
-                    } else {
-                        Ok(d)
-                    }
-                })?,
-            None => defaults.pre_auth_timeout,
-        },
+        pre_auth_timeout: duration(
+            "ssh_pre_auth_timeout",
+            cli.ssh_pre_auth_timeout.or(file.ssh_pre_auth_timeout),
+            defaults.pre_auth_timeout,
+            None,
+        )?,
         max_unauthenticated: count(
             "ssh_max_unauthenticated",
             cli.ssh_max_unauthenticated.or(file.ssh_max_unauthenticated),
@@ -247,18 +263,12 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
             cli.web_max_pages.or(file.web_max_pages),
             web_defaults.max_pages,
         )?,
-        handshake_timeout: match cli.web_request_timeout.or(file.web_request_timeout) {
-            Some(text) => humantime::parse_duration(&text)
-                .map_err(|e| format!("web_request_timeout: {text:?}: {e}"))
-                .and_then(|d| {
-                    if d.is_zero() {
-                        Err("web_request_timeout: must be positive".to_string())
-                    } else {
-                        Ok(d)
-                    }
-                })?,
-            None => web_defaults.handshake_timeout,
-        },
+        handshake_timeout: duration(
+            "web_request_timeout",
+            cli.web_request_timeout.or(file.web_request_timeout),
+            web_defaults.handshake_timeout,
+            None,
+        )?,
         ..web_defaults
     };
     let default_memory = match cli.default_memory.or(file.default_memory) {
@@ -295,28 +305,19 @@ pub fn resolve(cli: Cli) -> Result<Settings, String> {
             .unwrap_or(warm_defaults.max_total),
     };
     let schedule_defaults = tandem_session::ScheduleTimes::default();
-    let positive = |name: &str, text: Option<String>, default: Duration| match text {
-        Some(text) => humantime::parse_duration(&text)
-            .map_err(|e| format!("{name}: {text:?}: {e}"))
-            .and_then(|d| {
-                if d.is_zero() || d > Duration::from_secs(24 * 3600) {
-                    Err(format!("{name}: must be between 1s and 24h"))
-                } else {
-                    Ok(d)
-                }
-            }),
-        None => Ok(default),
-    };
+    let day = Some(Duration::from_secs(24 * 3600));
     let schedule = tandem_session::ScheduleTimes {
-        opens_before: positive(
+        opens_before: duration(
             "schedule_opens_before",
             cli.schedule_opens_before.or(file.schedule_opens_before),
             schedule_defaults.opens_before,
+            day,
         )?,
-        grace: positive(
+        grace: duration(
             "no_show_grace",
             cli.no_show_grace.or(file.no_show_grace),
             schedule_defaults.grace,
+            day,
         )?,
     };
     Ok(Settings {
