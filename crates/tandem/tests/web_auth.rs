@@ -114,27 +114,37 @@ async fn socket(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_web_front_end_refuses_what_it_should() {
-    tandem_testkit::require_root();
-    let dir = common::dir_with_hello_task(
-        "tandem-test-webauth-",
-        "name: hello\ntitle: Say hello\ndescription: |\n  Nothing.\ndifficulty: easy\n\
-         time_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'box$ '\n\
-         check: |\n  true\nsolution: |\n  true\n",
-    );
-    let daemon = Daemon::start(dir.path()).await;
-    let certs = dir.path().join("certs");
+/// A daemon started with `args` and a live session of the hello task: the daemon, the
+/// certificates directory, the web port, the pages' origin and `session create`'s JSON.
+async fn daemon_with_session(
+    dir: &Path,
+    args: &[&str],
+) -> (Daemon, std::path::PathBuf, u16, String, Value) {
+    let daemon = Daemon::start_with(dir, args).await;
+    let certs = dir.join("certs");
     let port: u16 = daemon.web.rsplit(':').next().unwrap().parse().unwrap();
     let origin = format!("https://localhost:{port}");
     let (code, out, err) = tandem(
-        dir.path(),
+        dir,
         &daemon.grpc,
         &["-o", "json", "session", "create", "--task", "hello"],
     )
     .await;
     assert_eq!(code, 0, "{err}");
     let created: Value = serde_json::from_str(&out).unwrap();
+    (daemon, certs, port, origin, created)
+}
+
+/// The hello task, a bare shell.
+const HELLO: &str = "name: hello\ntitle: Say hello\ndescription: |\n  Nothing.\ndifficulty: easy\n\
+     time_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'box$ '\n\
+     check: |\n  true\nsolution: |\n  true\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_front_end_refuses_what_it_should() {
+    tandem_testkit::require_root();
+    let dir = common::dir_with_hello_task("tandem-test-webauth-", HELLO);
+    let (daemon, certs, port, origin, created) = daemon_with_session(dir.path(), &[]).await;
     let id = created["id"].as_str().unwrap().to_string();
     let token = |role: &str| created["tokens"][role].as_str().unwrap().to_string();
     let login = format!("/s/{id}/login");
@@ -470,35 +480,16 @@ async fn request_on(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_cannot_keep_interviewers_out() {
     tandem_testkit::require_root();
-    let dir = common::dir_with_hello_task(
-        "tandem-test-webflood-",
-        "name: hello\ntitle: Say hello\ndescription: |\n  Nothing.\ndifficulty: easy\n\
-         time_limit: 10m\nshell: /bin/bash --norc -i\nenv:\n  PS1: 'box$ '\n\
-         check: |\n  true\nsolution: |\n  true\n",
-    );
-    let daemon = Daemon::start_with(
-        dir.path(),
-        &[
-            "--web-max-connections",
-            "4",
-            "--web-request-timeout",
-            "3s",
-            "--web-max-pages",
-            "2",
-        ],
-    )
-    .await;
-    let certs = dir.path().join("certs");
-    let port: u16 = daemon.web.rsplit(':').next().unwrap().parse().unwrap();
-    let origin = format!("https://localhost:{port}");
-    let (code, out, err) = tandem(
-        dir.path(),
-        &daemon.grpc,
-        &["-o", "json", "session", "create", "--task", "hello"],
-    )
-    .await;
-    assert_eq!(code, 0, "{err}");
-    let created: Value = serde_json::from_str(&out).unwrap();
+    let dir = common::dir_with_hello_task("tandem-test-webflood-", HELLO);
+    let args = [
+        "--web-max-connections",
+        "4",
+        "--web-request-timeout",
+        "3s",
+        "--web-max-pages",
+        "2",
+    ];
+    let (_daemon, certs, port, origin, created) = daemon_with_session(dir.path(), &args).await;
     let id = created["id"].as_str().unwrap().to_string();
     let interviewer = created["tokens"]["interviewer"]
         .as_str()

@@ -27,9 +27,14 @@ fn screenshot(name: &str) -> PathBuf {
 }
 
 async fn wait_screen(browser: &Browser, what: &str, needle: &str) -> String {
+    wait_text(browser, what, SCREEN, needle).await
+}
+
+/// Waits until the text `script` returns (a `return …;` expression) contains `needle`;
+/// returns that text.
+async fn wait_text(browser: &Browser, what: &str, script: &str, needle: &str) -> String {
     let script = format!(
-        "{} return t.includes({}) ? t : '';",
-        SCREEN.replace("return rows ?", "const t = rows ?"),
+        "const t = (() => {{ {script} }})(); return t.includes({}) ? t : '';",
         Value::from(needle)
     );
     browser
@@ -47,17 +52,7 @@ const TIMELINE: &str = "return [...document.querySelectorAll('#timeline-entries 
 
 /// Waits until the timeline panel has a line containing `needle`; returns the panel's text.
 async fn wait_timeline(browser: &Browser, what: &str, needle: &str) -> String {
-    let script = format!(
-        "{} return t.includes({}) ? t : '';",
-        TIMELINE.replace("return [...", "const t = [..."),
-        Value::from(needle)
-    );
-    browser
-        .wait_for(what, &script, WAIT)
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    wait_text(browser, what, TIMELINE, needle).await
 }
 
 /// Waits until the interviewer's result line starts with `prefix`.
