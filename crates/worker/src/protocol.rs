@@ -175,8 +175,8 @@ pub enum InitEvent {
     Exited {
         /// How it ended.
         outcome: ExitOutcome,
-        /// True when a stop signal reached the main process while it was still alive,
-        /// i.e. the stop (not a natural exit) may have ended it.
+        /// True when a stop signal reached the main process while it was still alive and
+        /// not already exiting, i.e. the stop (not a natural exit) may have ended it.
         stop_delivered: bool,
     },
 }

@@ -106,3 +106,36 @@ async fn stop_racing_exit_never_loses_the_exit_status() {
     }
     eprintln!("200 races: {natural} natural exits, {stopped} stops");
 }
+
+/// A stop sent once the job's output has ended (what `tandem job logs -f` followed by
+/// `tandem job stop` does, and the suites' "wait for the end" helper): the command was
+/// already exiting on its own, so the job exited with its own code, never "stopped". Its
+/// output closes in the kernel's exit path, after the process is marked as exiting and
+/// before init is told, which is the window the stop lands in. Two busy jobs make the
+/// window longer, as on a loaded machine.
+#[tokio::test]
+async fn a_stop_after_the_output_ended_reports_the_natural_exit() {
+    let (manager, _dir) = manager();
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        busy.push(manager.start(sh("while :; do :; done")).await.unwrap());
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..100 {
+        let id = manager.start(sh("echo out; exit 7")).await.unwrap();
+        let mut out = manager.output(id).unwrap();
+        within(30, "output end", out.read_to_end()).await.unwrap();
+        let status = within(30, "stop", manager.stop(id, Duration::from_secs(30)))
+            .await
+            .unwrap();
+        *seen.entry(format!("{:?}", status.state)).or_insert(0) += 1;
+    }
+    for id in busy {
+        manager.stop(id, Duration::ZERO).await.unwrap();
+    }
+    assert_eq!(
+        seen,
+        [(format!("{:?}", JobState::Exited { code: 7 }), 100)].into(),
+        "states after 100 stops that came after the output's end"
+    );
+}

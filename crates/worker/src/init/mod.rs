@@ -432,6 +432,9 @@ fn init(
     } else {
         Some(start_command(&config, terminal, &signals, &mut events))
     };
+    // Opened now, while /proc is still the one the sandbox mounted: the command could
+    // mount over it later, but an open procfs file keeps reading the real process.
+    let main_stat = main.and_then(MainStat::open);
     events.send(&InitEvent::Running);
     let _ = redirect_stdio_to_null();
 
@@ -475,7 +478,12 @@ fn init(
             } else {
                 sig
             };
-            if sig == Signal::SIGTERM || sig == Signal::SIGKILL {
+            // A command already on its way out (it closed its output and is in exit, or is
+            // a zombie not reaped yet) ended on its own: the signal cannot change that. The
+            // stop's caller often sees the output end first and stops at once.
+            if (sig == Signal::SIGTERM || sig == Signal::SIGKILL)
+                && !main_stat.as_ref().is_some_and(MainStat::exiting)
+            {
                 stop_delivered = true;
             }
             match main {
@@ -545,6 +553,52 @@ fn start_command(
     main
 }
 
+/// The main command's `/proc/<pid>/stat`, to tell whether it is already exiting.
+struct MainStat(File);
+
+/// `PF_EXITING` in the flags of `/proc/<pid>/stat`: the task is in `do_exit`.
+const PF_EXITING: u64 = 0x4;
+
+impl MainStat {
+    /// Opens the stat file of `main`, if this /proc shows init's own child under that
+    /// pid (it is not this PID namespace's /proc otherwise).
+    fn open(main: Pid) -> Option<Self> {
+        let file = File::open(format!("/proc/{main}/stat")).ok()?;
+        let stat = Self(file);
+        let (pid, ppid, _) = stat.read()?;
+        (pid == main.as_raw() && ppid == nix::unistd::getpid().as_raw()).then_some(stat)
+    }
+
+    /// True when the command is exiting or exited (not reaped yet). False when it is
+    /// alive, and when that cannot be told (reaped: then the next reap reports it).
+    fn exiting(&self) -> bool {
+        self.read().is_some_and(|(_, _, (state, flags))| {
+            matches!(state, 'Z' | 'X') || flags & PF_EXITING != 0
+        })
+    }
+
+    fn read(&self) -> Option<(i32, i32, (char, u64))> {
+        let mut buf = [0u8; 512];
+        let n = nix::sys::uio::pread(&self.0, &mut buf, 0).ok()?;
+        parse_stat(&buf[..n])
+    }
+}
+
+/// Pid, parent pid, state and flags from the text of `/proc/<pid>/stat`. The command's
+/// name (in parentheses) may hold spaces and parentheses: fields are counted after the
+/// last `)`.
+fn parse_stat(text: &[u8]) -> Option<(i32, i32, (char, u64))> {
+    let text = std::str::from_utf8(text).ok()?;
+    let (head, tail) = text.rsplit_once(')')?;
+    let pid = head.split_once(" (")?.0.parse().ok()?;
+    let mut fields = tail.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    // pgrp, session, tty_nr, tpgid, then flags.
+    let flags = fields.nth(4)?.parse().ok()?;
+    Some((pid, ppid, (state, flags)))
+}
+
 /// What one pass of reaping found.
 struct Reaped {
     /// How the main command ended, if it was reaped.
@@ -612,4 +666,53 @@ fn redirect_stdio_to_null() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_the_last_parenthesis() {
+        let line = b"42 (a) b (c) R) S 1 42 42 0 -1 4194564 12 0 0 0\n";
+        assert_eq!(parse_stat(line), Some((42, 1, ('S', 4194564))));
+        assert_eq!(4194564 & PF_EXITING, PF_EXITING);
+        assert_eq!(
+            parse_stat(b"7 (sh) Z 1 7 7 0 -1 4194304 0"),
+            Some((7, 1, ('Z', 4194304)))
+        );
+        assert_eq!(parse_stat(b"7 (sh"), None);
+        assert_eq!(parse_stat(b"7 (sh) R 1"), None);
+    }
+
+    #[test]
+    fn a_child_reads_as_alive_then_exiting_once_it_is_a_zombie() {
+        // SAFETY: the child only calls async-signal-safe functions (pause, _exit).
+        let child = match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                // SAFETY: plain syscalls.
+                unsafe {
+                    libc::pause();
+                    libc::_exit(0)
+                }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        let stat = MainStat::open(child).expect("this process's own child in /proc");
+        assert!(!stat.exiting(), "a paused child is alive");
+        kill(child, Signal::SIGKILL).unwrap();
+        // waitid with WNOWAIT: wait for the zombie without reaping it.
+        let id = nix::sys::wait::Id::Pid(child);
+        nix::sys::wait::waitid(id, WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT).unwrap();
+        assert!(stat.exiting(), "a zombie is exiting");
+        waitpid(child, None).unwrap();
+        assert!(
+            !stat.exiting(),
+            "reaped: nothing to tell, the reap reports it"
+        );
+        assert!(
+            MainStat::open(Pid::from_raw(1)).is_none(),
+            "not this process's child"
+        );
+    }
 }
