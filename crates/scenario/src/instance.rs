@@ -44,6 +44,7 @@ pub enum ScenarioError {
     /// The instance is not ready (still setting up, failed, or ended).
     #[error("task instance {0} is not running")]
     NotRunning(JobId),
+
     /// A file could not be written into the sandbox (`Instances::write_file`).
     #[error("writing {path} in the sandbox failed: {reason}")]
     Write {
@@ -93,6 +94,9 @@ pub struct Instance {
     shell: std::sync::Mutex<Option<JobId>>,
     /// Current state.
     state: watch::Sender<InstanceState>,
+    /// Held while a check runs: checks take turns (each is a job with its own mounts, and
+    /// each answers for the state after its caller asked).
+    checking: tokio::sync::Mutex<()>,
 }
 
 impl Instance {
@@ -202,6 +206,7 @@ impl Instances {
             warm: false,
             shell: std::sync::Mutex::new(None),
             state: watch::Sender::new(InstanceState::SettingUp),
+            checking: tokio::sync::Mutex::new(()),
         });
         self.write().insert(id, Arc::clone(&instance));
         if let Err(e) = self.set_up(&task, id, setup).await {
@@ -319,6 +324,7 @@ impl Instances {
             warm: true,
             shell: std::sync::Mutex::new(None),
             state: watch::Sender::new(InstanceState::SettingUp),
+            checking: tokio::sync::Mutex::new(()),
         });
         self.write().insert(instance.id, Arc::clone(&instance));
         tracing::info!(instance = %instance.id, task = %instance.task.name, %owner, "warm task instance taken");
@@ -387,9 +393,12 @@ impl Instances {
         shell
     }
 
-    /// Runs the task's check in the instance's sandbox.
+    /// Runs the task's check in the instance's sandbox. Checks of one instance take
+    /// turns: a check asked for while another runs starts when that one has ended.
     pub async fn check(&self, id: JobId) -> Result<CheckResult, ScenarioError> {
         let instance = self.get(id).ok_or(ScenarioError::NotFound(id))?;
+        // A caller that gives up while waiting or checking gives its turn back.
+        let _turn = instance.checking.lock().await;
         if instance.state() != InstanceState::Ready {
             return Err(ScenarioError::NotRunning(id));
         }

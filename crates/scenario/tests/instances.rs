@@ -194,3 +194,36 @@ async fn hanging_setups_and_checks_time_out() {
         "the instance survives a bad check"
     );
 }
+
+/// Checks of one instance take turns (each is a job with its own mounts, and each
+/// answers for the state after its caller asked): two asked for at once run one after
+/// the other. Each check prints when it started and ended; the spans must not overlap.
+#[tokio::test]
+async fn checks_of_one_instance_take_turns() {
+    let s = setup();
+    let (task, _dir) = make_task("true", "date +%s%N; sleep 0.3; date +%s%N; exit 1", "");
+    let instance = s
+        .instances
+        .start(task, "alice", PtySize::default())
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        s.instances.check(instance.id),
+        s.instances.check(instance.id)
+    );
+    let span = |r: Result<tandem_scenario::CheckResult, ScenarioError>| {
+        let r = r.unwrap();
+        assert_eq!(r.outcome, CheckOutcome::Failed, "{r:?}");
+        let times: Vec<u128> = r.output.lines().map(|l| l.parse().unwrap()).collect();
+        assert_eq!(times.len(), 2, "{r:?}");
+        (times[0], times[1])
+    };
+    let (mut first, mut second) = (span(a), span(b));
+    if second.0 < first.0 {
+        std::mem::swap(&mut first, &mut second);
+    }
+    assert!(
+        first.1 <= second.0,
+        "the checks overlapped: {first:?} and {second:?}"
+    );
+}
