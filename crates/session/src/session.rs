@@ -272,7 +272,7 @@ impl Session {
     /// Sends a status line to interviewers and observers (in their terminal's title, which
     /// does not touch the shared screen) and never to the candidate.
     pub fn tell_interviewers(&self, message: &str) {
-        let title = Bytes::from(format!("\x1b]2;tandem: {message}\x07"));
+        let title = Bytes::from(format!("\x1b]2;tandem: {}\x07", title_text(message)));
         for p in self.lock_participants().iter() {
             if p.role != ParticipantRole::Candidate {
                 p.slot.notify(title.clone());
@@ -282,7 +282,7 @@ impl Session {
 
     /// Sends a line to everybody (time warnings): in the title, with a bell.
     pub fn tell_everyone(&self, message: &str) {
-        let title = Bytes::from(format!("\x1b]2;tandem: {message}\x07\x07"));
+        let title = Bytes::from(format!("\x1b]2;tandem: {}\x07\x07", title_text(message)));
         for p in self.lock_participants().iter() {
             p.slot.notify(title.clone());
         }
@@ -401,5 +401,28 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         self.session.leave(&self.participant);
+    }
+}
+
+/// `message` fit for a terminal title: control characters (a BEL or ESC would end the
+/// title and start a sequence of the sender's choosing; a check's first line can be the
+/// candidate's text) become U+FFFD.
+fn title_text(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_title_cannot_be_ended_early() {
+        assert_eq!(
+            title_text("check failed: x\x07\x1b]52;c;eA==\x1b\\ok\n"),
+            "check failed: x\u{fffd}\u{fffd}]52;c;eA==\u{fffd}\\ok\u{fffd}"
+        );
     }
 }

@@ -319,11 +319,14 @@ fn indent(text: &str, first: &str, rest: &str) -> String {
     out
 }
 
-/// `task check` for people: the outcome on the first line, then the check's output as is
-/// (with a final newline added when it has none).
+/// `task check` for people: the outcome on the first line, then the check's output (with
+/// a final newline added when it has none). The output often quotes what the candidate
+/// made (a web page's body, a file), so control characters are shown as U+FFFD: escape
+/// sequences must not redraw the interviewer's screen ("passed") or set its clipboard.
 pub fn check_text(check: &CheckTaskResponse) -> String {
-    let mut text = format!("{}\n{}", outcome_name(check.outcome), check.output);
-    if !check.output.is_empty() && !check.output.ends_with('\n') {
+    let output = crate::render::terminal_safe(&check.output);
+    let mut text = format!("{}\n{output}", outcome_name(check.outcome));
+    if !output.is_empty() && !output.ends_with('\n') {
         text.push('\n');
     }
     text
@@ -551,6 +554,17 @@ solution:
         };
         assert_eq!(check_text(&passed), "passed\n");
         assert!(CheckView::from(&passed).passed);
+        // What the red team's page body did: clear the screen, print a verdict, set the
+        // title, write the clipboard. Shown as text, the escapes as U+FFFD.
+        let spoof = CheckTaskResponse {
+            outcome: CheckOutcome::Failed as i32,
+            output: "got 500: \x1b[2J\x1b[Hpassed\r\n\x1b]0;passed\x07\x1b]52;c;eA==\x07".into(),
+            ..passed.clone()
+        };
+        assert_eq!(
+            check_text(&spoof),
+            "failed\ngot 500: \u{fffd}[2J\u{fffd}[Hpassed\u{fffd}\n\u{fffd}]0;passed\u{fffd}\u{fffd}]52;c;eA==\u{fffd}\n"
+        );
         let odd = CheckTaskResponse {
             outcome: 9,
             ..passed
