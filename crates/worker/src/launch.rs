@@ -456,8 +456,9 @@ fn plan_join(parent: &Job, spec: &JobSpec, check_uid: u32) -> Result<Plan, JobEr
                 host_uid: check_uid,
                 scratch: CHECK_SCRATCH,
             }),
-            // To read the candidate's /proc/PID/fd and the like.
-            layout.caps.plus("SYS_PTRACE"),
+            // SYS_PTRACE: to read the candidate's /proc/PID/fd and the like. KILL: the
+            // check's init kills what the check left behind, whatever uid it took.
+            layout.caps.plus("SYS_PTRACE").plus("KILL"),
         )
     } else {
         (Mode::Join, layout.caps)

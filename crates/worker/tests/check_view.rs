@@ -211,6 +211,72 @@ async fn the_sandbox_root_cannot_trace_or_read_a_running_check() {
         .unwrap();
 }
 
+/// Found by a red-team run: what a check starts must not outlive it. A process left
+/// behind runs as the check's uid (with what the check may do) and can forge the next
+/// check by tracing it. The check's init kills everything below it before it reports the
+/// end: a daemonized process, one that took the sandbox's root uid, a chain of forks.
+/// The same commands run as a plain command leave their processes running.
+#[tokio::test]
+async fn nothing_a_check_started_outlives_it() {
+    let (manager, _f) = manager();
+    let sandbox = manager.start(JobSpec::sandbox()).await.unwrap();
+    let leave = |marker: &str| {
+        format!(
+            "(setsid {SLEEPER} {marker}-daemon >/dev/null 2>&1 &)\n\
+             (python3 -c 'import os,time; os.setresuid(0,0,0); time.sleep(1000)' {marker}-root \
+               >/dev/null 2>&1 &)\n\
+             ( ( (setsid {SLEEPER} {marker}-chain >/dev/null 2>&1 &) & ) & )\n\
+             while [ $(pgrep -f -c ' {marker}-(daemon|root|chain)$') -lt 3 ]; do sleep 0.05; done\n\
+             pgrep -f ' {marker}-root$' | xargs -I{{}} grep -E '^Uid' /proc/{{}}/status | cut -f2\n\
+             echo left"
+        )
+    };
+    // Control: a plain command's processes stay (this is how a setup starts services).
+    let plain = unique_marker("plain");
+    let (state, text) = run_in(&manager, sandbox, sh(&leave(&plain))).await;
+    assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
+    assert_eq!(text, "0\nleft\n", "the uid changed to the sandbox's root");
+    assert_eq!(left_by(&plain).len(), 3, "{text}");
+
+    let marker = unique_marker("check");
+    let (state, text) = run_in(
+        &manager,
+        sandbox,
+        check(&format!("{}\nexit 1", leave(&marker))),
+    )
+    .await;
+    assert_eq!(state, JobState::Exited { code: 1 }, "{text}");
+    assert_eq!(
+        text, "0\nleft\n",
+        "the check's leftover took the sandbox's root uid"
+    );
+    assert_eq!(
+        left_by(&marker),
+        Vec::<u32>::new(),
+        "a check's processes end with it"
+    );
+    // The plain command's processes were not touched.
+    assert_eq!(left_by(&plain).len(), 3);
+    manager
+        .stop(sandbox, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(left_by(&plain), Vec::<u32>::new());
+}
+
+/// The processes whose last argument is `marker-…` (not the shells whose script names it).
+fn left_by(marker: &str) -> Vec<u32> {
+    processes_with(marker)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let last = c.split(|&b| b == 0).rfind(|a| !a.is_empty());
+                last.is_some_and(|a| a.starts_with(format!("{marker}-").as_bytes()))
+            })
+        })
+        .collect()
+}
+
 /// Found by a red-team run: Python imports from the working directory, and glibc loads
 /// an NSS module named with a '/' relative to it. A check must not start in the
 /// candidate's files.

@@ -426,6 +426,14 @@ fn init(
         events.fail(step, e);
     }
 
+    // A check's processes end with it: whatever it started (a service it probed, or the
+    // candidate's code it ran) would otherwise live on in the sandbox, as the check's
+    // uid, and could forge the next check. Orphans of the check come to this init, which
+    // kills them all before it reports the end.
+    let check = matches!(config.mode, Mode::Check(_));
+    if check && let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        events.fail("become the check's subreaper", e);
+    }
     let main = if config.argv.is_empty() {
         // A sandbox without a command: it holds until stopped; commands join it later.
         None
@@ -465,6 +473,9 @@ fn init(
             None => (stop_delivered && reaped.none_left).then_some(ExitOutcome::Code(0)),
         };
         if let Some(outcome) = finished {
+            if check {
+                kill_descendants();
+            }
             events.send(&InitEvent::Exited {
                 outcome,
                 stop_delivered,
@@ -597,6 +608,50 @@ fn parse_stat(text: &[u8]) -> Option<(i32, i32, (char, u64))> {
     // pgrp, session, tty_nr, tpgid, then flags.
     let flags = fields.nth(4)?.parse().ok()?;
     Some((pid, ppid, (state, flags)))
+}
+
+/// Kills and reaps every process below this one (a subreaper: orphans of its
+/// descendants are its children) until none is left. A process killed while it forks
+/// leaves children, which then come here and are killed in the next pass. Bounded, so
+/// that a process this init may not signal cannot keep it from exiting.
+fn kill_descendants() {
+    let me = nix::unistd::getpid();
+    for _ in 0..10_000 {
+        let children = children_of(me);
+        let killed = children
+            .iter()
+            .filter(|&&child| kill(child, Signal::SIGKILL).is_ok())
+            .count();
+        if killed == 0 && !children.is_empty() {
+            // None of them may be signalled: waiting would never end.
+            return;
+        }
+        let flags = if killed == 0 {
+            // Nothing seen alive: reap what is dead; a child that came after the scan
+            // is found by the next one.
+            Some(WaitPidFlag::WNOHANG)
+        } else {
+            // A killed child will end: wait for it.
+            None
+        };
+        if let Err(Errno::ECHILD) = waitpid(None::<Pid>, flags) {
+            return;
+        }
+    }
+}
+
+/// The pids whose parent is `parent`, from `/proc/<pid>/stat`.
+fn children_of(parent: Pid) -> Vec<Pid> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+        let (_, ppid, _) = parse_stat(&stat)?;
+        (ppid == parent.as_raw()).then(|| Pid::from_raw(pid))
+    })
+    .collect()
 }
 
 /// What one pass of reaping found.

@@ -19,7 +19,9 @@
 //! sandbox's capabilities plus `SYS_PTRACE` (to read the candidate's `/proc/PID/fd`).
 //! The candidate (root inside, without `SYS_PTRACE` unless the task grants it) can neither
 //! trace the check, read its memory or descriptors, nor become its uid; it can only signal
-//! it (`CAP_KILL`), which makes the check fail or error, never pass.
+//! it (`CAP_KILL`), which makes the check fail or error, never pass. Nothing the check
+//! starts outlives it: its init is a subreaper and kills every process below it when the
+//! check's command ends (`init::kill_descendants`).
 
 use super::{Failure, idmap, rootfs, step, userns};
 use crate::protocol::CheckConfig;
