@@ -315,7 +315,9 @@ fn build_pins(host: &Path, view_root: &Path, pins: &Path) -> Result<(), SystemVi
     let check_dir = pins.join(crate::launch::CHECK_DIR.trim_start_matches('/'));
     mkdir(&check_dir, 0o755)?;
     set_opaque(&check_dir)?;
-    let mut opaque = vec![etc.join("perl")];
+    // `alternatives`: about 80 commands of /usr/bin (awk, which, vi, iptables, …) are
+    // links through it, so the candidate's links there would run their code in a check.
+    let mut opaque = vec![etc.join("perl"), etc.join("alternatives")];
     for entry in read_dir(&host_etc)? {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == "python3" || name.starts_with("python3.") {

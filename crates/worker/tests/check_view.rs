@@ -277,6 +277,30 @@ fn left_by(marker: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Found by a red-team run: `/usr/bin/awk` (like `which`, `vi`, `iptables` and about 80
+/// more) is a link through `/etc/alternatives`, which the candidate owns. A check sees the
+/// host's alternatives, not the candidate's.
+#[tokio::test]
+async fn the_candidates_alternatives_do_not_choose_a_checks_programs() {
+    let (manager, _f) = manager();
+    let sandbox = manager.start(JobSpec::sandbox()).await.unwrap();
+    let forge = "printf '#!/bin/sh\\necho forged\\n' > /root/awk && chmod 755 /root/awk && \
+                 ln -sfn /root/awk /etc/alternatives/awk";
+    let (state, text) = run_in(&manager, sandbox, sh(forge)).await;
+    assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
+    let awk = "awk 'BEGIN { print \"real awk\" }'";
+    // The same link fools what the candidate runs.
+    let (_, text) = run_in(&manager, sandbox, sh(awk)).await;
+    assert_eq!(text, "forged\n");
+    let (state, text) = run_in(&manager, sandbox, check(awk)).await;
+    assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
+    assert_eq!(text, "real awk\n");
+    manager
+        .stop(sandbox, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+}
+
 /// Found by a red-team run: Python imports from the working directory, and glibc loads
 /// an NSS module named with a '/' relative to it. A check must not start in the
 /// candidate's files.

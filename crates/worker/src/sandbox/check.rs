@@ -8,7 +8,8 @@
 //! * a private tmpfs layer on top (the check's own writes go there and vanish with it),
 //! * the **pins** layer: the root-level links (`/bin` → `usr/bin` …), `ld.so.cache`, a
 //!   whiteout of `ld.so.preload` and of the checks' `HOME` (`/nonexistent`), Python's and
-//!   Perl's site directories and OpenSSL's configuration, as the host has them,
+//!   Perl's site directories, `/etc/alternatives` and OpenSSL's configuration, as the host
+//!   has them,
 //! * the candidate's root (its `/etc`, `/opt`, `/var`, … as they are now),
 //!
 //! with pristine, read-only, `nosuid` copies of the host's system directories (`/usr`, …)
