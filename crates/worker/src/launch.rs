@@ -45,6 +45,11 @@ pub(crate) const CHECK_DIR: &str = "/.tandem-check";
 /// Size of a check's private writable layer.
 const CHECK_SCRATCH: u64 = 64 << 20;
 
+/// Most output kept of a check (`JobSpec::pristine`): a verdict, not a log. Checks often
+/// quote what the candidate made, so the candidate decides how much they print; each
+/// check's log is kept on the state disk and its text travels in one API answer.
+pub const CHECK_OUTPUT_CAP: u64 = 1 << 20;
+
 /// What init will be asked to do, with what the job keeps of it.
 struct Plan {
     /// Init's instructions.
@@ -182,7 +187,12 @@ impl JobManager {
         ids: Option<IdLease>,
     ) -> Result<(), JobError> {
         let config = &self.inner.config;
-        let (writer, log) = output_log::create(&dir.join("output.log"), config.output_cap)
+        let cap = if spec.pristine {
+            config.output_cap.min(CHECK_OUTPUT_CAP)
+        } else {
+            config.output_cap
+        };
+        let (writer, log) = output_log::create(&dir.join("output.log"), cap)
             .map_err(JobError::io("create output log"))?;
         let plan = match (&parent, &ids) {
             (None, Some(ids)) => self.plan_sandbox(id, &spec, dir, ids)?,

@@ -45,6 +45,7 @@ pub use cgroup::{CgroupError, CgroupVersion, DEFAULT_DISK, DeviceNumber, Limits,
 pub use error::JobError;
 pub use ids::{DEFAULT_FIRST_UID, DEFAULT_SANDBOX_SLOTS, IDS_PER_SANDBOX};
 pub use init::INIT_ARG;
+pub use launch::CHECK_OUTPUT_CAP;
 pub use manager::{DEFAULT_STOP_GRACE, InitProgram, JobManager, JobManagerConfig};
 pub use output_log::{CHUNK, DEFAULT_OUTPUT_CAP, OutputReader};
 pub use spec::{

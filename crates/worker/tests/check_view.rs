@@ -301,6 +301,35 @@ async fn the_candidates_alternatives_do_not_choose_a_checks_programs() {
         .unwrap();
 }
 
+/// Found by a red-team run: a check that quotes the candidate's page printed 80 MB, kept
+/// as a 64 MiB log per check and too big for one API answer. A check keeps at most
+/// `CHECK_OUTPUT_CAP` bytes; a plain command keeps what the manager's cap allows.
+#[tokio::test]
+async fn a_checks_output_is_capped_small() {
+    let (manager, _f) = manager();
+    let sandbox = manager.start(JobSpec::sandbox()).await.unwrap();
+    let flood = "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done";
+    for (spec, capped) in [(sh(flood), false), (check(flood), true)] {
+        let id = manager.exec(sandbox, spec).await.unwrap();
+        let text = output_text(&manager, id).await;
+        let status = within(30, "wait", manager.wait(id)).await.unwrap();
+        assert_eq!(status.state, JobState::Exited { code: 0 });
+        if capped {
+            let cap = tandem_worker::CHECK_OUTPUT_CAP;
+            assert!(status.output_bytes <= cap + 200, "{}", status.output_bytes);
+            assert!(status.output_dropped_bytes > 1_000_000);
+            assert!(text.contains("output limit of 1048576 bytes reached"));
+        } else {
+            assert!(status.output_bytes > 3_000_000, "{}", status.output_bytes);
+            assert!(text.ends_with("\ndone\n"));
+        }
+    }
+    manager
+        .stop(sandbox, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+}
+
 /// Found by a red-team run: Python imports from the working directory, and glibc loads
 /// an NSS module named with a '/' relative to it. A check must not start in the
 /// candidate's files.
