@@ -27,7 +27,7 @@ mod viewport;
 pub use credentials::{MAX_KEY_LINE, MAX_KEYS_PER_ROLE};
 pub use hub::CLIENT_QUEUE;
 pub use limit::FailureLimiter;
-pub use recording::DEFAULT_RECORDING_CAP;
+pub use recording::{DEFAULT_RECORDING_CAP, MAX_INPUT_EVENT_BYTES, session_cap};
 pub use registry::{
     CANCELLED, CreateSession, MAX_SESSION_DURATION, NO_SHOW, REPLAY_DIGEST_FILE, SessionRecord,
     Sessions,
@@ -35,8 +35,8 @@ pub use registry::{
 pub use schedule::{ClockStart, MAX_SCHEDULE_AHEAD, Schedule, ScheduleTimes, Upcoming};
 pub use session::{Client, Participant, ParticipantAccess, Session, SessionInfo};
 pub use timeline::{
-    AUTO, ConditionProgress, EVENTS_FILE, HINTS_FILE, MAX_NOTE_BYTES, Moment, RevealedHint,
-    Timeline, TimelineEntry, TimelineReader,
+    AUTO, ConditionProgress, EVENTS_FILE, HINTS_FILE, MAX_CHECK_OUTPUT_EVENT_BYTES, MAX_NOTE_BYTES,
+    MAX_REASON_EVENT_BYTES, Moment, RevealedHint, Timeline, TimelineEntry, TimelineReader,
 };
 
 use serde::{Deserialize, Serialize};

@@ -163,8 +163,9 @@ impl Sessions {
         })
     }
 
-    /// Sets the cap of each recording file (`recording.cast`, `events.jsonl`) of sessions
-    /// created from now on.
+    /// Sets the cap of each kind of the candidate's traffic in the recordings of sessions
+    /// created from now on (see `recording.rs`: the session's own events have a budget
+    /// of their own, at least [`DEFAULT_RECORDING_CAP`]).
     pub fn with_recording_cap(self, cap: u64) -> Self {
         self.inner
             .recording_cap

@@ -31,6 +31,17 @@ pub const EVENTS_FILE: &str = "events.jsonl";
 /// Longest note taken.
 pub const MAX_NOTE_BYTES: usize = 4096;
 
+/// Most of a check's output its `check` event keeps (with `output_bytes`, its size, when
+/// cut).
+pub const MAX_CHECK_OUTPUT_EVENT_BYTES: usize = 16 << 10;
+/// Most of a condition's reason its events keep.
+pub const MAX_REASON_EVENT_BYTES: usize = 1024;
+
+/// At most `max` bytes of `text`, cut at a character.
+fn truncated(text: &str, max: usize) -> &str {
+    &text[..crate::recording::floor_char_boundary(text, max)]
+}
+
 /// What a session knows of its progress (kept with the session while it is live; the
 /// timeline reads it back from the events).
 #[derive(Debug, Default)]
@@ -106,20 +117,28 @@ impl Session {
             }
             (changes, solved_now)
         };
+        // The output and the reasons may echo what the candidate wrote: the events keep
+        // a bounded part of them (the caller gets them whole).
+        let reason = |c: &Condition| truncated(&c.reason, MAX_REASON_EVENT_BYTES).to_string();
         let conditions: Vec<Value> = result
             .conditions
             .iter()
-            .map(|c| json!({"name": c.name, "passed": c.passed, "reason": c.reason}))
+            .map(|c| json!({"name": c.name, "passed": c.passed, "reason": reason(c)}))
             .collect();
-        self.recorder.event(json!({
+        let mut check = json!({
             "event": "check", "by": by, "outcome": result.outcome.to_string(),
-            "output": result.output, "duration_ms": result.duration.as_millis() as u64,
+            "output": truncated(&result.output, MAX_CHECK_OUTPUT_EVENT_BYTES),
+            "duration_ms": result.duration.as_millis() as u64,
             "conditions": conditions,
-        }));
+        });
+        if result.output.len() > MAX_CHECK_OUTPUT_EVENT_BYTES {
+            check["output_bytes"] = json!(result.output.len());
+        }
+        self.recorder.event(check);
         for (c, first) in &changes {
             self.recorder.event(json!({
-                "event": "condition", "name": c.name, "passed": c.passed, "reason": c.reason,
-                "first": first,
+                "event": "condition", "name": c.name, "passed": c.passed, "reason": reason(c),
+                "first": first, "by": by,
             }));
         }
         if solved_now {
@@ -395,7 +414,8 @@ pub struct TimelineEntry {
     pub at: Moment,
     /// What: `create`, `open`, `join`, `leave`, `access`, `lock`, `unlock`, `command`,
     /// `check`, `condition`, `solved`, `hint`, `note`, `reset`, `extend`,
-    /// `shell_restarted`, `end`.
+    /// `shell_restarted`, `end`, and `recording_cut` / `events_cut` where a part of the
+    /// recording reached its cap.
     pub kind: String,
     /// Who (a participant's name, an API user, `auto`); empty when unknown.
     pub by: String,
@@ -521,7 +541,29 @@ impl TimelineReader {
             name: String::new(),
         };
         match kind.as_str() {
-            "input" | "resize" | "recording_cut" | "events_cut" => return None,
+            "input" | "resize" => return None,
+            // A budget of the recording ran out (see `recording.rs`): interviewers must
+            // know that what follows is missing from it.
+            "recording_cut" => {
+                entry.text = format!(
+                    "the recording (recording.cast) reached its cap of {} bytes: later terminal output and input are not in it",
+                    event["cap"]
+                );
+            }
+            "events_cut" => {
+                let what = match s("of").as_str() {
+                    "input" => "typed input (and resizes)",
+                    "commands" => "commands",
+                    "joins" => "joins and leaves",
+                    "auto_checks" => "automatic checks",
+                    "markers" => "the recording's markers",
+                    _ => "the session's events",
+                };
+                entry.text = format!(
+                    "the event log reached its cap of {} bytes for {what}: later ones are not recorded",
+                    event["cap"]
+                );
+            }
             "create" | "open" => {
                 timeline.started = Some(at);
                 timeline.task = s("task");

@@ -98,8 +98,10 @@ pub struct Cli {
     /// [default: 10s].
     #[arg(long, env = "TANDEM_WEB_REQUEST_TIMEOUT", value_name = "DURATION")]
     pub web_request_timeout: Option<String>,
-    /// Recording kept per session (recording.cast, and events.jsonl each); beyond it a
-    /// marker [default: 64M].
+    /// Recording kept per session of each kind of the candidate's traffic (terminal
+    /// traffic in recording.cast; typed input, commands, joins, automatic checks in
+    /// events.jsonl); beyond it a marker. The session's own events have their own
+    /// budget, at least 64M [default: 64M].
     #[arg(long, env = "TANDEM_RECORDING_CAP", value_name = "SIZE")]
     pub recording_cap: Option<String>,
     /// Sandboxes kept set up ahead of time for every task, instead of each task's own

@@ -43,6 +43,8 @@ pub struct Options {
     pub warm: bool,
     /// The windows around scheduled starts.
     pub schedule: Option<tandem_session::ScheduleTimes>,
+    /// The recording cap of the candidate's traffic (the default if None).
+    pub recording_cap: Option<u64>,
 }
 
 impl Server {
@@ -84,6 +86,9 @@ impl Server {
         let mut sessions = Sessions::new(instances, &state).unwrap();
         if let Some(times) = options.schedule {
             sessions = sessions.with_schedule_times(times);
+        }
+        if let Some(cap) = options.recording_cap {
+            sessions = sessions.with_recording_cap(cap);
         }
         let (key, _) = tandem_ssh::host_key(&state.join("ssh_host_ed25519_key")).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
