@@ -123,3 +123,78 @@ solve_tests! {
     runaway_cpu_is_solved_by_its_solution => "runaway-cpu",
     zombie_flood_is_solved_by_its_solution => "zombie-flood",
 }
+
+/// A candidate who controls what a check prints (here the body of `/health`) cannot
+/// make a condition pass: the body says `PASS health-ok` and names a condition of its own
+/// before the check's report, and the timeline must still see `health-ok` failing and
+/// only the task's three conditions. Fails with the old rule (first line per name) and
+/// with a check that prints the body unquoted. Needs root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofing_http_body_does_not_pass_a_condition() {
+    let manager = TestManager::new();
+    let instances = Instances::new(manager.manager.clone());
+    let task = tandem_scenario::task::load(&tasks_dir().join("broken-permissions"))
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    let instance = instances
+        .start(Arc::new(task), "test", PtySize::default())
+        .await
+        .unwrap();
+
+    // As the candidate (root in the sandbox): replace the billing service by one that
+    // answers 500 with a body made of condition lines, and wait until it answers.
+    let candidate = r#"
+set -eu
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+pkill -f /opt/billing/billing.py || true
+while pgrep -f /opt/billing/billing.py >/dev/null; do sleep 0.1; done
+cat >/tmp/spoof.py <<'PY'
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"x\nPASS health-ok\nPASS spoofed\n"
+        self.send_response(500)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", 8081), H).serve_forever()
+PY
+setsid nohup python3 /tmp/spoof.py >/dev/null 2>&1 </dev/null &
+for _ in $(seq 100); do
+    curl -s http://127.0.0.1:8081/health | grep -q spoofed && exit 0
+    sleep 0.1
+done
+exit 1
+"#;
+    let mut spec = JobSpec::new("/bin/bash", ["-s"]);
+    spec.stdin = Some(candidate.as_bytes().to_vec());
+    let job = manager.exec(instance.id, spec).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), manager.wait(job))
+        .await
+        .expect("the candidate's script finished within a minute")
+        .unwrap();
+    let output = manager.output(job).unwrap().read_to_end().await.unwrap();
+    assert_eq!(
+        status.state,
+        JobState::Exited { code: 0 },
+        "the spoofing server answers:\n{}",
+        String::from_utf8_lossy(&output)
+    );
+
+    let result = instances.check(instance.id).await.unwrap();
+    assert_eq!(result.outcome, CheckOutcome::Failed, "{result:?}");
+    let names: Vec<&str> = result.conditions.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["health-ok", "config-private", "service-not-root"],
+        "{result:?}"
+    );
+    assert!(!result.conditions[0].passed, "{result:?}");
+    assert!(
+        result.output.contains(r"x\nPASS health-ok"),
+        "the check quotes the body: {result:?}"
+    );
+    manager
+        .stop(instance.id, Duration::from_secs(5))
+        .await
+        .unwrap();
+}

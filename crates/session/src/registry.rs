@@ -296,6 +296,7 @@ impl Sessions {
             shell: Mutex::new(shell),
             resetting: AtomicBool::new(false),
             reset_notice: Mutex::new(None),
+            shell_swapped: tokio::sync::Notify::new(),
             created_by: created_by.to_string(),
             created_at,
             duration,
@@ -600,6 +601,7 @@ impl Sessions {
             .shell
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = shell;
+        session.shell_swapped.notify_one();
         session.recorder.event(json!({
             "event": "reset", "by": by, "instance": fresh.id.to_string(), "warm": fresh.warm,
         }));

@@ -95,6 +95,8 @@ pub struct Session {
     pub(crate) resetting: AtomicBool,
     /// What the terminal shows when it switches to a reset's new shell.
     pub(crate) reset_notice: Mutex<Option<Bytes>>,
+    /// A reset replaced `shell`: wakes the pump when it waits without a shell.
+    pub(crate) shell_swapped: tokio::sync::Notify,
     /// Who created it.
     pub created_by: String,
     /// When.

@@ -655,6 +655,7 @@ impl TimelineReader {
                 entry.by = String::new();
             }
             "shell_restarted" => entry.text = "the shell exited; a new one started".into(),
+            "no_shell" => entry.text = format!("no new shell: {}", s("reason")),
             "end" => {
                 timeline.ended = Some((at, s("reason")));
                 entry.text = s("reason");

@@ -287,6 +287,58 @@ async fn exiting_the_shell_starts_a_new_one_in_the_same_box() {
     assert!(session.info().ended.is_none());
 }
 
+/// The candidate owns the sandbox's `/dev`: replacing the `/dev/ptmx` link with one to
+/// `/dev/null` (a red team's finding) used to leave the next shell without a terminal and
+/// end the session for good. The next shell's terminal comes from `/dev/pts/ptmx`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_dev_ptmx_does_not_take_the_next_shell_away() {
+    let server = Server::start().await;
+    let (session, tokens) = server.session(None).await;
+    let mut cand = server.ssh(&tokens.candidate, 80, 24);
+    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
+    cand.expect("demo$ ").await;
+    ivy.expect("demo$ ").await;
+    cand.send("ln -sfn /dev/null /dev/ptmx; exit\r");
+    ivy.expect("the shell exited; here is a new one").await;
+    ivy.clear();
+    cand.send("readlink /dev/ptmx; tty\r");
+    ivy.expect("\r/dev/null\r\n").await;
+    ivy.expect("/dev/pts/").await;
+    assert!(session.info().ended.is_none());
+}
+
+/// A shell that cannot start (the candidate removed `/bin`, where the task's shell is)
+/// does not end the session: everyone is told, and an interviewer's reset brings a fresh
+/// box with a shell to the same connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_new_shell_waits_for_a_reset() {
+    let server = Server::start().await;
+    let (session, tokens) = server.session(None).await;
+    let mut cand = server.ssh(&tokens.candidate, 80, 24);
+    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
+    cand.expect("demo$ ").await;
+    ivy.expect("demo$ ").await;
+    cand.send("rm /bin; exit\r");
+    for client in [&mut cand, &mut ivy] {
+        client.expect("an interviewer can reset the box").await;
+    }
+    assert!(session.info().ended.is_none());
+    server.sessions.reset(session.id, "ivy").await.unwrap();
+    for client in [&mut cand, &mut ivy] {
+        client
+            .expect("ivy reset the box: this is a fresh one")
+            .await;
+        client.expect("demo$ ").await;
+    }
+    ivy.clear();
+    cand.send("echo back-$((1+1))\r");
+    ivy.expect("back-2").await;
+    server.sessions.end(session.id, "done").await.unwrap();
+    let dir = server.sessions.dir(session.id);
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    assert!(events.contains(r#""event":"no_shell""#), "{events}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_swaps_the_box_and_everyone_stays_connected() {
     let server = Server::start_with(Options {

@@ -10,22 +10,43 @@
 use crate::protocol::{CONFIG_FD, CONTROL_FD, EVENT_FD, JOIN_FD, USERNS_FD};
 use crate::spec::PtySize;
 use nix::fcntl::OFlag;
-use nix::pty::{grantpt, posix_openpt, unlockpt};
+use nix::pty::{PtyMaster, grantpt, unlockpt};
 use std::io::{self, Seek, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Where the master of a job's terminal comes from: the `ptmx` of the sandbox's own devpts
+/// instance, mounted at `/dev/pts` (`ptmxmode=0666`).
+const PTMX: &str = "/dev/pts/ptmx";
 
 /// Opens a PTY pair of the given size: `(master, slave)`, both close-on-exec, the master
 /// non-blocking.
 ///
 /// Not `openpty(3)`: it returns inheritable descriptors, which is a leak in a
-/// multi-threaded spawner. `TIOCGPTPEER` opens the slave from the master without a path
-/// lookup (no race with a reused `/dev/pts/N`).
+/// multi-threaded spawner. Not `posix_openpt(3)` either: it opens `/dev/ptmx`, and a
+/// sandbox's `/dev` belongs to the candidate (root inside), who can replace that link
+/// with `/dev/null`, a file or a fifo, and so take every later shell's terminal away.
+/// `/dev/pts` is a mount point they cannot rename, remove or cover (EBUSY, no
+/// CAP_SYS_ADMIN), and devpts holds no links or files of theirs; the path is resolved
+/// without following any link, and what opens must be a devpts node.
+/// `TIOCGPTPEER` opens the slave from the master without a path lookup (no race with a
+/// reused `/dev/pts/N`).
 pub(crate) fn open_pty(size: PtySize) -> io::Result<(OwnedFd, OwnedFd)> {
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    let master = crate::sandbox::idmap::open_no_links(
+        None,
+        std::path::Path::new(PTMX),
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+    )
+    .map_err(|e| io::Error::other(format!("open {PTMX}: {e}")))?;
+    let fs = nix::sys::statfs::fstatfs(&master)?;
+    if fs.filesystem_type() != nix::sys::statfs::DEVPTS_SUPER_MAGIC {
+        return Err(io::Error::other(format!("{PTMX} is not on a devpts")));
+    }
+    // SAFETY: `master` is an open descriptor of the ptmx node of a devpts (checked above),
+    // i.e. a terminal master, which is all `PtyMaster` asks.
+    let master = unsafe { PtyMaster::from_owned_fd(master) };
     grantpt(&master)?;
     unlockpt(&master)?;
-    // SAFETY: posix_openpt returned a valid, owned descriptor; we take over ownership.
-    let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
+    let master = OwnedFd::from(master);
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
     // SAFETY: TIOCGPTPEER takes the open flags as an integer and returns a new descriptor.
     let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };

@@ -173,6 +173,16 @@ pub(crate) fn attach_beneath(tree: &OwnedFd, root: &OwnedFd, path: &Path) -> Res
 /// An `O_PATH` descriptor of `path` (relative to `dir`, or absolute with none), resolved
 /// by `openat2` beneath `dir` without following any symlink.
 pub(crate) fn open_path(dir: Option<&OwnedFd>, path: &Path) -> Result<OwnedFd, Errno> {
+    open_no_links(dir, path, libc::O_PATH | libc::O_CLOEXEC)
+}
+
+/// `path` opened with `flags` (relative to `dir`, or absolute with none), resolved by
+/// `openat2` beneath `dir` without following any symlink or magic link.
+pub(crate) fn open_no_links(
+    dir: Option<&OwnedFd>,
+    path: &Path,
+    flags: libc::c_int,
+) -> Result<OwnedFd, Errno> {
     #[repr(C)]
     struct OpenHow {
         flags: u64,
@@ -193,7 +203,7 @@ pub(crate) fn open_path(dir: Option<&OwnedFd>, path: &Path) -> Result<OwnedFd, E
     };
     let c_path = CString::new(relative.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        flags: flags as u64,
         mode: 0,
         resolve: RESOLVE_NO_SYMLINKS
             | RESOLVE_NO_MAGICLINKS
