@@ -141,6 +141,13 @@ impl LogWriter {
     /// file), and the length is published to it last.
     pub(crate) async fn append(&mut self, data: Bytes) {
         let in_log = self.stored.saturating_add(data.len() as u64) <= self.cap;
+        if !in_log && let Some(catching_up) = self.tap.catching_up() {
+            // Past the cap, a consumer detached earlier is still reading the log: what it
+            // missed would be lost for good, so it catches up first (and this chunk goes
+            // to it live). It never waits for the writer meanwhile: the log is complete up
+            // to here. (An error means: caught up or gone.)
+            let _ = catching_up.await;
+        }
         if let Some(consumer) = self.tap.hand_out(&data, in_log) {
             // Past the cap: the terminal gets it live or never. (Fails only when the
             // consumer is gone.)

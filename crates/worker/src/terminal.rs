@@ -19,20 +19,24 @@
 //!   Memory per job is the queue, however far behind the consumer is. Past the log's cap
 //!   the log cannot fill such a gap (a detached consumer would lose what it missed, the end
 //!   of a long burst included), so there the pump waits for room in the queue instead: the
-//!   job's output is paced by its terminal, as any terminal paces it.
+//!   job's output is paced by its terminal, as any terminal paces it. A consumer that was
+//!   detached before the cap and is still catching up from the log when the cap is crossed
+//!   is waited for too: the first chunk the log will not hold waits until that consumer
+//!   has read the log to its end and attached again (or is gone), then goes to it live.
 //! * One consumer at a time gets the live path; another one (while the first is alive)
 //!   simply follows the log, as an [`OutputReader`] does.
 //!
 //! Bytes the log does not store (beyond its cap, or lost to a failing disk) still reach a
-//! live consumer; a consumer that is in the log at that moment (detached before the cap
-//! was reached, and not caught up yet) cannot see them.
+//! live consumer, and one that is catching up past the cap (see above). Only a consumer
+//! that first attaches past the cap (a new reader of an old log) starts from what the log
+//! holds.
 
 use crate::CHUNK;
 use crate::output_log::{OutputReader, Polled};
 use bytes::{Bytes, BytesMut};
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Chunks (of at most [`CHUNK`](crate::CHUNK) bytes) a live consumer may have queued
 /// before the pump detaches it and it falls back to the log.
@@ -57,7 +61,15 @@ struct Consumer {
     behind: Arc<OnceLock<u64>>,
     /// The consumer attached during an append and waits for the seam.
     seam_pending: bool,
+    /// Closes when the consumer drops its [`CatchingUp`]: kept by the writer while the
+    /// consumer catches up from the log after being detached.
+    caught_up: oneshot::Receiver<()>,
 }
+
+/// Held by a consumer from its attachment until it has caught up from the log and attached
+/// again (or gave up, or is gone): past the log's cap the writer waits for it to be
+/// dropped. Nothing is ever sent on it.
+type CatchingUp = oneshot::Sender<()>;
 
 #[derive(Debug, Default)]
 struct TapState {
@@ -68,6 +80,9 @@ struct TapState {
     /// The writer is gone.
     closed: bool,
     consumer: Option<Consumer>,
+    /// A consumer detached while the log held everything, and catching up from it: closes
+    /// once it has attached again or is gone.
+    catching_up: Option<oneshot::Receiver<()>>,
 }
 
 /// Shared between a log's writer and its terminal consumer.
@@ -83,6 +98,7 @@ enum Attach {
         rx: mpsc::Receiver<Live>,
         behind: Arc<OnceLock<u64>>,
         seam: Option<u64>,
+        catching_up: CatchingUp,
     },
     /// The log has more than the consumer read: read on.
     NotCaughtUp,
@@ -129,7 +145,9 @@ impl Tap {
             Err(mpsc::error::TrySendError::Full(_)) if !in_log => Some(consumer.tx.clone()),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 let _ = consumer.behind.set(len);
-                state.consumer = None;
+                if let Some(detached) = state.consumer.take() {
+                    state.catching_up = Some(detached.caught_up);
+                }
                 None
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -156,11 +174,20 @@ impl Tap {
         }
     }
 
+    /// Writer, before an append the log will not hold in full (past its cap): a consumer
+    /// that was detached and is catching up from the log, to be waited for (until it has
+    /// attached again or is gone) before the chunk is handed out, since the log cannot fill
+    /// that gap later. Taken: asked again, it is `None`.
+    pub(crate) fn catching_up(&self) -> Option<oneshot::Receiver<()>> {
+        self.lock().catching_up.take()
+    }
+
     /// Writer: gone; the consumer's queue closes after what it holds.
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
         state.consumer = None;
+        state.catching_up = None;
     }
 
     /// Consumer: go live after having read the log up to `offset`.
@@ -178,12 +205,21 @@ impl Tap {
         };
         let (tx, rx) = mpsc::channel(LIVE_CHUNKS);
         let behind = Arc::new(OnceLock::new());
+        let (catching_up, caught_up) = oneshot::channel();
         state.consumer = Some(Consumer {
             tx,
             behind: Arc::clone(&behind),
             seam_pending: seam.is_none(),
+            caught_up,
         });
-        Attach::Live { rx, behind, seam }
+        // The consumer that was catching up (this one: there is one at a time) has.
+        state.catching_up = None;
+        Attach::Live {
+            rx,
+            behind,
+            seam,
+            catching_up,
+        }
     }
 }
 
@@ -194,6 +230,8 @@ struct Link {
     behind: Arc<OnceLock<u64>>,
     /// Where live chunks start; `None` until the writer has sent it.
     seam: Option<u64>,
+    /// Kept until this consumer has caught up again after being detached.
+    catching_up: CatchingUp,
 }
 
 /// A job's terminal output for its one live consumer: what the log holds, then live
@@ -204,6 +242,8 @@ pub struct TerminalReader {
     log: OutputReader,
     tap: Arc<Tap>,
     live: Option<Link>,
+    /// Detached and catching up from the log: the writer may wait for this to be dropped.
+    catching_up: Option<CatchingUp>,
 }
 
 /// `first` and what else is queued right now, as one chunk (stopping once it has
@@ -231,6 +271,7 @@ impl TerminalReader {
             log,
             tap,
             live: None,
+            catching_up: None,
         }
     }
 
@@ -257,9 +298,12 @@ impl TerminalReader {
                             // Detached: fell behind (continue from the log where the
                             // first missed chunk starts), or the writer is gone (the end).
                             let behind = link.behind.get().copied();
-                            self.live = None;
+                            let link = self.live.take();
                             match behind {
-                                Some(offset) => self.log.seek(offset),
+                                Some(offset) => {
+                                    self.log.seek(offset);
+                                    self.catching_up = link.map(|l| l.catching_up);
+                                }
                                 None => return Ok(None),
                             }
                         }
@@ -281,9 +325,25 @@ impl TerminalReader {
                 Polled::CaughtUp => {}
             }
             match self.tap.attach(self.log.offset()) {
-                Attach::Live { rx, behind, seam } => self.live = Some(Link { rx, behind, seam }),
+                Attach::Live {
+                    rx,
+                    behind,
+                    seam,
+                    catching_up,
+                } => {
+                    // Caught up: the writer need not wait for this consumer any more.
+                    self.catching_up = None;
+                    self.live = Some(Link {
+                        rx,
+                        behind,
+                        seam,
+                        catching_up,
+                    });
+                }
                 Attach::NotCaughtUp => {}
                 Attach::No => {
+                    // Following the log, never live: nothing to wait for.
+                    self.catching_up = None;
                     return self.log.next_chunk().await;
                 }
             }
@@ -380,6 +440,64 @@ mod tests {
         writer.await.unwrap();
         assert!(got == expected, "the consumer missed output past the cap");
         assert!(reader.is_live());
+    }
+
+    /// A consumer detached while the log still held everything, and still catching up from
+    /// it when the cap is crossed, is waited for: it reads the log to its end, goes live,
+    /// and gets the rest of the stream, its end included. (Before: the writer went on
+    /// without it, and everything printed past the cap while it caught up, a burst's last
+    /// line and prompt included, was lost to it; nobody waited on anything, the session's
+    /// screen just never showed them.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_consumer_catching_up_when_the_cap_is_crossed_loses_nothing() {
+        let chunks = LIVE_CHUNKS * 6;
+        let stream: Vec<Bytes> = (0..chunks).map(chunk).collect();
+        // The log holds the first 3 × LIVE_CHUNKS chunks (and part of the next): the
+        // consumer is detached long before the cap, and the rest is live only.
+        let in_log = LIVE_CHUNKS * 3;
+        let cap: usize =
+            "start ".len() + stream[..in_log].iter().map(Bytes::len).sum::<usize>() + 1;
+        let (_dir, mut w, log) = log(cap as u64);
+        let mut reader = log.terminal();
+        assert!(pass(&mut reader, &mut w, b"start ").await == "start ");
+        assert!(reader.is_live());
+        let expected: Vec<u8> = stream.iter().flat_map(|c| c.to_vec()).collect();
+        let tap = Arc::clone(&w.tap);
+        let appended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writer = {
+            let appended = Arc::clone(&appended);
+            tokio::spawn(async move {
+                for c in stream {
+                    w.append(c).await;
+                    appended.fetch_add(1, std::sync::atomic::Ordering::Release);
+                }
+            })
+        };
+        // The consumer reads nothing until the writer has reached the cap, and then until
+        // it has passed it or stays there (waiting for the consumer) for many yields.
+        while appended.load(std::sync::atomic::Ordering::Acquire) < in_log {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10_000 {
+            if appended.load(std::sync::atomic::Ordering::Acquire) > in_log + 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        {
+            let state = tap.lock();
+            assert!(
+                state.consumer.is_none(),
+                "the consumer fell behind in the log"
+            );
+        }
+        let got = read_all(&mut reader).await;
+        writer.await.unwrap();
+        assert!(
+            got == expected,
+            "the consumer missed {} bytes past the cap",
+            expected.len().saturating_sub(got.len())
+        );
     }
 
     /// A consumer that attaches while an append is between handing out its chunk and
