@@ -198,8 +198,20 @@ fn starting_a_job_without_root_says_what_is_missing() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let test_exe = dir.path().join("bad_input");
     let init = dir.path().join("tandem-init");
-    std::fs::copy(std::env::current_exe().unwrap(), &test_exe).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_tandem-init"), &init).unwrap();
+    // Copied by `cp`, not by this process: a descriptor open for writing here would be
+    // inherited by a process another test forks at that moment, and the exec below would
+    // fail with ETXTBSY ("text file busy") while that child holds it.
+    for (from, to) in [
+        (std::env::current_exe().unwrap(), &test_exe),
+        (env!("CARGO_BIN_EXE_tandem-init").into(), &init),
+    ] {
+        let copied = std::process::Command::new("cp")
+            .arg(&from)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(copied.success(), "cp {from:?} {to:?}");
+    }
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
