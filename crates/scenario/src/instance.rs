@@ -58,6 +58,11 @@ pub enum ScenarioError {
     Internal(String),
 }
 
+/// Most output kept in the log of a candidate's shell job (the session's recording is
+/// the record of the terminal; a shell that prints a flood and exits, again and again,
+/// must not fill the state disk 64 MiB at a time).
+pub const SHELL_OUTPUT_CAP: u64 = 4 << 20;
+
 /// Where an instance is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstanceState {
@@ -386,6 +391,9 @@ impl Instances {
             .pty(size);
         shell.env = self.env(task);
         shell.env.insert("TERM".into(), "xterm-256color".into());
+        // The session's recording keeps the terminal; each shell the candidate ends and
+        // gets again is a new job with a log of its own on the state disk.
+        shell.output_cap = Some(SHELL_OUTPUT_CAP);
         if task.user != "root" {
             shell.env.remove("HOME");
             shell.user = Some(task.user.clone());

@@ -17,6 +17,8 @@ pub use tandem_task as task;
 pub use tandem_task::units;
 
 pub use catalog::Catalog;
-pub use instance::{CheckOutcome, CheckResult, Instance, InstanceState, Instances, ScenarioError};
+pub use instance::{
+    CheckOutcome, CheckResult, Instance, InstanceState, Instances, SHELL_OUTPUT_CAP, ScenarioError,
+};
 pub use pool::{PoolStatus, WarmPools, WarmSettings};
 pub use task::{Diagnostic, Difficulty, Task};

@@ -80,8 +80,13 @@ async fn setup_shell_and_checks_share_one_sandbox() {
     assert_eq!(result.outcome, CheckOutcome::Failed);
     assert_eq!(result.output, "config says broken\n");
 
-    // The candidate's shell: a terminal job in the same sandbox, as the task's user.
+    // The candidate's shell: a terminal job in the same sandbox, as the task's user; its
+    // log keeps little (the session's recording is the record).
     let shell = instance.shell().unwrap();
+    assert_eq!(
+        s.manager.info(shell).unwrap().spec.output_cap,
+        Some(tandem_scenario::SHELL_OUTPUT_CAP)
+    );
     s.manager
         .write_input(shell, b"id -un; cat /etc/app.readme; echo\n")
         .await

@@ -187,11 +187,15 @@ impl JobManager {
         ids: Option<IdLease>,
     ) -> Result<(), JobError> {
         let config = &self.inner.config;
-        let cap = if spec.pristine {
-            config.output_cap.min(CHECK_OUTPUT_CAP)
+        let check_cap = if spec.pristine {
+            CHECK_OUTPUT_CAP
         } else {
-            config.output_cap
+            u64::MAX
         };
+        let cap = config
+            .output_cap
+            .min(spec.output_cap.unwrap_or(u64::MAX))
+            .min(check_cap);
         let (writer, log) = output_log::create(&dir.join("output.log"), cap)
             .map_err(JobError::io("create output log"))?;
         let plan = match (&parent, &ids) {

@@ -132,6 +132,9 @@ pub struct JobSpec {
     /// loader and interpreter configuration come from pristine read-only copies, its own
     /// writes go to a private layer, and it runs as a host uid the sandbox cannot trace.
     pub pristine: bool,
+    /// Most bytes of output the job's log keeps, when less than the manager's
+    /// [`output_cap`](crate::JobManagerConfig::output_cap) (which is the most any job keeps).
+    pub output_cap: Option<u64>,
 }
 
 /// Most bytes of [`JobSpec::files`] content in one spec (they travel to init in memory).

@@ -105,3 +105,28 @@ async fn output_beyond_the_cap_is_dropped_with_one_marker() {
     assert_eq!(status.output_bytes, out.len() as u64);
     assert_eq!(status.output_dropped_bytes, 3 * cap + 5 - cap);
 }
+
+/// A job may ask for a smaller cap than the manager's (a session's shell does), never a
+/// larger one.
+#[tokio::test]
+async fn a_job_may_keep_less_output_than_the_manager_never_more() {
+    let cap = 64 * 1024;
+    let (manager, _dir) = manager_with(|c| c.output_cap = cap);
+    for (asked, kept) in [(Some(4096), 4096), (Some(cap * 4), cap), (None, cap)] {
+        let mut spec = sh("head -c 300000 /dev/zero");
+        spec.output_cap = asked;
+        let id = manager.start(spec).await.unwrap();
+        let status = within(60, "wait", manager.wait(id)).await.unwrap();
+        assert_eq!(status.state, JobState::Exited { code: 0 });
+        let out = manager.output(id).unwrap().read_to_end().await.unwrap();
+        let tail = String::from_utf8_lossy(&out[kept as usize..]).into_owned();
+        assert_eq!(
+            tail,
+            format!(
+                "\r\n[tandem: output limit of {kept} bytes reached; further output is dropped]\r\n"
+            ),
+            "asked for {asked:?}"
+        );
+        assert_eq!(status.output_dropped_bytes, 300000 - kept);
+    }
+}
