@@ -223,11 +223,16 @@ async fn nothing_a_check_started_outlives_it() {
     let leave = |marker: &str| {
         format!(
             "(setsid {SLEEPER} {marker}-daemon >/dev/null 2>&1 &)\n\
-             (python3 -c 'import os,time; os.setresuid(0,0,0); time.sleep(1000)' {marker}-root \
-               >/dev/null 2>&1 &)\n\
+             (python3 -c 'import os,time; os.setresuid(0,0,0); \
+               open(\"/tmp/{marker}-uid\", \"w\").write(str(os.getresuid())); \
+               time.sleep(1000)' {marker}-root >/dev/null 2>&1 &)\n\
              ( ( (setsid {SLEEPER} {marker}-chain >/dev/null 2>&1 &) & ) & )\n\
-             while [ $(pgrep -f -c ' {marker}-(daemon|root|chain)$') -lt 3 ]; do sleep 0.05; done\n\
-             pgrep -f ' {marker}-root$' | xargs -I{{}} grep -E '^Uid' /proc/{{}}/status | cut -f2\n\
+             for i in $(seq 600); do \
+               [ -s /tmp/{marker}-uid ] && \
+               [ $(pgrep -f -c ' {marker}-(daemon|root|chain)$') -ge 3 ] && break; \
+               sleep 0.05; \
+             done\n\
+             cat /tmp/{marker}-uid; echo\n\
              echo left"
         )
     };
@@ -235,7 +240,10 @@ async fn nothing_a_check_started_outlives_it() {
     let plain = unique_marker("plain");
     let (state, text) = run_in(&manager, sandbox, sh(&leave(&plain))).await;
     assert_eq!(state, JobState::Exited { code: 0 }, "{text}");
-    assert_eq!(text, "0\nleft\n", "the uid changed to the sandbox's root");
+    assert_eq!(
+        text, "(0, 0, 0)\nleft\n",
+        "the uid changed to the sandbox's root"
+    );
     assert_eq!(left_by(&plain).len(), 3, "{text}");
 
     let marker = unique_marker("check");
@@ -247,7 +255,7 @@ async fn nothing_a_check_started_outlives_it() {
     .await;
     assert_eq!(state, JobState::Exited { code: 1 }, "{text}");
     assert_eq!(
-        text, "0\nleft\n",
+        text, "(0, 0, 0)\nleft\n",
         "the check's leftover took the sandbox's root uid"
     );
     assert_eq!(
