@@ -87,11 +87,7 @@ async fn wrong_logins_are_refused_and_the_session_goes_on() {
 async fn exec_sftp_and_forwarding_are_refused_and_the_session_goes_on() {
     let _serial = SERIAL.lock().await;
     let server = Server::start().await;
-    let (session, tokens) = server.session(None).await;
-    let mut cand = server.ssh(&tokens.candidate, 80, 24);
-    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
-    cand.expect("demo$ ").await;
-    ivy.expect("demo$ ").await;
+    let (session, tokens, mut cand, mut ivy) = server.candidate_and_interviewer().await;
 
     // A command instead of the shell.
     let (code, out) = ssh_once(
@@ -382,11 +378,7 @@ async fn absurd_window_changes_are_clamped() {
 async fn a_terminal_that_takes_no_input_does_not_freeze_the_typists_screen() {
     let _serial = SERIAL.lock().await;
     let server = Server::start().await;
-    let (_session, tokens) = server.session(None).await;
-    let mut cand = server.ssh(&tokens.candidate, 80, 24);
-    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
-    cand.expect("demo$ ").await;
-    ivy.expect("demo$ ").await;
+    let (_session, _, cand, mut ivy) = server.candidate_and_interviewer().await;
     cand.send("stty -echo -icanon; n=0; while :; do n=$((n+1)); echo tick-$n; sleep 0.2; done\r");
     ivy.skip_until("tick-3", Duration::from_secs(60)).await;
     // Far more than the tty's buffers (4 KiB line discipline, 64 KiB behind it) hold.

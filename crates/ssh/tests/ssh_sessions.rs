@@ -124,11 +124,7 @@ async fn a_stopped_client_does_not_delay_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ending_a_session_disconnects_everyone_and_keeps_the_recording() {
     let server = Server::start().await;
-    let (session, tokens) = server.session(None).await;
-    let mut cand = server.ssh(&tokens.candidate, 80, 24);
-    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
-    cand.expect("demo$ ").await;
-    ivy.expect("demo$ ").await;
+    let (session, tokens, mut cand, mut ivy) = server.candidate_and_interviewer().await;
     cand.send("echo recorded-$((40+2))\r");
     ivy.expect("recorded-42").await;
 
@@ -272,11 +268,7 @@ async fn a_registered_public_key_logs_in_with_the_session_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exiting_the_shell_starts_a_new_one_in_the_same_box() {
     let server = Server::start().await;
-    let (session, tokens) = server.session(None).await;
-    let mut cand = server.ssh(&tokens.candidate, 80, 24);
-    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
-    cand.expect("demo$ ").await;
-    ivy.expect("demo$ ").await;
+    let (session, _, mut cand, mut ivy) = server.candidate_and_interviewer().await;
     cand.send("echo kept > /tmp/state; exit\r");
     ivy.expect("the shell exited; here is a new one").await;
     cand.expect("the shell exited; here is a new one").await;
@@ -293,11 +285,7 @@ async fn exiting_the_shell_starts_a_new_one_in_the_same_box() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_dev_ptmx_does_not_take_the_next_shell_away() {
     let server = Server::start().await;
-    let (session, tokens) = server.session(None).await;
-    let mut cand = server.ssh(&tokens.candidate, 80, 24);
-    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
-    cand.expect("demo$ ").await;
-    ivy.expect("demo$ ").await;
+    let (session, _, cand, mut ivy) = server.candidate_and_interviewer().await;
     cand.send("ln -sfn /dev/null /dev/ptmx; exit\r");
     ivy.expect("the shell exited; here is a new one").await;
     ivy.clear();
@@ -313,11 +301,7 @@ async fn a_broken_dev_ptmx_does_not_take_the_next_shell_away() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_new_shell_waits_for_a_reset() {
     let server = Server::start().await;
-    let (session, tokens) = server.session(None).await;
-    let mut cand = server.ssh(&tokens.candidate, 80, 24);
-    let mut ivy = server.ssh(&tokens.interviewer, 80, 24);
-    cand.expect("demo$ ").await;
-    ivy.expect("demo$ ").await;
+    let (session, _, mut cand, mut ivy) = server.candidate_and_interviewer().await;
     cand.send("rm /bin; exit\r");
     for client in [&mut cand, &mut ivy] {
         client.expect("an interviewer can reset the box").await;

@@ -153,4 +153,17 @@ impl Server {
     pub fn ssh(&self, user: &str, cols: u16, rows: u16) -> SshClient {
         SshClient::spawn(self.port, user, cols, rows, &[])
     }
+
+    /// A new session with the candidate and an interviewer logged in over ssh (80×24),
+    /// both at the prompt.
+    pub async fn candidate_and_interviewer(
+        &self,
+    ) -> (Arc<tandem_session::Session>, Tokens, SshClient, SshClient) {
+        let (session, tokens) = self.session(None).await;
+        let mut cand = self.ssh(&tokens.candidate, 80, 24);
+        let mut ivy = self.ssh(&tokens.interviewer, 80, 24);
+        cand.expect("demo$ ").await;
+        ivy.expect("demo$ ").await;
+        (session, tokens, cand, ivy)
+    }
 }
